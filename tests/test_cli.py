@@ -1,0 +1,106 @@
+"""The headless CLI: a real tiny run, JSON output, eval, list, and bad arguments."""
+import json
+import os
+import pickle
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+from vae.cli import main
+
+TINY = ["--dataset", "shapes", "--epochs", "1", "--train-limit", "256", "--batch-size", "64", "--hidden", "32",
+        "--quiet", "--device", "cpu"]
+
+
+def _last_json(out: str) -> dict:
+    return json.loads(out.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("VAE_DATA_DIR", str(tmp_path / "data"))
+    return tmp_path / "data"
+
+
+def test_train_json_eval_and_list(tmp_path, data_dir, capsys):
+    out = tmp_path / "tiny.pt"
+    assert main(["train", *TINY, "--out", str(out), "--json"]) == 0
+    result = _last_json(capsys.readouterr().out)
+    for key in ("dataset", "latent_dim", "epochs", "test_elbo", "test_recon", "test_kl", "samples_per_sec", "train_seconds"):
+        assert key in result, key
+    assert result["dataset"] == "shapes" and result["epochs"] == 1 and result["samples_per_sec"] > 0
+    assert out.exists()
+
+    assert main(["eval", str(out), "--iw-samples", "5", "--limit", "200", "--json"]) == 0
+    ev = _last_json(capsys.readouterr().out)
+    assert ev["iw_ll"] is not None and ev["iw_ll"] >= -ev["test_elbo"] - 1.0
+    assert ev["test_images"] == 200
+
+    assert main(["list", str(tmp_path), "--json"]) == 0
+    listed = _last_json(capsys.readouterr().out)
+    assert [c["name"] for c in listed["checkpoints"]] == ["tiny"]
+
+
+def test_resume_continues_history(tmp_path, data_dir, capsys):
+    out = tmp_path / "r.pt"
+    assert main(["train", *TINY, "--out", str(out)]) == 0
+    assert main(["train", "--resume", str(out), "--epochs", "2", "--quiet", "--json"]) == 0
+    result = _last_json(capsys.readouterr().out)
+    assert result["epochs"] == 2 and result["checkpoint"] == str(out)
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["train", "--latent-dim", "0"], "Latent dim"),
+        (["train", "--latent-dim", "two"], "Latent dim"),
+        (["train", "--epochs", "-3"], "Epochs"),
+        (["train", "--lr", "10"], "Learning rate"),
+        (["train", "--lr", "nan"], "Learning rate"),
+        (["train", "--batch-size", "0"], "Batch size"),
+        (["train", "--hidden", "512,abc"], "Hidden sizes"),
+        (["train", "--arch", "transformer"], "Architecture"),
+        (["train", "--dataset", "cifar"], "Dataset"),
+        (["train", "--beta", "-1"], "Beta"),
+        (["train", "--bogus"], "unrecognized"),
+        (["eval"], "required"),
+        (["eval", "/nonexistent/model.pt"], "could not be read"),
+        (["frobnicate"], "invalid choice"),
+        ([], "required"),
+    ],
+)
+def test_bad_arguments_exit_2_with_a_message(argv, words, capsys, data_dir):
+    with pytest.raises(SystemExit) as info:
+        code = main(argv)
+        raise SystemExit(code)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert words in err and "Traceback" not in err
+
+
+def test_missing_dataset_names_folder_and_exits_2(tmp_path, capsys):
+    assert main(["train", "--dataset", "mnist", "--data-dir", str(tmp_path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert str(tmp_path) in err and "shapes" in err
+
+
+def test_malicious_checkpoint_passed_to_eval_is_refused(tmp_path, capsys):
+    marker = tmp_path / "PWNED"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    evil = tmp_path / "evil.pt"
+    evil.write_bytes(pickle.dumps(Payload()))
+    assert main(["eval", str(evil)]) == 2
+    assert "refused" in capsys.readouterr().err
+    assert not marker.exists()
+
+
+def test_python_dash_m_entry_point_runs(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "vae", "list", str(tmp_path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "No checkpoints" in proc.stdout

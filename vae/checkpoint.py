@@ -1,0 +1,340 @@
+"""Checkpoints a user can trust: a plain dict written atomically, read back with
+`torch.load(weights_only=True)` and checked key by key, so no file can run code and any
+fault is one readable sentence in a CheckpointError."""
+from __future__ import annotations
+
+import io
+import math
+import os
+import pickle
+import re
+import tempfile
+import warnings
+import zipfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import torch
+
+from .config import ConfigError, ModelConfig, TrainConfig
+from .model import VAE
+
+FORMAT = "latent-explorer-checkpoint"
+FORMAT_VERSION = 1
+MAX_CHECKPOINT_BYTES = 100 * 1024 * 1024  # far above any model this app trains; refuses giant uploads
+MAX_HISTORY = 200_000
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+REQUIRED_KEYS = ("format", "format_version", "model_config", "state_dict", "dataset", "class_names", "history")
+
+
+class CheckpointError(Exception):
+    """A checkpoint could not be saved or loaded; the message is one sentence for a person."""
+
+
+@dataclass
+class Checkpoint:
+    """A validated checkpoint: the model, ready in eval mode on the CPU, and its metadata."""
+
+    model: VAE
+    model_config: ModelConfig
+    train_config: TrainConfig | None
+    dataset: str
+    class_names: list[str]
+    history: list[dict]
+    test_metrics: dict[str, float]
+    epoch: int = 0
+    step: int = 0
+    created: str = ""
+    notes: str = ""
+    path: str = ""
+    optimizer_state: dict | None = None
+    rng_state: torch.Tensor | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return Path(self.path).stem if self.path else "uploaded model"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def build_payload(
+    model: VAE,
+    *,
+    train_config: TrainConfig | None,
+    dataset: str,
+    class_names: list[str],
+    history: list[dict],
+    test_metrics: dict[str, float] | None = None,
+    epoch: int = 0,
+    step: int = 0,
+    notes: str = "",
+    optimizer_state: dict | None = None,
+    rng_state: torch.Tensor | None = None,
+    extras: dict[str, Any] | None = None,
+) -> dict:
+    """The plain dict stored on disk: only str, numbers, lists, dicts and tensors."""
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model_config": model.config.to_dict(),
+        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "train_config": None if train_config is None else train_config.to_dict(),
+        "dataset": dataset,
+        "class_names": list(class_names),
+        "history": [dict(r) for r in history],
+        "test_metrics": dict(test_metrics or {}),
+        "epoch": int(epoch),
+        "step": int(step),
+        "created": _now(),
+        "notes": notes,
+        "extras": dict(extras or {}),
+    }
+    if optimizer_state is not None:
+        payload["optimizer_state"] = optimizer_state
+    if rng_state is not None:
+        payload["rng_state"] = rng_state
+    return payload
+
+
+def save(payload: dict, path: str | os.PathLike) -> Path:
+    """Writes atomically: a temp file in the same folder, fsync, then os.replace."""
+    path = Path(path)
+    tmp_name = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_name, path)
+        return path
+    except OSError as e:
+        if tmp_name and os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+        reason = e.strerror or str(e)
+        raise CheckpointError(
+            f"Could not save the checkpoint to {path} ({reason}); free some disk space or pick a folder you can write to."
+        ) from e
+
+
+def load(source: str | os.PathLike | bytes | BinaryIO, label: str | None = None) -> Checkpoint:
+    """Reads and validates a checkpoint from a path, bytes or a binary file object."""
+    label = label or (Path(source).name if isinstance(source, (str, os.PathLike)) else "The uploaded file")
+    raw = _read_raw(source, label)
+    payload = _unpickle_safely(raw, label)
+    ckpt = _validate(payload, label)
+    if isinstance(source, (str, os.PathLike)):
+        ckpt.path = str(source)
+    return ckpt
+
+
+def _read_raw(source, label: str) -> bytes:
+    try:
+        if isinstance(source, (str, os.PathLike)):
+            size = os.path.getsize(source)
+            if size > MAX_CHECKPOINT_BYTES:
+                raise CheckpointError(f"{label} is {size / 2**20:.0f} MB, over the {MAX_CHECKPOINT_BYTES // 2**20} MB limit for checkpoints.")
+            return Path(source).read_bytes()
+        raw = bytes(source) if isinstance(source, (bytes, bytearray, memoryview)) else source.read(MAX_CHECKPOINT_BYTES + 1)
+    except OSError as e:
+        raise CheckpointError(f"{label} could not be read ({e.strerror or e}); check that the file exists.") from e
+    if len(raw) > MAX_CHECKPOINT_BYTES:
+        raise CheckpointError(f"{label} is over the {MAX_CHECKPOINT_BYTES // 2**20} MB limit for checkpoints.")
+    return raw
+
+
+def _unpickle_safely(raw: bytes, label: str) -> Any:
+    if not raw:
+        raise CheckpointError(f"{label} is empty; choose a .pt checkpoint saved by Latent Explorer.")
+    try:
+        # weights_only=True: a restricted unpickler that builds tensors and plain containers
+        # only, so a malicious pickle is refused before any of its code can run.
+        with warnings.catch_warnings():  # a foreign pickle protocol warns before it is refused
+            warnings.simplefilter("ignore")
+            return torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "weights only" in str(e).lower() or "unsupported global" in str(e).lower():
+            raise CheckpointError(
+                f"{label} was refused because it asks to run code or build objects a checkpoint never contains; "
+                "only load checkpoints saved by Latent Explorer."
+            ) from None
+        raise CheckpointError(f"{label} is corrupt or truncated and cannot be read; save or download it again.") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError, TypeError,
+            IndexError, AttributeError, UnicodeDecodeError, MemoryError, OverflowError) as e:
+        raise CheckpointError(f"{label} is corrupt, truncated or not a PyTorch checkpoint; save or download it again.") from None
+
+
+def _validate(payload: Any, label: str) -> Checkpoint:
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{label} is a PyTorch file but not a Latent Explorer checkpoint; train or export one with this app.")
+    missing = [k for k in REQUIRED_KEYS if k not in payload]
+    if missing:
+        raise CheckpointError(f"{label} is missing the {missing[0]!r} entry; it may be damaged or from another tool.")
+    version = payload["format_version"]
+    if not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
+        raise CheckpointError(f"{label} has format version {version!r}, which this version of the app cannot read; update the app.")
+    try:
+        model_cfg = ModelConfig.from_dict(payload["model_config"])
+        train_cfg = None if payload.get("train_config") is None else TrainConfig.from_dict(payload["train_config"])
+    except (ConfigError, TypeError) as e:
+        raise CheckpointError(f"{label} has settings this app cannot use: {e}") from None
+    model = _model_from_state(model_cfg, payload["state_dict"], label)
+    return Checkpoint(
+        model=model,
+        model_config=model_cfg,
+        train_config=train_cfg,
+        dataset=_check_str(payload["dataset"], "dataset", label),
+        class_names=_check_str_list(payload["class_names"], label),
+        history=_check_history(payload["history"], label),
+        test_metrics=_check_metrics(payload.get("test_metrics", {}), label),
+        epoch=_check_count(payload.get("epoch", 0), "epoch", label),
+        step=_check_count(payload.get("step", 0), "step", label),
+        created=_check_str(payload.get("created", ""), "created", label),
+        notes=_check_str(payload.get("notes", ""), "notes", label),
+        optimizer_state=payload.get("optimizer_state") if isinstance(payload.get("optimizer_state"), dict) else None,
+        rng_state=payload.get("rng_state") if isinstance(payload.get("rng_state"), torch.Tensor) else None,
+        extras=payload.get("extras") if isinstance(payload.get("extras"), dict) else {},
+    )
+
+
+def _model_from_state(model_cfg: ModelConfig, state: Any, label: str) -> VAE:
+    model = VAE(model_cfg)
+    expected = model.state_dict()
+    if not isinstance(state, dict) or set(state) != set(expected):
+        raise CheckpointError(f"{label} holds weights for a different architecture than its settings describe; it cannot be loaded.")
+    for key, ref in expected.items():
+        t = state[key]
+        if not isinstance(t, torch.Tensor) or t.shape != ref.shape or t.dtype != ref.dtype:
+            raise CheckpointError(f"{label} has a weight {key!r} of the wrong shape or type for its architecture; it cannot be loaded.")
+        if not torch.isfinite(t).all():
+            raise CheckpointError(f"{label} has NaN or infinite values in {key!r}; the training that wrote it had diverged.")
+    model.load_state_dict(state)
+    return model.eval()
+
+
+def _check_str(value: Any, key: str, label: str) -> str:
+    if not isinstance(value, str) or len(value) > 10_000:
+        raise CheckpointError(f"{label} has an invalid {key!r} entry; it may be damaged.")
+    return value
+
+
+def _check_count(value: Any, key: str, label: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise CheckpointError(f"{label} has an invalid {key!r} entry; it may be damaged.")
+    return value
+
+
+def _check_str_list(value: Any, label: str) -> list[str]:
+    if not isinstance(value, list) or len(value) > 1000 or not all(isinstance(v, str) and len(v) < 200 for v in value):
+        raise CheckpointError(f"{label} has an invalid list of class names; it may be damaged.")
+    return list(value)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _check_metrics(value: Any, label: str) -> dict[str, float]:
+    if not isinstance(value, dict) or not all(isinstance(k, str) and _is_number(v) for k, v in value.items()):
+        raise CheckpointError(f"{label} has invalid test metrics; it may be damaged.")
+    return {k: float(v) for k, v in value.items()}
+
+
+def _check_history(value: Any, label: str) -> list[dict]:
+    if not isinstance(value, list) or len(value) > MAX_HISTORY:
+        raise CheckpointError(f"{label} has an invalid training history; it may be damaged.")
+    for record in value:
+        if not isinstance(record, dict) or not all(
+            isinstance(k, str) and (_is_number(v) or isinstance(v, str)) for k, v in record.items()
+        ):
+            raise CheckpointError(f"{label} has an invalid training history record; it may be damaged.")
+    return value
+
+
+# ---- names and listing -------------------------------------------------------------
+
+def checkpoint_path(name: str, directory: str | os.PathLike, overwrite: bool = False) -> Path:
+    """checkpoints/<name>.pt for a user-given name, refusing anything that could escape the folder."""
+    stem = name.strip()
+    if stem.lower().endswith(".pt"):
+        stem = stem[:-3]
+    if not NAME_PATTERN.match(stem):
+        raise CheckpointError(
+            "Use a checkpoint name of 1-64 letters, digits, '-' or '_' that starts with a letter or digit, like mnist-2d."
+        )
+    directory = Path(directory).resolve()
+    path = (directory / f"{stem}.pt").resolve()
+    if path.parent != directory:  # belt and braces: the pattern already forbids separators and dots
+        raise CheckpointError("That checkpoint name points outside the checkpoints folder; choose a plain name.")
+    if path.exists() and not overwrite:
+        raise CheckpointError(f"A checkpoint named {stem!r} already exists; choose another name or delete the old one.")
+    return path
+
+
+def unique_checkpoint_path(base: str, directory: str | os.PathLike) -> Path:
+    """A free checkpoints/<base>[-N].pt, never overwriting an existing file."""
+    directory = Path(directory)
+    for i in range(1, 10_000):
+        stem = base if i == 1 else f"{base}-{i}"
+        candidate = directory / f"{stem}.pt"
+        if not candidate.exists():
+            return checkpoint_path(stem, directory)
+    raise CheckpointError(f"Too many checkpoints named {base!r}; delete some old ones from {directory}.")
+
+
+@dataclass
+class CheckpointInfo:
+    path: str
+    name: str
+    dataset: str = ""
+    latent_dim: int = 0
+    arch: str = ""
+    epochs: int = 0
+    test_elbo: float = math.nan
+    created: str = ""
+    notes: str = ""
+    error: str = ""  # set when the file could not be read; the other fields are then empty
+
+
+def describe(ckpt: Checkpoint) -> CheckpointInfo:
+    return CheckpointInfo(
+        path=ckpt.path,
+        name=ckpt.name,
+        dataset=ckpt.dataset,
+        latent_dim=ckpt.model_config.latent_dim,
+        arch=ckpt.model_config.arch,
+        epochs=ckpt.epoch,
+        test_elbo=ckpt.test_metrics.get("elbo", math.nan),
+        created=ckpt.created,
+        notes=ckpt.notes,
+    )
+
+
+_info_cache: dict[tuple[str, int, int], CheckpointInfo] = {}
+
+
+def list_checkpoints(directory: str | os.PathLike) -> list[CheckpointInfo]:
+    """Metadata of every *.pt in directory, newest first; unreadable files carry an error."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    infos = []
+    for path in directory.glob("*.pt"):
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        key = (str(path), stat.st_mtime_ns, stat.st_size)
+        if key not in _info_cache:
+            try:
+                _info_cache[key] = describe(load(path))
+            except CheckpointError as e:
+                _info_cache[key] = CheckpointInfo(path=str(path), name=path.stem, error=str(e))
+        infos.append(_info_cache[key])
+    return sorted(infos, key=lambda i: (i.created, i.name), reverse=True)

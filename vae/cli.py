@@ -1,0 +1,251 @@
+"""Headless command line: `python -m vae train | eval | list`.
+
+With --json the last line of stdout is exactly one JSON object; progress goes to stderr.
+User mistakes (bad settings, unreadable checkpoints, missing data) exit 2 with one sentence.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from . import checkpoint as ckpt_io
+from .config import ConfigError, ModelConfig, TrainConfig, parse_hidden
+from .data import DATASET_NAMES, DatasetUnavailable, load_dataset
+from .loss import iw_log_likelihood
+from .train import Trainer, TrainingDiverged, evaluate_model
+
+DEFAULT_CHECKPOINT_DIR = Path("checkpoints")
+
+
+class UsageError(Exception):
+    """A user mistake: printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse's own errors: usage + one line, exit 2
+        self.print_usage(sys.stderr)
+        self.exit(2, f"error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m vae", description="Train, evaluate and list Latent Explorer VAEs.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    t = sub.add_parser("train", help="train a VAE and save a checkpoint")
+    t.add_argument("--dataset", default="mnist", help=f"one of {', '.join(DATASET_NAMES)}")
+    t.add_argument("--data-dir", default=None, help="folder with torchvision datasets (else $VAE_DATA_DIR, else ./data)")
+    t.add_argument("--download", action="store_true", help="let torchvision download missing files")
+    t.add_argument("--latent-dim", default="2")
+    t.add_argument("--arch", default="mlp", help="mlp or conv")
+    t.add_argument("--hidden", default="512,256", help="hidden layer sizes, comma separated")
+    t.add_argument("--likelihood", default="bernoulli", help="bernoulli or gaussian")
+    t.add_argument("--epochs", default="10")
+    t.add_argument("--batch-size", default="128")
+    t.add_argument("--lr", default="1e-3")
+    t.add_argument("--beta", default="1")
+    t.add_argument("--warmup", default="0", help="epochs over which beta rises linearly from 0")
+    t.add_argument("--recon-weight", default="1", help="weight of the reconstruction term (0: KL only)")
+    t.add_argument("--binarize", action="store_true", help="dynamic binarization of the pixels")
+    t.add_argument("--seed", default="0")
+    t.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    t.add_argument("--train-limit", default=None, help="use only the first N training images")
+    t.add_argument("--out", default=None, help="checkpoint path (default checkpoints/<dataset>-<dim>d.pt, never overwriting)")
+    t.add_argument("--resume", default=None, help="continue training from this checkpoint")
+    t.add_argument("--notes", default="", help="a line stored in the checkpoint, e.g. where the data came from")
+    t.add_argument("--slim", action="store_true", help="leave the optimizer state out of the final checkpoint")
+    t.add_argument("--json", action="store_true", help="print one JSON object as the last line of stdout")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    e = sub.add_parser("eval", help="evaluate a checkpoint on its dataset's test split")
+    e.add_argument("path")
+    e.add_argument("--data-dir", default=None)
+    e.add_argument("--iw-samples", default="0", help="k for the importance-weighted log-likelihood (0: skip)")
+    e.add_argument("--limit", default=None, help="evaluate only the first N test images")
+    e.add_argument("--json", action="store_true")
+
+    ls = sub.add_parser("list", help="list the checkpoints in a folder")
+    ls.add_argument("directory", nargs="?", default=str(DEFAULT_CHECKPOINT_DIR))
+    ls.add_argument("--json", action="store_true")
+    return parser
+
+
+def _int_arg(name: str, value: str | None, lo: int, hi: int) -> int | None:
+    if value is None:
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        raise UsageError(f"{name} must be a whole number, not {value!r}.") from None
+    if not lo <= n <= hi:
+        raise UsageError(f"{name} must be from {lo} to {hi}; you gave {n}.")
+    return n
+
+
+def configs_from_args(args) -> tuple[ModelConfig, TrainConfig]:
+    """Builds and validates both configs; ConfigError carries the readable message."""
+    model_cfg = ModelConfig(
+        arch=args.arch, latent_dim=args.latent_dim, hidden=parse_hidden(args.hidden), likelihood=args.likelihood
+    ).validate()
+    train_cfg = TrainConfig(
+        dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, beta=args.beta,
+        warmup_epochs=args.warmup, recon_weight=args.recon_weight, seed=args.seed, device=args.device,
+        binarize=args.binarize, train_limit=_int_arg("--train-limit", args.train_limit, 1, 10**7),
+        data_dir=args.data_dir,
+    ).validate()
+    return model_cfg, train_cfg
+
+
+class ProgressBar:
+    """One stderr line redrawn in place: epoch, bar, recon, KL, samples/s."""
+
+    def __init__(self, total_steps: int, enabled: bool):
+        self.total, self.enabled = max(total_steps, 1), enabled
+        self.redraw = enabled and sys.stderr.isatty()  # a log file gets only the per-epoch lines
+
+    def on_step(self, trainer: Trainer, record: dict) -> None:
+        if not self.redraw:
+            return
+        frac = min(trainer.step / self.total, 1.0)
+        bar = "#" * int(frac * 24) + "." * (24 - int(frac * 24))
+        sys.stderr.write(
+            f"\repoch {trainer.epoch + 1}/{trainer.cfg.epochs} [{bar}] recon {record['recon']:7.2f}  "
+            f"KL {record['kl']:6.2f}  {record['samples_per_sec']:8,.0f} samples/s"
+        )
+        sys.stderr.flush()
+
+    def on_epoch_end(self, trainer: Trainer, record: dict) -> None:
+        if self.enabled:
+            test = f"  test -ELBO {record['test_elbo']:.2f}" if "test_elbo" in record else ""
+            sys.stderr.write(
+                f"\repoch {record['epoch']}/{trainer.cfg.epochs} done in {record['seconds']:.1f}s: "
+                f"recon {record['train_recon']:.2f} KL {record['train_kl']:.2f}{test}{' ' * 20}\n"
+            )
+
+
+def _output_path(args, train_cfg: TrainConfig, model_cfg: ModelConfig) -> Path:
+    if args.out:
+        return Path(args.out)
+    if args.resume:
+        return Path(args.resume)
+    return ckpt_io.unique_checkpoint_path(f"{train_cfg.dataset}-{model_cfg.latent_dim}d", DEFAULT_CHECKPOINT_DIR)
+
+
+def _prepare_trainer(args) -> tuple[Trainer, Path]:
+    resumed = ckpt_io.load(args.resume) if args.resume else None
+    if resumed is not None:
+        if resumed.train_config is None:
+            raise UsageError(f"{args.resume} has no training settings to resume from; train a new model instead.")
+        model_cfg = resumed.model_config
+        epochs = _int_arg("--epochs", args.epochs, 1, 1000)
+        train_cfg = TrainConfig(**{**resumed.train_config.to_dict(), "epochs": epochs, "data_dir": args.data_dir}).validate()
+    else:
+        model_cfg, train_cfg = configs_from_args(args)
+    train = load_dataset(train_cfg.dataset, "train", train_cfg.data_dir, download=args.download)
+    test = load_dataset(train_cfg.dataset, "test", train_cfg.data_dir, download=args.download)
+    trainer = Trainer(model_cfg, train_cfg, train, test)
+    if resumed is not None:
+        trainer.restore(resumed)
+    return trainer, _output_path(args, train_cfg, model_cfg)
+
+
+def cmd_train(args) -> dict:
+    trainer, out = _prepare_trainer(args)
+    notes = args.notes or trainer.train_data.source
+    bar = ProgressBar(trainer.steps_per_epoch * trainer.cfg.epochs, enabled=not args.quiet)
+    trainer.add_callback("on_step", bar.on_step)
+    trainer.add_callback("on_epoch_end", bar.on_epoch_end)
+    # Autosave after every epoch, atomically: a crash loses at most one epoch.
+    trainer.add_callback("on_epoch_end", lambda tr, rec: ckpt_io.save(tr.checkpoint_payload(notes=notes), out))
+    try:
+        trainer.run()
+    except KeyboardInterrupt:
+        ckpt_io.save(trainer.checkpoint_payload(notes=notes), out)
+        raise
+    ckpt_io.save(trainer.checkpoint_payload(include_optimizer=not args.slim, notes=notes), out)
+    test = trainer.latest_test_metrics()
+    return {
+        "command": "train", "checkpoint": str(out), "dataset": trainer.cfg.dataset,
+        "latent_dim": trainer.model_cfg.latent_dim, "arch": trainer.model_cfg.arch,
+        "hidden": list(trainer.model_cfg.hidden), "epochs": trainer.epoch, "steps": trainer.step,
+        "test_elbo": test.get("elbo"), "test_recon": test.get("recon"), "test_kl": test.get("kl"),
+        "train_seconds": trainer.train_seconds,
+        "samples_per_sec": trainer.step and _samples_per_sec(trainer),
+        "device": str(trainer.device),
+    }
+
+
+def _samples_per_sec(trainer: Trainer) -> float:
+    epochs = [r for r in trainer.history if r["kind"] == "epoch"]
+    seconds = sum(r["seconds"] for r in epochs)
+    return len(trainer.x_train) * len(epochs) / seconds if seconds > 0 else math.nan
+
+
+def cmd_eval(args) -> dict:
+    ckpt = ckpt_io.load(args.path)
+    data_dir = args.data_dir or (ckpt.train_config.data_dir if ckpt.train_config else None)
+    test = load_dataset(ckpt.dataset, "test", data_dir)
+    limit = _int_arg("--limit", args.limit, 1, 10**7)
+    x = test.float_images()[:limit] if limit else test.float_images()
+    metrics = evaluate_model(ckpt.model, x)
+    k = _int_arg("--iw-samples", args.iw_samples, 0, 100_000)
+    iw = None
+    if k:
+        g = torch.Generator().manual_seed(0)
+        iw = float(torch.cat([iw_log_likelihood(ckpt.model, x[i:i + 500], k, g) for i in range(0, len(x), 500)]).mean())
+    return {
+        "command": "eval", "checkpoint": args.path, "dataset": ckpt.dataset,
+        "latent_dim": ckpt.model_config.latent_dim, "epochs": ckpt.epoch, "test_images": len(x),
+        "test_elbo": metrics["elbo"], "test_recon": metrics["recon"], "test_kl": metrics["kl"],
+        "iw_samples": k, "iw_ll": iw,
+    }
+
+
+def cmd_list(args) -> dict:
+    infos = ckpt_io.list_checkpoints(args.directory)
+    if not args.json:
+        for i in infos:
+            if i.error:
+                print(f"{i.name:28s}  unreadable: {i.error}")
+            else:
+                print(f"{i.name:28s}  {i.dataset:13s}  z={i.latent_dim:<3d} {i.arch:4s}  epochs={i.epochs:<4d} "
+                      f"test -ELBO={i.test_elbo:8.2f}  {i.created}")
+        if not infos:
+            print(f"No checkpoints in {args.directory}.")
+    return {"command": "list", "directory": args.directory, "checkpoints": [vars(i) for i in infos]}
+
+
+def _print_human(result: dict) -> None:
+    if result["command"] == "train":
+        print(f"Saved {result['checkpoint']}: test -ELBO {result['test_elbo']:.2f} nats "
+              f"(recon {result['test_recon']:.2f}, KL {result['test_kl']:.2f}) after {result['epochs']} epochs, "
+              f"{result['train_seconds']:.1f}s, {result['samples_per_sec']:,.0f} samples/s.")
+    elif result["command"] == "eval":
+        iw = f", IW log-likelihood ({result['iw_samples']} samples) {result['iw_ll']:.2f}" if result["iw_ll"] is not None else ""
+        print(f"{result['checkpoint']}: test -ELBO {result['test_elbo']:.2f} nats "
+              f"(recon {result['test_recon']:.2f}, KL {result['test_kl']:.2f}){iw}.")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result = {"train": cmd_train, "eval": cmd_eval, "list": cmd_list}[args.command](args)
+    except (ConfigError, UsageError, ckpt_io.CheckpointError, DatasetUnavailable) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except TrainingDiverged as e:
+        print(f"error: training failed: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ninterrupted; the last epoch's checkpoint was kept.", file=sys.stderr)
+        return 130
+    if args.json:
+        print(json.dumps(result, default=str))
+    else:
+        _print_human(result)
+    return 0

@@ -1,0 +1,147 @@
+"""Pure functions over a model's latent space: encode a dataset, decode a grid in one
+forward pass, tile it, interpolate, prior contours, PCA. Pages call these; they hold no state."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .loss import kl_per_dim
+from .model import VAE
+
+ENCODE_BATCH = 2048
+
+
+@torch.no_grad()
+def encode_dataset(model: VAE, x: torch.Tensor, batch_size: int = ENCODE_BATCH) -> tuple[np.ndarray, np.ndarray]:
+    """x: (N, 1, 28, 28) float in [0, 1] -> posterior mu, logvar as float32 arrays (N, D)."""
+    device = next(model.parameters()).device
+    mus, logvars = [], []
+    for start in range(0, len(x), batch_size):
+        mu, logvar = model.encode(x[start:start + batch_size].to(device))
+        mus.append(mu.cpu())
+        logvars.append(logvar.cpu())
+    if not mus:
+        d = model.config.latent_dim
+        return np.zeros((0, d), np.float32), np.zeros((0, d), np.float32)
+    return torch.cat(mus).numpy(), torch.cat(logvars).numpy()
+
+
+@torch.no_grad()
+def decode_codes(model: VAE, z: np.ndarray | torch.Tensor) -> np.ndarray:
+    """z: (B, D) -> decoded image means (B, 28, 28) float32 in [0, 1], one forward pass."""
+    device = next(model.parameters()).device
+    z = torch.as_tensor(np.asarray(z, dtype=np.float32), device=device)
+    return model.decode(z)[:, 0].cpu().numpy()
+
+
+@torch.no_grad()
+def reconstruct(model: VAE, x: torch.Tensor) -> np.ndarray:
+    """x: (B, 1, 28, 28) -> decode(mu(x)) as (B, 28, 28): the deterministic reconstruction."""
+    mu, _ = encode_dataset(model, x)
+    return decode_codes(model, mu)
+
+
+def grid_axis(n: int, radius: float = 3.0, spacing: str = "linear") -> np.ndarray:
+    """n latent values along one axis, ascending.
+
+    linear: evenly over [-radius, radius]. gaussian: inverse-CDF of evenly spaced
+    probabilities, so each cell holds equal prior mass (Kingma & Welling 2013, Fig. 4).
+    """
+    if n < 1:
+        raise ValueError("A grid needs at least one point per side.")
+    if spacing == "linear":
+        return np.linspace(-radius, radius, n, dtype=np.float32)
+    if spacing == "gaussian":
+        p = (np.arange(n, dtype=np.float64) + 0.5) / n  # cell centres in probability
+        return torch.special.ndtri(torch.from_numpy(p)).numpy().astype(np.float32)
+    raise ValueError(f"Unknown spacing {spacing!r}; use linear or gaussian.")
+
+
+def grid_codes(xs: np.ndarray, ys: np.ndarray, latent_dim: int, dims: tuple[int, int] = (0, 1),
+               base: np.ndarray | None = None) -> np.ndarray:
+    """(len(ys) * len(xs), D) codes, row-major with the top row at the largest y (as on a plot).
+
+    Dimensions other than `dims` are held at `base` (default 0).
+    """
+    base = np.zeros(latent_dim, np.float32) if base is None else np.asarray(base, np.float32)
+    gx, gy = np.meshgrid(xs, ys[::-1])  # (ny, nx) each; row 0 is the top of the picture
+    z = np.tile(base, (gx.size, 1))
+    z[:, dims[0]] = gx.ravel()
+    z[:, dims[1]] = gy.ravel()
+    return z
+
+
+def decode_grid(model: VAE, xs: np.ndarray, ys: np.ndarray, dims: tuple[int, int] = (0, 1),
+                base: np.ndarray | None = None) -> np.ndarray:
+    """(ny, nx, 28, 28) decoded images over the grid, in one batched forward pass."""
+    z = grid_codes(xs, ys, model.config.latent_dim, dims, base)
+    return decode_codes(model, z).reshape(len(ys), len(xs), 28, 28)
+
+
+def tile_images(images: np.ndarray) -> np.ndarray:
+    """(ny, nx, h, w) float in [0, 1] -> one (ny*h, nx*w) uint8 image."""
+    ny, nx, h, w = images.shape
+    tiled = images.transpose(0, 2, 1, 3).reshape(ny * h, nx * w)
+    return to_uint8(tiled)
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """float [0, 1] -> uint8 [0, 255], rounding."""
+    return np.clip(np.rint(np.asarray(image) * 255.0), 0, 255).astype(np.uint8)
+
+
+def upscale_nearest(image: np.ndarray, factor: int) -> np.ndarray:
+    """Blocky nearest-neighbour enlargement, so a 28x28 digit stays crisp on a projector."""
+    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
+
+
+def interpolate(z0: np.ndarray, z1: np.ndarray, steps: int) -> np.ndarray:
+    """(steps, D) points on the straight line from z0 to z1, both ends included."""
+    t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None]
+    return (1 - t) * np.asarray(z0, np.float32) + t * np.asarray(z1, np.float32)
+
+
+def prior_contour(n_sigma: float, n_points: int = 121) -> tuple[np.ndarray, np.ndarray]:
+    """The n-sigma contour of the 2-D standard normal prior: a circle of radius n_sigma."""
+    theta = np.linspace(0, 2 * np.pi, n_points)
+    return n_sigma * np.cos(theta), n_sigma * np.sin(theta)
+
+
+def pca_2d(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Projects codes (N, D) on their top two principal axes.
+
+    Returns (projected (N, 2), components (2, D), mean (D,), explained variance ratio (2,)).
+    The components are orthonormal, so the prior N(0, I) projects to N(0, I) in the plane.
+    """
+    mean = codes.mean(axis=0)
+    centred = codes - mean
+    _, s, vt = np.linalg.svd(centred, full_matrices=False)
+    components = vt[:2]
+    if components.shape[0] < 2:  # latent_dim 1: pad with a zero axis
+        components = np.vstack([components, np.zeros_like(components)])
+        s = np.append(s, 0.0)
+    var = s**2
+    ratio = var[:2] / var.sum() if var.sum() > 0 else np.zeros(2)
+    return (centred @ components.T).astype(np.float32), components, mean, ratio
+
+
+def project_codes(codes: np.ndarray, dims: tuple[int, int] | None) -> np.ndarray:
+    """(N, 2): two chosen latent dimensions, or the PCA plane when dims is None."""
+    if dims is None:
+        return pca_2d(codes)[0]
+    return codes[:, list(dims)]
+
+
+def kl_per_dimension(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
+    """(D,) mean KL(q(z_d|x) || N(0,1)) over the data, nats."""
+    return kl_per_dim(torch.from_numpy(mu), torch.from_numpy(logvar)).mean(0).numpy()
+
+
+def active_units(mu: np.ndarray, threshold: float = 0.01) -> np.ndarray:
+    """Boolean (D,): a dimension is active when Var_x[E_q(z|x)[z_d]] > threshold (Burda et al. 2015)."""
+    return mu.var(axis=0) > threshold
+
+
+def nearest_index(codes_2d: np.ndarray, point: tuple[float, float]) -> int:
+    """Index of the code nearest to a point in the plane."""
+    return int(np.argmin(((codes_2d - np.asarray(point, np.float32)) ** 2).sum(axis=1)))

@@ -1,0 +1,220 @@
+"""A trainer that knows no UI: it slices shuffled batches from in-memory tensors, steps
+Adam, and fires named events that callers subscribe to (the CLI's progress bar, the app's
+live charts, autosave)."""
+from __future__ import annotations
+
+import math
+import random
+import threading
+import time
+from collections import defaultdict
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .checkpoint import Checkpoint, build_payload
+from .config import ModelConfig, TrainConfig
+from .data import InMemoryDataset, batch_iterator
+from .loss import elbo_terms
+from .model import VAE, pick_device
+
+EVENTS = ("on_step", "on_epoch_end", "on_train_end")
+EVAL_BATCH = 1000
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the message says at which step and what to try."""
+
+
+def set_seed(seed: int) -> torch.Generator:
+    """Seeds python, numpy and torch together; returns a CPU generator for the trainer's own draws."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def beta_at(train_cfg: TrainConfig, epoch_progress: float) -> float:
+    """beta, rising linearly from 0 to train_cfg.beta over warmup_epochs (epoch_progress counts from 0)."""
+    if train_cfg.warmup_epochs <= 0:
+        return train_cfg.beta
+    return train_cfg.beta * min(1.0, epoch_progress / train_cfg.warmup_epochs)
+
+
+class Trainer:
+    def __init__(
+        self,
+        model_cfg: ModelConfig,
+        train_cfg: TrainConfig,
+        train_data: InMemoryDataset,
+        test_data: InMemoryDataset | None = None,
+        stop_event: threading.Event | None = None,
+    ):
+        self.model_cfg = model_cfg.validate()
+        self.cfg = train_cfg.validate()
+        self.device = pick_device(self.cfg.device)
+        self.generator = set_seed(self.cfg.seed)
+        self.model = VAE(self.model_cfg, generator=self.generator).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.cfg.lr)
+        if self.cfg.train_limit is not None:
+            train_data = train_data.subset(self.cfg.train_limit)
+        self.train_data, self.test_data = train_data, test_data
+        self.x_train = train_data.float_images().to(self.device)  # (N, 1, 28, 28) float32 in [0, 1]
+        self.x_test = None if test_data is None else test_data.float_images().to(self.device)
+        self.stop_event = stop_event or threading.Event()
+        self.callbacks: dict[str, list[Callable]] = defaultdict(list)
+        self.history: list[dict] = []
+        self.epoch = 0  # completed epochs
+        self.step = 0  # completed optimizer steps
+        self.train_seconds = 0.0
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return math.ceil(len(self.x_train) / self.cfg.batch_size)
+
+    def add_callback(self, event: str, fn: Callable) -> None:
+        if event not in EVENTS:
+            raise ValueError(f"Unknown event {event!r}; use one of {', '.join(EVENTS)}.")
+        self.callbacks[event].append(fn)
+
+    def _fire(self, event: str, record: dict | None = None) -> None:
+        for fn in self.callbacks[event]:
+            fn(self, record)
+
+    def _train_step(self, x: torch.Tensor, beta: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if self.cfg.binarize:
+            x = torch.bernoulli(x, generator=self.generator) if self.device.type == "cpu" else torch.bernoulli(x)
+        terms = elbo_terms(self.model, x, self.model(x, self._noise_generator()), beta, self.cfg.recon_weight)
+        loss = terms.total.mean()
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(
+                f"loss became {loss.item()} at step {self.step + 1}; try a smaller learning rate "
+                f"(now {self.cfg.lr:g})."
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return terms.recon.detach().sum(), terms.kl.detach().sum(), terms.total.detach().sum()
+
+    def _noise_generator(self) -> torch.Generator | None:
+        # The CPU generator keeps a CPU run repeatable; other devices draw from their own RNG.
+        return self.generator if self.device.type == "cpu" else None
+
+    def train_epoch(self) -> dict | None:
+        """One pass over the training set; returns the epoch record, or None if stopped early."""
+        self.model.train()
+        sums = torch.zeros(3, device=self.device)  # running (recon, kl, total) sums since the last log
+        count, t_log = 0, time.perf_counter()
+        epoch_sums, epoch_count, t_epoch = torch.zeros(3, device=self.device), 0, time.perf_counter()
+        for i, idx in enumerate(batch_iterator(len(self.x_train), self.cfg.batch_size, self.generator)):
+            if self.stop_event.is_set():
+                self.train_seconds += time.perf_counter() - t_epoch
+                return None
+            beta = beta_at(self.cfg, self.epoch + i / self.steps_per_epoch)
+            step_sums = torch.stack(self._train_step(self.x_train[idx.to(self.device)], beta))
+            sums += step_sums
+            epoch_sums += step_sums
+            count += len(idx)
+            epoch_count += len(idx)
+            self.step += 1
+            if self.step % self.cfg.log_every == 0 or i == self.steps_per_epoch - 1:
+                now = time.perf_counter()
+                self._log_step(sums / count, beta, count / max(now - t_log, 1e-9))
+                sums.zero_()
+                count, t_log = 0, now
+        self.train_seconds += time.perf_counter() - t_epoch
+        self.epoch += 1
+        return self._epoch_record(epoch_sums / epoch_count, time.perf_counter() - t_epoch, epoch_count)
+
+    def _log_step(self, means: torch.Tensor, beta: float, samples_per_sec: float) -> None:
+        recon, kl, total = means.tolist()
+        record = {
+            "kind": "step", "step": self.step, "epoch": self.step / self.steps_per_epoch,
+            "recon": recon, "kl": kl, "total": total, "beta": beta, "samples_per_sec": samples_per_sec,
+        }
+        self.history.append(record)
+        self._fire("on_step", record)
+
+    def _epoch_record(self, means: torch.Tensor, seconds: float, n: int) -> dict:
+        recon, kl, total = means.tolist()
+        record = {
+            "kind": "epoch", "epoch": self.epoch, "step": self.step,
+            "train_recon": recon, "train_kl": kl, "train_total": total,
+            "seconds": seconds, "samples_per_sec": n / max(seconds, 1e-9),
+        }
+        if self.x_test is not None:
+            record.update({f"test_{k}": v for k, v in self.evaluate(self.x_test).items()})
+        self.history.append(record)
+        return record
+
+    def latest_test_metrics(self) -> dict[str, float]:
+        """test_recon/kl/elbo of the last finished epoch, as {'recon', 'kl', 'elbo'}; {} before any."""
+        for record in reversed(self.history):
+            if record["kind"] == "epoch" and "test_elbo" in record:
+                return {k: record[f"test_{k}"] for k in ("recon", "kl", "elbo")}
+        return {}
+
+    def checkpoint_payload(self, include_optimizer: bool = True, notes: str = "", extras: dict | None = None) -> dict:
+        """Everything needed to reload the model, or to resume training exactly where it is."""
+        return build_payload(
+            self.model,
+            train_config=self.cfg,
+            dataset=self.cfg.dataset,
+            class_names=self.train_data.class_names,
+            history=self.history,
+            test_metrics=self.latest_test_metrics(),
+            epoch=self.epoch,
+            step=self.step,
+            notes=notes,
+            optimizer_state=self.optimizer.state_dict() if include_optimizer else None,
+            rng_state=self.generator.get_state() if include_optimizer else None,
+            extras=extras,
+        )
+
+    def restore(self, ckpt: Checkpoint) -> None:
+        """Continues from a checkpoint: weights, optimizer moments, counters, history and RNG."""
+        if ckpt.model_config != self.model_cfg:
+            raise ValueError("The checkpoint's architecture differs from this trainer's; resume with its own settings.")
+        self.model.load_state_dict(ckpt.model.state_dict())
+        if ckpt.optimizer_state is not None:
+            self.optimizer.load_state_dict(ckpt.optimizer_state)
+        if ckpt.rng_state is not None:
+            self.generator.set_state(ckpt.rng_state)
+        self.epoch, self.step = ckpt.epoch, ckpt.step
+        self.history = [dict(r) for r in ckpt.history]
+
+    @torch.no_grad()
+    def evaluate(self, x: torch.Tensor) -> dict:
+        """Mean recon, kl and elbo (negative ELBO, beta = 1) in nats per image over x, one z sample each."""
+        return evaluate_model(self.model, x)
+
+    def run(self) -> list[dict]:
+        """Trains for the configured epochs (or until stop_event); returns the history."""
+        try:
+            while self.epoch < self.cfg.epochs:
+                record = self.train_epoch()
+                if record is None:
+                    break
+                self._fire("on_epoch_end", record)
+        finally:
+            self.model.eval()
+        self._fire("on_train_end", None)
+        return self.history
+
+
+@torch.no_grad()
+def evaluate_model(model: VAE, x: torch.Tensor, batch_size: int = EVAL_BATCH, seed: int = 1234) -> dict:
+    """Mean test metrics in nats per image: recon, kl, and elbo = recon + kl (the negative ELBO)."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    g = torch.Generator(device=device).manual_seed(seed)  # fixed noise: the same model scores the same
+    sums = torch.zeros(2, device=device)
+    for start in range(0, len(x), batch_size):
+        xb = x[start:start + batch_size].to(device)
+        terms = elbo_terms(model, xb, model(xb, g))
+        sums += torch.stack([terms.recon.sum(), terms.kl.sum()])
+    model.train(was_training)
+    recon, kl = (sums / max(len(x), 1)).tolist()
+    return {"recon": recon, "kl": kl, "elbo": recon + kl}
