@@ -29,3 +29,25 @@ def tiny_cfg():
     return ModelConfig(arch="mlp", latent_dim=2, hidden=(32,)), TrainConfig(
         dataset="shapes", epochs=2, batch_size=16, lr=1e-3, seed=0, log_every=2, device="cpu"
     )
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _apptest_uses_navigation():
+    """Keeps AppTest in st.navigation mode across reruns.
+
+    AppTest resets PagesManager.uses_pages_directory to None before every run, and a folder
+    named pages/ then switches it to the legacy one-file-per-page mode, which runs a page
+    script without app.py. A real server resets it once, when app.py calls st.navigation
+    (pages/common.py also resets it on import). The subclass absorbs AppTest's reset.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+    from streamlit.testing.v1 import app_test
+
+    class _NavigationPages(PagesManager):
+        pass
+
+    original = app_test.PagesManager
+    app_test.PagesManager = _NavigationPages
+    PagesManager.uses_pages_directory = False
+    yield
+    app_test.PagesManager = original

@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", default="10")
     t.add_argument("--batch-size", default="128")
     t.add_argument("--lr", default="1e-3")
+    t.add_argument("--lr-schedule", default="constant", help="constant or cosine (decays to 0 by the last epoch)")
     t.add_argument("--beta", default="1")
     t.add_argument("--warmup", default="0", help="epochs over which beta rises linearly from 0")
     t.add_argument("--recon-weight", default="1", help="weight of the reconstruction term (0: KL only)")
@@ -93,7 +94,7 @@ def configs_from_args(args) -> tuple[ModelConfig, TrainConfig]:
         arch=args.arch, latent_dim=args.latent_dim, hidden=parse_hidden(args.hidden), likelihood=args.likelihood
     ).validate()
     train_cfg = TrainConfig(
-        dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, beta=args.beta,
+        dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule, beta=args.beta,
         warmup_epochs=args.warmup, recon_weight=args.recon_weight, seed=args.seed, device=args.device,
         binarize=args.binarize, train_limit=_int_arg("--train-limit", args.train_limit, 1, 10**7),
         data_dir=args.data_dir,

@@ -215,6 +215,8 @@ class TrainingJob:
                 self._message = f"Autosave failed: {e}"
 
     def _finish(self, trainer: Trainer, status: str) -> None:
+        with self._lock:  # step records come every log_every steps: make the final count exact
+            self._progress.update(step=trainer.step, epoch=trainer.step / trainer.steps_per_epoch)
         self._publish_weights(trainer)
         if status == "stopped" and trainer.step > 0:
             record = _stop_record(trainer)  # a mid-epoch stop: score what was learned, for the checkpoint

@@ -1,0 +1,215 @@
+"""What every page shares: the process-wide job registry, the tab's current model, cached
+loads and encodings, and the sidebar card. Layout glue only; numbers come from vae/."""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
+
+from vae import checkpoint as ckpt_io
+from vae.data import DatasetUnavailable, dataset_available, load_dataset, resolve_data_dir
+from vae.jobs import JobRegistry, ModelView
+from vae.latent import encode_dataset
+
+# app.py drives navigation with st.navigation; a folder named pages/ would otherwise put a
+# server's first run in the legacy one-file-per-page mode (a deep link would skip app.py).
+PagesManager.uses_pages_directory = False
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_MODELS = {"mnist": "default-mnist-2d.pt", "shapes": "default-shapes-2d.pt"}  # in checkpoint_dir()
+MAX_UPLOAD_MB = 50  # also server.maxUploadSize in .streamlit/config.toml
+POLL_SECONDS = 1.0
+
+
+def checkpoint_dir() -> Path:
+    """checkpoints/ beside app.py, or $VAE_CHECKPOINT_DIR."""
+    return Path(os.environ.get("VAE_CHECKPOINT_DIR") or ROOT / "checkpoints").resolve()
+
+
+@st.cache_resource
+def _registry(folder: str) -> JobRegistry:
+    return JobRegistry(folder)
+
+
+def registry() -> JobRegistry:
+    """One registry per server process: every page and every browser tab sees the same jobs."""
+    return _registry(str(checkpoint_dir()))
+
+
+def data_dir() -> Path:
+    """The folder torchvision datasets are read from: this tab's choice, else $VAE_DATA_DIR, else ./data."""
+    return resolve_data_dir(st.session_state.get("data_dir") or None)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _load_checkpoint(path: str, mtime_ns: int, size: int) -> ckpt_io.Checkpoint:
+    return ckpt_io.load(path)
+
+
+def load_checkpoint(path: str | Path) -> ckpt_io.Checkpoint:
+    """Loads through the safe loader, cached by path and modification time."""
+    stat = Path(path).stat()
+    return _load_checkpoint(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+def _default_source() -> tuple[str, str] | None:
+    """MNIST's default model when its data is here, else the shapes one; None if neither ships."""
+    order = ["mnist", "shapes"] if dataset_available("mnist", data_dir()) else ["shapes", "mnist"]
+    for name in order:
+        path = checkpoint_dir() / DEFAULT_MODELS[name]
+        if path.exists():
+            return ("path", str(path))
+    return None
+
+
+def use_source(source: tuple[str, str] | None) -> None:
+    st.session_state["model_source"] = source
+
+
+def current_view() -> ModelView | None:
+    """The model this tab looks at: a live job's snapshot, a loaded checkpoint, or an upload."""
+    if "model_source" not in st.session_state:
+        st.session_state["model_source"] = _default_source()
+    source = st.session_state["model_source"]
+    if source is None:
+        return None
+    kind, ref = source
+    try:
+        if kind == "job":
+            job = registry().get(ref)
+            return job.view() if job else None
+        if kind == "upload":
+            ckpt = st.session_state.get("uploaded_checkpoint")
+            return ModelView.from_checkpoint(ckpt, key=f"upload:{ref}") if ckpt else None
+        return ModelView.from_checkpoint(load_checkpoint(ref))
+    except (OSError, ckpt_io.CheckpointError) as e:
+        st.session_state["model_source"] = None
+        st.session_state["model_error"] = f"The model could not be opened: {e}"
+        return None
+
+
+def describe_view(view: ModelView) -> dict[str, str]:
+    """The sidebar card's rows."""
+    elbo = view.test_metrics.get("elbo", math.nan)
+    return {
+        "Dataset": view.dataset,
+        "Latent dim": str(view.model_config.latent_dim),
+        "Architecture": f"{view.model_config.arch} {'-'.join(map(str, view.model_config.hidden))}",
+        "Epochs": str(view.epochs),
+        "Test −ELBO": "—" if math.isnan(elbo) else f"{elbo:.1f} nats",
+    }
+
+
+def sidebar_card() -> None:
+    """The current model, on every page; refreshes itself while a job trains."""
+    view = current_view()
+    with st.sidebar:
+        if view is not None and view.live:
+            st.fragment(run_every=2.0)(_card_body)()
+        else:
+            _card_body()
+
+
+def _card_body() -> None:
+    view = current_view()
+    with st.container(border=True, key="model_card"):
+        if view is None:
+            st.markdown("**No model loaded**")
+            st.caption("Load or train one on the Home page.")
+            return
+        badge = ":green-badge[● training live]" if view.live else ":gray-badge[checkpoint]"
+        st.markdown(f"**{view.name}** {badge}")
+        rows = describe_view(view)
+        if view.train_config is not None and (view.train_config.beta != 1 or view.train_config.recon_weight != 1):
+            rows["β / recon weight"] = f"{view.train_config.beta:g} / {view.train_config.recon_weight:g}"
+        st.markdown("\n".join(f"- {k}: **{v}**" for k, v in rows.items()))
+
+
+@dataclass
+class Encoded:
+    """A test subset and its posterior codes under one model version."""
+
+    mu: np.ndarray  # (N, D)
+    logvar: np.ndarray  # (N, D)
+    labels: np.ndarray  # (N,)
+    factors: dict[str, np.ndarray]
+    class_names: list[str]
+    images: "object"  # torch float tensor (N, 1, 28, 28)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _encoded(_view: ModelView, key: str, dataset: str, folder: str, n: int) -> Encoded:
+    data = load_dataset(dataset, "test", folder).subset(n)
+    x = data.float_images()
+    mu, logvar = encode_dataset(_view.model, x)
+    factors = {k: v.numpy() for k, v in data.factors.items()}
+    return Encoded(mu, logvar, data.labels.numpy(), factors, data.class_names, x)
+
+
+def encoded_test_set(view: ModelView, n: int = 5000) -> Encoded | None:
+    """Test codes for the current model version, cached: re-encodes only when the weights change.
+
+    Shows one readable sentence and returns None when the dataset is not on this machine.
+    """
+    try:
+        return _encoded(view, view.key, view.dataset, str(data_dir()), n)
+    except DatasetUnavailable as e:
+        st.warning(str(e).split(". ")[0] + ". The decoded views still work; the scatter needs the test images.")
+        return None
+
+
+def require_model() -> ModelView | None:
+    """The current model, or a hint to get one (returns None, and the page stops drawing)."""
+    view = current_view()
+    if view is None:
+        st.info("No model yet: train one on the Train page or load one on the Home page.")
+        if st.button("Go to Home", key="go_home"):
+            st.switch_page("pages/home.py")
+    return view
+
+
+# --- shared by the Explore pages -------------------------------------------------------------------
+
+EXPLORE_POLL_SECONDS = 3.0  # a live job publishes weights every epoch (and every few seconds mid-epoch)
+EXPLORE_CODES = 5000  # test images encoded for the explore pages; one cache entry serves them all
+
+
+def explore_fragment(body: Callable, live: bool) -> Callable:
+    """body as a fragment: it polls every few seconds while the model trains, so the page follows
+    each new snapshot, and otherwise reruns only when its own widgets change."""
+    return st.fragment(body, run_every=EXPLORE_POLL_SECONDS if live else None)
+
+
+def follow_model(was_live: bool) -> ModelView | None:
+    """The current model, re-read inside a fragment; when the job it followed has just finished,
+    one full rerun draws the page without polling."""
+    view = current_view()
+    if was_live and (view is None or not view.live):
+        st.rerun()
+    return view
+
+
+def pick_dims(latent_dim: int, key: str, allow_pca: bool = False) -> tuple[int, int] | None | bool:
+    """Which plane of a latent space > 2-D to show: two dimensions (0-based), or None for the PCA
+    plane of the codes (when allow_pca). Returns False (after saying why) when both axes are the same."""
+    if latent_dim <= 2:
+        return (0, 1) if latent_dim == 2 else (0, 0)
+    if allow_pca:
+        plane = st.radio("Plane", ["two dimensions", "PCA of the codes"], horizontal=True, key=f"{key}_plane",
+                         help="PCA shows the plane in which the test codes spread the most.")
+        if plane != "two dimensions":
+            return None
+    options = list(range(latent_dim))
+    c1, c2 = st.columns(2)
+    dx = c1.selectbox("Horizontal axis", options, index=0, format_func=lambda d: f"z{d + 1}", key=f"{key}_dim_x")
+    dy = c2.selectbox("Vertical axis", options, index=1, format_func=lambda d: f"z{d + 1}", key=f"{key}_dim_y")
+    if dx == dy:
+        st.warning("Pick two different dimensions for the two axes.")
+        return False
+    return (dx, dy)

@@ -1,0 +1,105 @@
+"""Home: three ways to get a model (train, load from checkpoints/, upload), and the data folder."""
+from __future__ import annotations
+
+import math
+
+import streamlit as st
+
+from pages.common import MAX_UPLOAD_MB, checkpoint_dir, current_view, data_dir, use_source
+from vae import checkpoint as ckpt_io
+from vae.data import DATASET_NAMES, dataset_available
+
+st.title("Latent Explorer")
+st.markdown(
+    "See inside a **Variational AutoEncoder** (Kingma & Welling, 2013): train one live, then drag through its "
+    "latent space, look at the decoded manifold and at where each class lands."
+)
+
+if "model_error" in st.session_state:
+    st.error(st.session_state.pop("model_error"))
+if "model_notice" in st.session_state:
+    st.success(st.session_state.pop("model_notice"))
+
+train_col, load_col, upload_col = st.columns(3, gap="large")
+
+with train_col, st.container(border=True):
+    st.subheader("① Train a new model")
+    st.markdown("Pick a dataset and settings, press Start, and watch the loss curves move while it trains.")
+    st.page_link("pages/train.py", label="Go to the Train page", icon="🏋️")
+
+
+def _label(info: ckpt_io.CheckpointInfo) -> str:
+    if info.error:
+        return f"{info.name} (unreadable)"
+    elbo = "—" if math.isnan(info.test_elbo) else f"{info.test_elbo:.1f}"
+    return f"{info.name} · {info.dataset} · z={info.latent_dim} · {info.epochs} ep · −ELBO {elbo}"
+
+
+with load_col, st.container(border=True):
+    st.subheader("② Load a checkpoint")
+    infos = ckpt_io.list_checkpoints(checkpoint_dir())
+    readable = [i for i in infos if not i.error]
+    if not readable:
+        st.info(f"No checkpoints in {checkpoint_dir()} yet; train one first.")
+    else:
+        st.dataframe(
+            [{"name": i.name, "dataset": i.dataset, "latent dim": i.latent_dim, "epochs": i.epochs,
+              "test −ELBO": None if math.isnan(i.test_elbo) else round(i.test_elbo, 1),
+              "date": i.created[:16].replace("T", " ")} for i in readable],
+            hide_index=True, key="ckpt_table", height=min(36 * (len(readable) + 1) + 2, 250),
+        )
+        choice = st.selectbox("Checkpoint", readable, format_func=_label, key="ckpt_choice")
+        if st.button("Load", key="load_ckpt", type="primary"):
+            use_source(("path", choice.path))
+            st.session_state["model_notice"] = f"Loaded {choice.name}."
+            st.rerun()
+    broken = [i for i in infos if i.error]
+    if broken:
+        st.caption(f"{len(broken)} unreadable file(s) skipped: " + "; ".join(f"{i.name}: {i.error}" for i in broken[:3]))
+
+with upload_col, st.container(border=True):
+    st.subheader("③ Upload a checkpoint")
+    uploaded = st.file_uploader(f"A .pt file saved by Latent Explorer (≤ {MAX_UPLOAD_MB} MB)", type=["pt"],
+                                key="upload", max_upload_size=MAX_UPLOAD_MB)
+    if uploaded is not None and st.session_state.get("upload_seen") != uploaded.file_id:
+        st.session_state["upload_seen"] = uploaded.file_id
+        st.session_state.pop("upload_error", None)
+        if uploaded.size > MAX_UPLOAD_MB * 2**20:
+            st.session_state["upload_error"] = f"{uploaded.name} is over {MAX_UPLOAD_MB} MB; upload a smaller checkpoint."
+        else:
+            try:
+                # Only the safe loader ever sees the bytes: weights_only=True, then key-by-key checks.
+                ckpt = ckpt_io.load(uploaded.getvalue(), label=uploaded.name)
+                ckpt.path = ""
+                st.session_state["uploaded_checkpoint"] = ckpt
+                use_source(("upload", uploaded.file_id))
+                st.session_state["model_notice"] = f"Loaded the uploaded model {uploaded.name}."
+                st.rerun()
+            except ckpt_io.CheckpointError as e:
+                st.session_state["upload_error"] = str(e)
+    if st.session_state.get("upload_error"):
+        st.error(st.session_state["upload_error"], icon="🚫")
+        st.caption("The current model is unchanged.")
+
+view = current_view()
+st.divider()
+if view is None:
+    st.info("No model is loaded. Train one, or load one above.")
+else:
+    live = " (training live)" if view.live else ""
+    st.markdown(f"**Current model:** {view.name}{live} · {view.dataset} · latent dim {view.model_config.latent_dim}. "
+                "Open the Explore pages in the sidebar.")
+    if view.notes:
+        st.caption(view.notes)
+
+with st.expander("Data folder"):
+    folder = st.text_input("Folder with torchvision datasets", str(data_dir()), key="data_dir_input",
+                           help="The folder that holds MNIST/raw, FashionMNIST/raw, KMNIST/raw. Also set by $VAE_DATA_DIR.")
+    if folder != str(data_dir()):
+        st.session_state["data_dir"] = folder
+        st.rerun()
+    st.markdown("  \n".join(
+        f"{'✅' if dataset_available(name, data_dir()) else '⬜'} {name}" for name in DATASET_NAMES
+    ))
+    st.caption("Missing datasets are downloaded when you train on them, if this machine has a network; "
+               "the built-in shapes never need one.")

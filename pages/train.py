@@ -1,0 +1,167 @@
+"""Train page: a settings form, and a live view of the running job that polls once a second."""
+from __future__ import annotations
+
+import math
+
+import streamlit as st
+
+from pages.common import POLL_SECONDS, data_dir, registry, use_source
+from vae.checkpoint import CheckpointError
+from vae.config import ARCHITECTURES, LIKELIHOODS, ConfigError, ModelConfig, TrainConfig, parse_hidden
+from vae.data import DATASET_NAMES, DatasetUnavailable, dataset_available, load_dataset
+from vae.figures import loss_curves
+from vae.jobs import JobLimitReached, TrainingJob
+
+DATASET_LABELS = {"mnist": "MNIST digits", "fashion-mnist": "Fashion-MNIST", "kmnist": "Kuzushiji-MNIST",
+                  "shapes": "Shapes (built in, no download)"}
+
+st.title("Train a VAE")
+
+
+def _format_seconds(s: float) -> str:
+    if not math.isfinite(s):
+        return "—"
+    s = int(round(s))
+    return f"{s // 60}m {s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+def settings_form() -> tuple[ModelConfig, TrainConfig, str] | None:
+    """The form; returns validated configs and the checkpoint name when Start is pressed."""
+    with st.form("train_form", border=True):
+        c1, c2, c3, c4 = st.columns(4)
+        dataset = c1.selectbox("Dataset", DATASET_NAMES, index=DATASET_NAMES.index("shapes"),
+                               format_func=DATASET_LABELS.get, key="f_dataset")
+        latent = c1.number_input("Latent dim", 1, 64, 2, key="f_latent")
+        arch = c2.selectbox("Architecture", ARCHITECTURES, key="f_arch")
+        hidden = c2.text_input("Hidden sizes", "512,256", key="f_hidden", help="Comma separated, e.g. 512,256")
+        likelihood = c3.selectbox("Likelihood", LIKELIHOODS, key="f_likelihood")
+        beta = c3.number_input("β (KL weight)", 0.0, 1000.0, 1.0, step=0.1, key="f_beta")
+        warmup = c3.number_input("β warm-up epochs", 0.0, 1000.0, 0.0, step=1.0, key="f_warmup")
+        epochs = c4.number_input("Epochs", 1, 1000, 5, key="f_epochs")
+        batch = c4.number_input("Batch size", 1, 4096, 128, key="f_batch")
+        lr = c4.text_input("Learning rate", "1e-3", key="f_lr")
+        seed = c1.number_input("Seed", 0, 2**31 - 1, 0, key="f_seed")
+        name = c2.text_input("Checkpoint name (optional)", "", key="f_name", help="Letters, digits, - and _")
+        submitted = st.form_submit_button("▶ Start training", type="primary", key="start")
+    if not submitted:
+        return None
+    try:
+        lr_value = float(lr)
+    except ValueError:
+        st.error(f"Learning rate must be a number like 1e-3, not {lr!r}.")
+        return None
+    try:
+        model_cfg = ModelConfig(arch=arch, latent_dim=int(latent), hidden=parse_hidden(hidden), likelihood=likelihood).validate()
+        train_cfg = TrainConfig(dataset=dataset, epochs=int(epochs), batch_size=int(batch), lr=lr_value, beta=beta,
+                                warmup_epochs=warmup, seed=int(seed), data_dir=str(data_dir())).validate()
+    except ConfigError as e:
+        st.error(str(e))
+        return None
+    return model_cfg, train_cfg, name.strip()
+
+
+def ensure_data(train_cfg: TrainConfig) -> bool:
+    """Downloads a missing dataset when possible; otherwise one sentence and a way out."""
+    if dataset_available(train_cfg.dataset, train_cfg.data_dir):
+        return True
+    try:
+        with st.spinner(f"Downloading {DATASET_LABELS[train_cfg.dataset]}…"):
+            for split in ("train", "test"):
+                load_dataset(train_cfg.dataset, split, train_cfg.data_dir, download=True)
+        return True
+    except DatasetUnavailable as e:
+        st.session_state["data_problem"] = str(e)
+        return False
+
+
+def offer_shapes() -> None:
+    problem = st.session_state.get("data_problem")
+    if problem:
+        st.error(problem, icon="📂")
+        st.button("Use the built-in shapes dataset instead", key="use_shapes", on_click=_switch_to_shapes)
+
+
+def _switch_to_shapes() -> None:
+    st.session_state["f_dataset"] = "shapes"  # a callback runs before the form's widgets exist
+    st.session_state.pop("data_problem", None)
+
+
+def start_job(model_cfg: ModelConfig, train_cfg: TrainConfig, name: str) -> None:
+    try:
+        job = registry().start(model_cfg, train_cfg, name=name or None)
+    except (JobLimitReached, CheckpointError, ConfigError) as e:
+        st.error(str(e))
+        return
+    st.session_state["job_id"] = job.job_id
+    use_source(("job", job.job_id))  # the explore pages follow the live snapshot
+
+
+def watched_job() -> TrainingJob | None:
+    """This tab's job, else the newest one in the process (a second tab sees the same training)."""
+    reg = registry()
+    job = reg.get(st.session_state.get("job_id"))
+    if job is None:
+        running = reg.running()
+        job = running[-1] if running else None
+    return job
+
+
+def live_view(job: TrainingJob) -> None:
+    state = job.state()
+    head, stop_col = st.columns([5, 1])
+    head.subheader(f"{state.name}: {state.status}")
+    if state.active:
+        if stop_col.button("■ Stop", key="stop", type="secondary", width="stretch"):
+            job.stop()
+            job.join(timeout=5.0)
+            st.rerun()
+    elif st.session_state.get("model_source") != ("job", job.job_id):
+        if stop_col.button("Explore it", key="explore_job"):
+            use_source(("job", job.job_id))
+            st.rerun()
+    if state.status == "failed":
+        st.error(state.message)
+    elif state.message and not state.active:
+        st.success(state.message)
+    elif state.message:
+        st.warning(state.message)
+    st.progress(state.fraction, text=(
+        f"epoch {min(int(state.epoch) + 1, state.epochs) if state.active else int(state.epoch)}/{state.epochs} · "
+        f"step {state.step}/{state.total_steps} · {state.samples_per_sec:,.0f} samples/s · "
+        f"ETA {_format_seconds(state.eta_seconds) if state.active else 'done'}"
+    ))
+    history = job.history()
+    if history:
+        st.plotly_chart(loss_curves(history), key="curves", config={"displayModeBar": False})
+    else:
+        st.caption("Loading data and building the model…")
+    st.session_state["history_len"] = len(history)
+
+
+def live_fragment(job: TrainingJob) -> None:
+    """Redraws the live view once a second while the job runs, then one full rerun to stop polling."""
+
+    @st.fragment(run_every=POLL_SECONDS)
+    def poll():
+        live_view(job)
+        if not job.state().active:
+            st.rerun()
+
+    poll()
+
+
+config = settings_form()
+if config is not None:
+    model_cfg, train_cfg, name = config
+    st.session_state.pop("data_problem", None)
+    if ensure_data(train_cfg):
+        start_job(model_cfg, train_cfg, name)
+offer_shapes()
+
+job = watched_job()
+if job is None:
+    st.info("Pick settings and press Start. Training runs in the background: you can explore other pages meanwhile.")
+elif job.state().active:
+    live_fragment(job)
+else:
+    live_view(job)

@@ -1,0 +1,210 @@
+"""AppTest: app.py, Home and Train with no model, with a checkpoint, and while a job runs."""
+import pickle
+import time
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from vae import checkpoint as ckpt_io
+from vae.config import ModelConfig, TrainConfig
+from vae.data import load_dataset
+from vae.train import Trainer
+
+APP = Path(__file__).parents[1] / "app.py"
+PAGES = ["pages/home.py", "pages/train.py", "pages/sliders.py", "pages/manifold.py", "pages/scatter.py",
+         "pages/reconstructions.py"]
+
+
+@pytest.fixture(scope="session")
+def shapes_dir(tmp_path_factory):
+    """A data folder for the shapes disk cache, shared by the session (generation takes seconds)."""
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture(scope="session")
+def small_checkpoint(tmp_path_factory, shapes_dir):
+    train = load_dataset("shapes", "train", shapes_dir)
+    test = load_dataset("shapes", "test", shapes_dir)
+    trainer = Trainer(ModelConfig(hidden=(64,)), TrainConfig(epochs=1, train_limit=2000, batch_size=128, device="cpu"),
+                      train, test)
+    trainer.run()
+    folder = tmp_path_factory.mktemp("ckpt")
+    return ckpt_io.save(trainer.checkpoint_payload(), folder / "default-shapes-2d.pt")
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch, shapes_dir):
+    """An empty checkpoints folder and the shared data folder; caches and jobs cleared around each test."""
+    monkeypatch.setenv("VAE_CHECKPOINT_DIR", str(tmp_path / "checkpoints"))
+    monkeypatch.setenv("VAE_DATA_DIR", str(shapes_dir))
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield tmp_path / "checkpoints"
+    from pages.common import registry
+
+    registry().stop_all()
+    st.cache_resource.clear()
+
+
+def _app(source=None) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    if source is not None:
+        at.session_state["model_source"] = source
+    return at.run()
+
+
+def _on(at: AppTest, page: str) -> AppTest:
+    return at.switch_page(page).run()
+
+
+def _no_exception(at: AppTest, where: str):
+    assert not at.exception, f"{where}: {[e.value for e in at.exception]}"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_without_a_model(env, page):
+    at = _app()
+    _no_exception(at, "home")
+    _on(at, page)
+    _no_exception(at, page)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_with_a_loaded_checkpoint(env, small_checkpoint, page):
+    at = _app(("path", str(small_checkpoint)))
+    _on(at, page)
+    _no_exception(at, page)
+    card = " ".join(m.value for m in at.sidebar.markdown)
+    assert "default-shapes-2d" in card and "Latent dim: **2**" in card
+
+
+def test_fresh_session_opens_with_the_default_model(env, small_checkpoint):
+    env.mkdir(parents=True)
+    (env / "default-shapes-2d.pt").write_bytes(small_checkpoint.read_bytes())
+    at = _app()
+    assert at.session_state["model_source"] == ("path", str(env / "default-shapes-2d.pt"))
+    assert "default-shapes-2d" in " ".join(m.value for m in at.sidebar.markdown)
+
+
+def _start(at: AppTest, epochs: int, hidden: str = "64", batch: int = 256) -> AppTest:
+    at = _on(at, "pages/train.py")
+    at.selectbox(key="f_dataset").set_value("shapes")
+    at.number_input(key="f_epochs").set_value(epochs)
+    at.text_input(key="f_hidden").set_value(hidden)
+    at.number_input(key="f_batch").set_value(batch)
+    at.button(key="start").click()
+    return at.run()
+
+
+def _job(at):
+    from pages.common import registry
+
+    return registry().get(at.session_state["job_id"])
+
+
+def test_training_from_the_page_grows_history_across_reruns_and_autosaves(env):
+    at = _start(_app(), epochs=3, hidden="256,128", batch=64)
+    _no_exception(at, "start")
+    job = _job(at)
+    lengths = []
+    for _ in range(40):
+        at.run()
+        _no_exception(at, "poll")
+        lengths.append(at.session_state["history_len"])
+        if not job.state().active:
+            break
+        time.sleep(0.5)
+    assert max(lengths) > min(lengths), f"history did not grow: {lengths}"
+    job.join(60)
+    state = job.state()
+    assert state.status == "finished", state.message
+    ckpt = ckpt_io.load(state.checkpoint_path)
+    assert ckpt.epoch == 3 and ckpt.dataset == "shapes"
+    at.run()
+    assert any("finished" in s.value for s in at.success)
+
+
+def test_stop_stops_within_a_second_and_keeps_what_was_learned(env):
+    at = _start(_app(), epochs=200)
+    job = _job(at)
+    deadline = time.time() + 30
+    while job.state().step < 5 and time.time() < deadline:
+        time.sleep(0.1)
+    at.run()
+    t0 = time.perf_counter()
+    at.button(key="stop").click().run()
+    job.join(5)
+    elapsed = time.perf_counter() - t0
+    state = job.state()
+    assert state.status == "stopped", state.message
+    assert elapsed < 5, elapsed  # AppTest overhead included; the job itself stops between two steps
+    ckpt = ckpt_io.load(state.checkpoint_path)
+    assert ckpt.step == state.step > 0
+    assert "elbo" in ckpt.test_metrics
+
+
+def test_second_job_is_refused_while_one_runs(env):
+    at = _start(_app(), epochs=200)
+    first = _job(at)
+    at2 = _start(_app(), epochs=1)
+    assert any("already running" in e.value for e in at2.error)
+    assert at2.session_state["job_id"] if "job_id" in at2.session_state else True
+    first.stop()
+
+
+def test_bad_setting_shows_a_readable_error(env):
+    at = _on(_app(), "pages/train.py")
+    at.text_input(key="f_lr").set_value("fast")
+    at.button(key="start").click().run()
+    assert [e.value for e in at.error] == ["Learning rate must be a number like 1e-3, not 'fast'."]
+    at.text_input(key="f_lr").set_value("5")
+    at.button(key="start").click().run()
+    assert "Learning rate must be above 0 and at most 1" in at.error[0].value
+
+
+def test_missing_dataset_offers_shapes(env, tmp_path, monkeypatch):
+    at = _on(_app(), "pages/train.py")
+    at.session_state["data_dir"] = str(tmp_path / "empty")
+    at.selectbox(key="f_dataset").set_value("mnist")
+    at.button(key="start").click().run()
+    _no_exception(at, "missing data")
+    assert "MNIST" in at.error[0].value and str(tmp_path / "empty") in at.error[0].value
+    at.button(key="use_shapes").click().run()
+    assert at.selectbox(key="f_dataset").value == "shapes"
+
+
+def _upload(at: AppTest, name: str, data: bytes) -> AppTest:
+    at.file_uploader(key="upload").upload(name, data, "application/octet-stream")
+    return at.run()
+
+
+def test_uploading_a_corrupt_file_shows_an_error_and_keeps_the_model(env, small_checkpoint):
+    at = _app(("path", str(small_checkpoint)))
+    before = at.session_state["model_source"]
+    at = _upload(at, "broken.pt", b"definitely not a checkpoint")
+    _no_exception(at, "upload")
+    assert at.error and "broken.pt" in at.error[0].value
+    assert at.session_state["model_source"] == before
+
+
+def test_uploading_a_malicious_pickle_is_refused_and_never_runs(env, small_checkpoint, tmp_path):
+    marker = tmp_path / "PWNED"
+
+    class Payload:
+        def __reduce__(self):
+            import os
+
+            return (os.system, (f"touch {marker}",))
+
+    at = _upload(_app(("path", str(small_checkpoint))), "evil.pt", pickle.dumps(Payload()))
+    assert "refused" in at.error[0].value
+    assert not marker.exists()
+
+
+def test_uploading_a_good_checkpoint_makes_it_current(env, small_checkpoint):
+    at = _upload(_app(), "mine.pt", small_checkpoint.read_bytes())
+    _no_exception(at, "upload")
+    assert at.session_state["model_source"][0] == "upload"
+    assert "default-shapes-2d" not in at.session_state["model_source"][1]

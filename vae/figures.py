@@ -1,0 +1,265 @@
+"""Plotly figures built from plain data (histories, codes, images). No streamlit here:
+pages call these and only place the result."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+# Colours that stay distinct on a washed-out projector (Okabe-Ito + Tableau extras).
+PALETTE = [
+    "#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7",
+    "#56B4E9", "#F0E442", "#000000", "#8C564B", "#7F7F7F",
+]
+CURVES = (("recon", "Reconstruction (nats)"), ("kl", "KL divergence (nats)"), ("total", "Total: negative ELBO (nats)"))
+FONT = dict(size=15)
+
+
+def ema(values: list[float], alpha: float = 0.3) -> list[float]:
+    """Exponential moving average, alpha = weight of the newest value; NaNs are carried over."""
+    out, acc = [], None
+    for v in values:
+        if v is None or not math.isfinite(v):
+            out.append(acc if acc is not None else float("nan"))
+            continue
+        acc = v if acc is None else alpha * v + (1 - alpha) * acc
+        out.append(acc)
+    return out
+
+
+def curve_series(history: list[dict]) -> dict[str, dict[str, list[float]]]:
+    """Splits a history into per-step (smoothed) and per-epoch test series, x in epochs.
+
+    Step records carry recon/kl/total of training batches; epoch records carry test_recon,
+    test_kl and test_elbo (the test total is the unweighted negative ELBO).
+    """
+    steps = [r for r in history if r.get("kind") == "step"]
+    epochs = [r for r in history if r.get("kind") == "epoch" and "test_elbo" in r]
+    series = {"train_x": [r["epoch"] for r in steps], "test_x": [r["epoch"] for r in epochs]}
+    for key, _ in CURVES:
+        series[f"train_{key}"] = ema([r[key] for r in steps])
+        series[f"test_{key}"] = [r["test_elbo" if key == "total" else f"test_{key}"] for r in epochs]
+    return series
+
+
+def loss_curves(history: list[dict], height: int = 340) -> go.Figure:
+    """Three panels (reconstruction, KL, total) with smoothed training curves and test points."""
+    s = curve_series(history)
+    fig = make_subplots(rows=1, cols=3, subplot_titles=[title for _, title in CURVES], horizontal_spacing=0.07)
+    for col, (key, _) in enumerate(CURVES, start=1):
+        fig.add_trace(go.Scatter(
+            x=s["train_x"], y=s[f"train_{key}"], mode="lines", name="train (smoothed)",
+            line=dict(color=PALETTE[0], width=3), showlegend=col == 1, legendgroup="train",
+        ), row=1, col=col)
+        fig.add_trace(go.Scatter(
+            x=s["test_x"], y=s[f"test_{key}"], mode="lines+markers", name="test, per epoch",
+            line=dict(color=PALETTE[3], width=2, dash="dot"), marker=dict(size=9),
+            showlegend=col == 1, legendgroup="test",
+        ), row=1, col=col)
+        fig.update_xaxes(title_text="epoch", row=1, col=col)
+    fig.update_layout(
+        height=height, margin=dict(l=10, r=10, t=40, b=10), font=FONT, uirevision="curves",
+        legend=dict(orientation="h", yanchor="bottom", y=-0.35, x=0),
+    )
+    return fig
+
+
+# --- latent space -----------------------------------------------------------------------------
+
+PRIOR_LINE = dict(color="#333333", width=2.5, dash="dash")
+HIGHLIGHT = dict(size=24, color="#000000", symbol="star", line=dict(color="#FFFFFF", width=2))
+CONTINUOUS_SCALE = "Viridis"
+
+
+def class_color(label: int) -> str:
+    return PALETTE[int(label) % len(PALETTE)]
+
+
+def readable(fig: go.Figure) -> go.Figure:
+    """FONT on ticks, axis titles and legend: streamlit's chart theme shrinks a figure-wide font."""
+    fig.update_xaxes(tickfont=FONT, title_font=FONT)
+    fig.update_yaxes(tickfont=FONT, title_font=FONT)
+    return fig.update_layout(font=FONT, legend_font=FONT)
+
+
+def _code_traces(xy: np.ndarray, labels: np.ndarray, class_names: list[str], indices: np.ndarray,
+                 color: np.ndarray | None, color_title: str, marker_size: float, opacity: float) -> list:
+    """One WebGL trace per class present (customdata = index of each point), or one trace on a
+    continuous colour scale when `color` holds a value per point."""
+    hover = "#%{customdata}<br>(%{x:.2f}, %{y:.2f})<extra>%{fullData.name}</extra>"
+    if color is not None:
+        return [go.Scattergl(
+            x=xy[:, 0], y=xy[:, 1], mode="markers", name=color_title, customdata=indices, showlegend=False,
+            marker=dict(size=marker_size, color=color, colorscale=CONTINUOUS_SCALE, opacity=opacity,
+                        colorbar=dict(title=dict(text=color_title), thickness=18)),
+            hovertemplate=f"#%{{customdata}}<br>{color_title} %{{marker.color:.2f}}<extra></extra>",
+        )]
+    traces = []
+    for label in np.unique(labels):
+        mask = labels == label
+        name = class_names[label] if 0 <= label < len(class_names) else str(label)
+        traces.append(go.Scattergl(
+            x=xy[mask, 0], y=xy[mask, 1], mode="markers", name=name, customdata=indices[mask],
+            marker=dict(size=marker_size, color=class_color(label), opacity=opacity), hovertemplate=hover,
+        ))
+    return traces
+
+
+def _prior_traces(centre: tuple[float, float]) -> list:
+    """The prior N(0, I)'s 1- and 2-sigma circles, dashed; WebGL like the points, so they draw on top."""
+    from .latent import prior_contour
+
+    traces = []
+    for n_sigma in (1, 2):
+        cx, cy = prior_contour(n_sigma)
+        traces.append(go.Scattergl(
+            x=cx + centre[0], y=cy + centre[1], mode="lines", line=PRIOR_LINE, hoverinfo="skip",
+            name="prior N(0, I): 1σ, 2σ" if n_sigma == 1 else f"prior {n_sigma}σ",
+            legendgroup="prior", showlegend=n_sigma == 1,
+        ))
+    return traces
+
+
+def latent_scatter(
+    xy: np.ndarray,
+    labels: np.ndarray,
+    class_names: list[str],
+    *,
+    indices: np.ndarray | None = None,
+    color: np.ndarray | None = None,
+    color_title: str = "",
+    highlight: tuple[float, float] | None = None,
+    highlight_name: str = "selected",
+    prior_centre: tuple[float, float] | None = (0.0, 0.0),
+    axis_titles: tuple[str, str] = ("z1", "z2"),
+    axis_range: tuple[float, float] | None = None,
+    height: int = 640,
+    marker_size: float = 6,
+    opacity: float = 0.75,
+    show_legend: bool = True,
+    legend_below: bool = False,
+    uirevision: str = "scatter",
+) -> go.Figure:
+    """Posterior means in a plane, coloured by class (legend of class names) or by a continuous
+    value, with the prior's 1 and 2 sigma circles and an optional big marker at `highlight`.
+
+    xy: (N, 2); labels: (N,) ints; indices: (N,) ids carried as customdata (default 0..N-1), so a
+    clicked point tells which item it is. prior_centre None leaves the circles out. legend_below
+    suits a narrow column: the legend then takes no width from the plot.
+    """
+    xy = np.asarray(xy, np.float32).reshape(-1, 2)
+    labels = np.asarray(labels).astype(int)
+    indices = np.arange(len(xy)) if indices is None else np.asarray(indices)
+    fig = go.Figure(_code_traces(xy, labels, class_names, indices, color, color_title, marker_size, opacity))
+    if prior_centre is not None:
+        fig.add_traces(_prior_traces(prior_centre))
+    if highlight is not None:
+        fig.add_trace(go.Scattergl(
+            x=[highlight[0]], y=[highlight[1]], mode="markers", name=highlight_name, marker=HIGHLIGHT,
+            hovertemplate=f"{highlight_name} (%{{x:.2f}}, %{{y:.2f}})<extra></extra>",
+        ))
+    legend = dict(itemsizing="constant", title_text="")
+    if legend_below:
+        legend.update(orientation="h", yanchor="top", y=-0.18, x=0)
+    # constrain="domain": equal units on both axes by shrinking the plot area, not by widening a range.
+    fig.update_xaxes(title_text=axis_titles[0], zeroline=False, range=axis_range, constrain="domain")
+    fig.update_yaxes(title_text=axis_titles[1], zeroline=False, range=axis_range, constrain="domain",
+                     scaleanchor="x", scaleratio=1)
+    fig.update_layout(
+        height=height, margin=dict(l=10, r=10, t=10, b=10), uirevision=uirevision,
+        showlegend=show_legend, legend=legend,
+        clickmode="event+select", dragmode="pan",
+    )
+    return readable(fig)
+
+
+def selected_index(selection: dict | None) -> int | None:
+    """The customdata id of the first chosen point in st.plotly_chart's selection state, or None.
+
+    Points arrive as dicts (streamlit's snake_case keys); customdata is a scalar, or a list whose
+    first entry is the id. Points without customdata (the prior circles) are skipped.
+    """
+    for point in (selection or {}).get("points", []) or []:
+        data = point.get("customdata")
+        if isinstance(data, (list, tuple)):
+            data = data[0] if data else None
+        if data is not None:
+            try:
+                return int(data)
+            except (TypeError, ValueError):
+                continue
+    return None
+
+
+def _png_uri(image: np.ndarray) -> str:
+    import base64
+
+    from .latent import png_bytes
+
+    return "data:image/png;base64," + base64.b64encode(png_bytes(image)).decode("ascii")
+
+
+def _grid_axis_layout(values: np.ndarray, spacing: str, title: str, max_labels: int) -> dict:
+    """Ticks at every cell centre labelled with the grid's z values (about max_labels of them)."""
+    from .latent import grid_cell_edges, grid_plot_coords, tick_labels
+
+    centres = grid_plot_coords(values, spacing)
+    return dict(
+        title_text=title, tickmode="array", tickvals=centres.tolist(), ticktext=tick_labels(values, max_labels),
+        range=list(grid_cell_edges(centres)), showgrid=False, zeroline=False, ticks="outside", ticklen=4,
+    )
+
+
+def manifold_axis_title(dim: int, spacing: str) -> str:
+    """dim is 0-based; people read z1, z2, ..."""
+    if spacing == "gaussian":
+        return f"z{dim + 1}  (Gaussian quantiles: equal prior mass per cell; ticks give z)"
+    return f"z{dim + 1}  (ticks at cell centres)"
+
+
+def manifold_figure(
+    tiled: np.ndarray,
+    xs: np.ndarray,
+    ys: np.ndarray,
+    spacing: str = "linear",
+    dims: tuple[int, int] = (0, 1),
+    *,
+    overlay: tuple[np.ndarray, np.ndarray, list[str]] | None = None,
+    height: int = 780,
+    max_labels: int = 11,
+) -> go.Figure:
+    """The decoded grid as one crisp image on axes in latent coordinates.
+
+    tiled: uint8 (len(ys)*h, len(xs)*w) from tile_images(decode_grid(...)), top row = largest y.
+    The axes are z for linear spacing and the prior CDF Phi(z) for gaussian spacing (where the
+    quantile cells are even), ticked at every cell centre with the z value there. overlay:
+    (codes (N, 2) in z, labels, class names), mapped the same way so dots land on their cells.
+    """
+    from .latent import grid_cell_edges, grid_plot_coords
+
+    h, w = tiled.shape[0] // len(ys), tiled.shape[1] // len(xs)
+    x_lo, x_hi = grid_cell_edges(grid_plot_coords(xs, spacing))
+    y_lo, y_hi = grid_cell_edges(grid_plot_coords(ys, spacing))
+    dx, dy = (x_hi - x_lo) / tiled.shape[1], (y_hi - y_lo) / tiled.shape[0]
+    hover = "z%{meta[0]}=%{x:.2f}, z%{meta[1]}=%{y:.2f}<extra></extra>" if spacing == "linear" else None
+    # On an upward y axis plotly puts pixel row r at y0 + r * dy, so the source goes in bottom row first.
+    fig = go.Figure(go.Image(
+        source=_png_uri(np.ascontiguousarray(tiled[::-1])), x0=x_lo + dx / 2, dx=dx, y0=y_lo + dy / 2, dy=dy,
+        name=f"{len(ys)} x {len(xs)} decoded grid ({w} px cells)", meta=[dims[0] + 1, dims[1] + 1],
+        hovertemplate=hover, hoverinfo=None if hover else "skip",
+    ))
+    if overlay is not None:
+        codes, labels, class_names = overlay
+        xy = np.stack([grid_plot_coords(codes[:, 0], spacing), grid_plot_coords(codes[:, 1], spacing)], axis=1)
+        fig.add_traces(_code_traces(xy, np.asarray(labels).astype(int), class_names, np.arange(len(xy)),
+                                    None, "", 5, 0.6))
+    fig.update_xaxes(**_grid_axis_layout(xs, spacing, manifold_axis_title(dims[0], spacing), max_labels))
+    cell_ratio = ((x_hi - x_lo) / len(xs)) / ((y_hi - y_lo) / len(ys))  # keeps every cell square on screen
+    fig.update_yaxes(**_grid_axis_layout(ys, spacing, manifold_axis_title(dims[1], spacing), max_labels),
+                     autorange=False, constrain="domain", scaleanchor="x", scaleratio=cell_ratio)
+    fig.update_xaxes(constrain="domain")
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), uirevision="manifold",
+                      legend=dict(itemsizing="constant"), dragmode="pan")
+    return readable(fig)
