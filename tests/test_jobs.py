@@ -1,0 +1,163 @@
+"""Background training jobs without any UI: lifecycle, snapshots, autosave, faults, the cap."""
+import time
+
+import pytest
+import torch
+
+from tests.conftest import tiny_dataset
+from vae import checkpoint as ckpt_io
+from vae import jobs as jobs_mod
+from vae.config import ModelConfig, TrainConfig
+from vae.figures import curve_series, ema, loss_curves
+from vae.jobs import JobLimitReached, JobRegistry
+
+
+@pytest.fixture
+def tiny_loader(monkeypatch):
+    """Jobs load their data by name; serve the tiny in-memory sets instead of generating shapes."""
+    data = {"train": tiny_dataset(256, "train", 0), "test": tiny_dataset(64, "test", 1)}
+    monkeypatch.setattr(jobs_mod, "load_dataset", lambda name, split, data_dir=None: data[split])
+    return data
+
+
+def _cfgs(**train):
+    base = dict(dataset="shapes", epochs=2, batch_size=32, seed=0, log_every=2, device="cpu")
+    return ModelConfig(hidden=(32,)), TrainConfig(**{**base, **train})
+
+
+def _wait(job, timeout=60):
+    job.join(timeout)
+    assert not job.state().active, "job did not end in time"
+    return job.state()
+
+
+def test_job_runs_publishes_and_autosaves(tmp_path, tiny_loader, monkeypatch):
+    registry = JobRegistry(tmp_path, max_running=1)
+    saved_epochs = []
+    original_save = ckpt_io.save
+
+    def spy(payload, path):
+        saved_epochs.append(payload["epoch"])
+        return original_save(payload, path)
+
+    monkeypatch.setattr(ckpt_io, "save", spy)
+    job = registry.start(*_cfgs())
+    state = _wait(job)
+    assert state.status == "finished", state.message
+    assert saved_epochs[:2] == [1, 2], "autosave after every epoch"
+    history = job.history()
+    assert sum(r["kind"] == "epoch" for r in history) == 2
+    assert sum(r["kind"] == "step" for r in history) == 8  # 8 steps/epoch, log_every 2 -> 4 per epoch
+    ckpt = ckpt_io.load(state.checkpoint_path)
+    assert ckpt.epoch == 2 and ckpt.history == history
+    view = job.view()
+    assert view.key.startswith("job:") and not view.live
+    for k, v in view.model.state_dict().items():
+        assert torch.equal(v, ckpt.model.state_dict()[k]), k
+
+
+def test_view_is_rebuilt_only_when_the_version_changes(tmp_path, tiny_loader):
+    job = JobRegistry(tmp_path).start(*_cfgs(epochs=1))
+    _wait(job)
+    first, second = job.view(), job.view()
+    assert first.model is second.model
+    assert first.class_names == ["a", "b", "c"]
+
+
+def test_stop_ends_quickly_and_saves(tmp_path, tiny_loader):
+    job = JobRegistry(tmp_path).start(*_cfgs(epochs=1000))
+    deadline = time.time() + 30
+    while job.state().step < 3 and time.time() < deadline:
+        time.sleep(0.02)
+    t0 = time.perf_counter()
+    job.stop()
+    state = _wait(job, timeout=5)
+    assert time.perf_counter() - t0 < 1.0, "Stop must end the job within a second"
+    assert state.status == "stopped"
+    ckpt = ckpt_io.load(state.checkpoint_path)
+    assert ckpt.step == state.step and "elbo" in ckpt.test_metrics
+
+
+def test_diverging_job_fails_with_a_readable_status_and_keeps_last_good_epoch(tmp_path, tiny_loader, monkeypatch):
+    calls = {"n": 0}
+    real_step = jobs_mod.Trainer._train_step
+
+    def poisoned(self, x, beta):  # epoch 1 trains normally, then the loss turns NaN
+        calls["n"] += 1
+        if self.epoch >= 1:
+            with torch.no_grad():
+                self.model.to_logvar.bias.fill_(float("nan"))
+        return real_step(self, x, beta)
+
+    monkeypatch.setattr(jobs_mod.Trainer, "_train_step", poisoned)
+    job = JobRegistry(tmp_path).start(*_cfgs(epochs=3))
+    state = _wait(job)
+    assert state.status == "failed"
+    assert state.message.startswith("failed: loss became nan at step 9; try a smaller learning rate")
+    assert "last good epoch is kept" in state.message
+    assert ckpt_io.load(state.checkpoint_path).epoch == 1
+
+
+def test_failed_save_is_reported_and_training_continues(tmp_path, tiny_loader, monkeypatch):
+    def disk_full(payload, path):
+        raise ckpt_io.CheckpointError("Could not save the checkpoint to x (No space left on device); free some disk space.")
+
+    monkeypatch.setattr(jobs_mod.ckpt_io, "save", disk_full)
+    job = JobRegistry(tmp_path).start(*_cfgs(epochs=2))
+    state = _wait(job)
+    assert state.status == "finished"
+    assert "No space left on device" in state.message
+    assert job.view() is not None and job.state().step == 16
+
+
+def test_missing_dataset_fails_with_the_data_message(tmp_path):
+    model_cfg, train_cfg = _cfgs()
+    train_cfg = TrainConfig(**{**train_cfg.to_dict(), "dataset": "mnist", "data_dir": str(tmp_path / "nothing")})
+    job = JobRegistry(tmp_path).start(model_cfg, train_cfg)
+    state = _wait(job)
+    assert state.status == "failed" and str(tmp_path / "nothing") in state.message
+
+
+def test_registry_caps_running_jobs_and_names_the_running_one(tmp_path, tiny_loader):
+    registry = JobRegistry(tmp_path, max_running=1)
+    first = registry.start(*_cfgs(epochs=1000))
+    with pytest.raises(JobLimitReached, match=f"already running \\({first.name}\\)"):
+        registry.start(*_cfgs())
+    registry.stop_all()
+    second = registry.start(*_cfgs(epochs=1))
+    _wait(second)
+    assert first.name != second.name, "a new job never overwrites an older checkpoint"
+
+
+def test_registry_forgets_old_finished_jobs(tmp_path, tiny_loader, monkeypatch):
+    monkeypatch.setattr(jobs_mod, "FINISHED_JOBS_KEPT", 2)
+    registry = JobRegistry(tmp_path, max_running=1)
+    for _ in range(4):
+        _wait(registry.start(*_cfgs(epochs=1)))
+    assert len(registry.jobs()) <= 3
+
+
+def test_max_jobs_env(monkeypatch):
+    monkeypatch.setenv("VAE_MAX_JOBS", "3")
+    assert jobs_mod.default_max_jobs() == 3
+    monkeypatch.delenv("VAE_MAX_JOBS")
+    assert jobs_mod.default_max_jobs() == (2 if torch.cuda.is_available() else 1)
+
+
+def test_curves_figure_has_train_and_test_series():
+    history = [
+        {"kind": "step", "epoch": 0.5, "step": 1, "recon": 10.0, "kl": 1.0, "total": 11.0},
+        {"kind": "step", "epoch": 1.0, "step": 2, "recon": 8.0, "kl": 2.0, "total": 10.0},
+        {"kind": "epoch", "epoch": 1, "step": 2, "test_recon": 9.0, "test_kl": 2.5, "test_elbo": 11.5},
+    ]
+    s = curve_series(history)
+    assert s["train_x"] == [0.5, 1.0] and s["test_x"] == [1]
+    assert s["test_total"] == [11.5]
+    fig = loss_curves(history)
+    assert len(fig.data) == 6
+    assert list(fig.data[0].y) == pytest.approx(ema([10.0, 8.0]))
+
+
+def test_ema_smooths_and_skips_nan():
+    assert ema([1.0, 3.0], alpha=0.5) == [1.0, 2.0]
+    assert ema([float("nan"), 2.0])[1] == 2.0
