@@ -165,13 +165,35 @@ def encoded_test_set(view: ModelView, n: int = 5000) -> Encoded | None:
 
 
 def require_model() -> ModelView | None:
-    """The current model, or a hint to get one (returns None, and the page stops drawing)."""
+    """The current model, or a hint to get one (returns None, and the page stops drawing).
+
+    A job still loading its data has no weights yet: the page says so and reruns by itself
+    when the first snapshot is out, instead of asking for a model that is on its way.
+    """
     view = current_view()
     if view is None:
+        job = _starting_job()
+        if job is not None:
+            st.info(f"{job.name} is starting: the model appears here with its first snapshot, in a moment.")
+            st.fragment(_wait_for_snapshot, run_every=POLL_SECONDS)(job.job_id)
+            return None
         st.info("No model yet: train one on the Train page or load one on the Home page.")
         if st.button("Go to Home", key="go_home"):
             st.switch_page("pages/home.py")
     return view
+
+
+def _starting_job():
+    """The tab's job when it runs but has published no weights yet, else None."""
+    source = st.session_state.get("model_source")
+    job = registry().get(source[1]) if source and source[0] == "job" else None
+    return job if job is not None and job.state().active else None
+
+
+def _wait_for_snapshot(job_id: str) -> None:
+    job = registry().get(job_id)
+    if job is None or not job.state().active or job.view() is not None:
+        st.rerun()  # weights are out (or the job ended): draw the page afresh
 
 
 # --- shared by the Explore pages -------------------------------------------------------------------

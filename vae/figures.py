@@ -2,11 +2,14 @@
 pages call these and only place the result."""
 from __future__ import annotations
 
+import base64
 import math
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
+
+from .latent import grid_cell_edges, grid_plot_coords, png_bytes, prior_contour, tick_labels
 
 # Colours that stay distinct on a washed-out projector (Okabe-Ito + Tableau extras).
 PALETTE = [
@@ -109,8 +112,6 @@ def _code_traces(xy: np.ndarray, labels: np.ndarray, class_names: list[str], ind
 
 def _prior_traces(centre: tuple[float, float]) -> list:
     """The prior N(0, I)'s 1- and 2-sigma circles, dashed; WebGL like the points, so they draw on top."""
-    from .latent import prior_contour
-
     traces = []
     for n_sigma in (1, 2):
         cx, cy = prior_contour(n_sigma)
@@ -147,7 +148,7 @@ def latent_scatter(
 
     xy: (N, 2); labels: (N,) ints; indices: (N,) ids carried as customdata (default 0..N-1), so a
     clicked point tells which item it is. prior_centre None leaves the circles out. legend_below
-    suits a narrow column: the legend then takes no width from the plot.
+    (implied by `color`) puts the legend under the plot, where it takes no width from it.
     """
     xy = np.asarray(xy, np.float32).reshape(-1, 2)
     labels = np.asarray(labels).astype(int)
@@ -161,8 +162,8 @@ def latent_scatter(
             hovertemplate=f"{highlight_name} (%{{x:.2f}}, %{{y:.2f}})<extra></extra>",
         ))
     legend = dict(itemsizing="constant", title_text="")
-    if legend_below:
-        legend.update(orientation="h", yanchor="top", y=-0.18, x=0)
+    if legend_below or color is not None:  # a colour bar takes the right-hand side
+        legend.update(orientation="h", yanchor="top", y=-0.12 if height >= 600 else -0.18, x=0)
     # constrain="domain": equal units on both axes by shrinking the plot area, not by widening a range.
     fig.update_xaxes(title_text=axis_titles[0], zeroline=False, range=axis_range, constrain="domain")
     fig.update_yaxes(title_text=axis_titles[1], zeroline=False, range=axis_range, constrain="domain",
@@ -194,17 +195,11 @@ def selected_index(selection: dict | None) -> int | None:
 
 
 def _png_uri(image: np.ndarray) -> str:
-    import base64
-
-    from .latent import png_bytes
-
     return "data:image/png;base64," + base64.b64encode(png_bytes(image)).decode("ascii")
 
 
 def _grid_axis_layout(values: np.ndarray, spacing: str, title: str, max_labels: int) -> dict:
     """Ticks at every cell centre labelled with the grid's z values (about max_labels of them)."""
-    from .latent import grid_cell_edges, grid_plot_coords, tick_labels
-
     centres = grid_plot_coords(values, spacing)
     return dict(
         title_text=title, tickmode="array", tickvals=centres.tolist(), ticktext=tick_labels(values, max_labels),
@@ -237,9 +232,7 @@ def manifold_figure(
     quantile cells are even), ticked at every cell centre with the z value there. overlay:
     (codes (N, 2) in z, labels, class names), mapped the same way so dots land on their cells.
     """
-    from .latent import grid_cell_edges, grid_plot_coords
-
-    h, w = tiled.shape[0] // len(ys), tiled.shape[1] // len(xs)
+    w = tiled.shape[1] // len(xs)  # cell width, pixels
     x_lo, x_hi = grid_cell_edges(grid_plot_coords(xs, spacing))
     y_lo, y_hi = grid_cell_edges(grid_plot_coords(ys, spacing))
     dx, dy = (x_hi - x_lo) / tiled.shape[1], (y_hi - y_lo) / tiled.shape[0]

@@ -2,6 +2,8 @@
 forward pass, tile it, interpolate, prior contours, PCA. Pages call these; they hold no state."""
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import torch
 
@@ -78,11 +80,26 @@ def decode_grid(model: VAE, xs: np.ndarray, ys: np.ndarray, dims: tuple[int, int
     return decode_codes(model, z).reshape(len(ys), len(xs), 28, 28)
 
 
-def tile_images(images: np.ndarray) -> np.ndarray:
-    """(ny, nx, h, w) float in [0, 1] -> one (ny*h, nx*w) uint8 image."""
+def tile_images(images: np.ndarray, gap: int = 0, gap_value: float = 1.0) -> np.ndarray:
+    """(ny, nx, h, w) float in [0, 1] -> one uint8 image of (ny*h + (ny-1)*gap, nx*w + (nx-1)*gap).
+
+    gap: pixels of `gap_value` between neighbouring tiles (0 for the manifold, whose cells must
+    stay exactly h x w so axis positions map to cells).
+    """
     ny, nx, h, w = images.shape
-    tiled = images.transpose(0, 2, 1, 3).reshape(ny * h, nx * w)
-    return to_uint8(tiled)
+    if gap <= 0:
+        return to_uint8(images.transpose(0, 2, 1, 3).reshape(ny * h, nx * w))
+    out = np.full((ny * h + (ny - 1) * gap, nx * w + (nx - 1) * gap), gap_value, np.float32)
+    for row in range(ny):
+        for col in range(nx):
+            top, left = row * (h + gap), col * (w + gap)
+            out[top:top + h, left:left + w] = images[row, col]
+    return to_uint8(out)
+
+
+def tile_rows(rows: list[np.ndarray] | tuple[np.ndarray, ...], gap: int = 0, gap_value: float = 1.0) -> np.ndarray:
+    """Equal-length rows of (B, h, w) images, stacked top to bottom -> one uint8 image (see tile_images)."""
+    return tile_images(np.stack([np.asarray(r, np.float32) for r in rows]), gap, gap_value)
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
@@ -93,6 +110,59 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
 def upscale_nearest(image: np.ndarray, factor: int) -> np.ndarray:
     """Blocky nearest-neighbour enlargement, so a 28x28 digit stays crisp on a projector."""
     return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
+
+
+def upscale_factor(width_px: int, target_px: int, max_factor: int = 12) -> int:
+    """The largest whole enlargement (1..max_factor) that keeps width_px * factor within target_px."""
+    return int(max(1, min(max_factor, target_px // max(width_px, 1))))
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """uint8 (H, W) grayscale or (H, W, 3) RGB -> PNG file bytes (lossless)."""
+    from PIL import Image  # PIL ships with torchvision and streamlit; imported here to keep import light
+
+    image = np.ascontiguousarray(image)
+    if image.dtype != np.uint8:
+        raise ValueError(f"PNG encoding wants uint8 pixels, got {image.dtype}; convert with to_uint8 first.")
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def grid_plot_coords(z: np.ndarray, spacing: str = "linear") -> np.ndarray:
+    """Where latent values sit on a manifold plot's axis.
+
+    linear: z itself. gaussian: the prior CDF Phi(z), in which the quantile grid of grid_axis is
+    evenly spaced (cell i is centred at (i + 0.5) / n), so codes overlay the tiles truthfully.
+    """
+    z = np.asarray(z, np.float64)
+    if spacing == "linear":
+        return z.astype(np.float32)
+    if spacing == "gaussian":
+        return torch.special.ndtr(torch.from_numpy(z)).numpy().astype(np.float32)
+    raise ValueError(f"Unknown spacing {spacing!r}; use linear or gaussian.")
+
+
+def grid_cell_edges(centres: np.ndarray) -> tuple[float, float]:
+    """(low, high) outer edges of evenly spaced cells given their centres, on the plot's axis."""
+    centres = np.asarray(centres, np.float64)
+    width = float(centres[1] - centres[0]) if len(centres) > 1 else 1.0
+    return float(centres[0] - width / 2), float(centres[-1] + width / 2)
+
+
+def tick_labels(values: np.ndarray, max_labels: int = 11, fmt: str = "{:.2f}") -> list[str]:
+    """One label per value, but only about max_labels of them non-empty, so a tick can sit at every
+    cell centre without the labels running together. Every k-th label counted from both ends, so
+    both ends are labelled and the pattern is mirror-symmetric like the grid."""
+    n = len(values)
+    k = max(1, -(-(n - 1) // max(max_labels - 1, 1)))  # ceil((n - 1) / (max_labels - 1))
+    return [fmt.format(float(v)) if min(i, n - 1 - i) % k == 0 else "" for i, v in enumerate(values)]
+
+
+def sample_indices(n: int, k: int, seed: int) -> np.ndarray:
+    """k distinct indices into n items (all of them when k >= n), drawn from a seed, ascending."""
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n, size=min(k, n), replace=False))
 
 
 def interpolate(z0: np.ndarray, z1: np.ndarray, steps: int) -> np.ndarray:
@@ -123,6 +193,11 @@ def pca_2d(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
     var = s**2
     ratio = var[:2] / var.sum() if var.sum() > 0 else np.zeros(2)
     return (centred @ components.T).astype(np.float32), components, mean, ratio
+
+
+def pca_prior_centre(components: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """(2,): where the prior's centre z = 0 lands in the PCA plane of pca_2d (its codes are centred)."""
+    return (-(np.asarray(components) @ np.asarray(mean))).astype(np.float32)
 
 
 def project_codes(codes: np.ndarray, dims: tuple[int, int] | None) -> np.ndarray:

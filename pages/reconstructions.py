@@ -1,0 +1,85 @@
+"""Reconstructions and interpolation: test images above decode(mu(x)), and the decoded straight
+path between the codes of two test images."""
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from pages.common import EXPLORE_CODES, encoded_test_set, explore_fragment, follow_model, require_model
+from vae.latent import (
+    decode_codes,
+    interpolate,
+    reconstruct,
+    sample_indices,
+    tile_rows,
+    upscale_factor,
+    upscale_nearest,
+)
+
+STRIP = 10  # test images in the reconstruction strip
+GAP = 2  # px between tiles, before enlarging
+TARGET_PX = 1100  # widest strip we draw, so it fits a wide page without the browser rescaling it
+
+
+def crisp(strip: np.ndarray) -> np.ndarray:
+    """Enlarged by the largest whole factor that fits, nearest neighbour."""
+    return upscale_nearest(strip, upscale_factor(strip.shape[1], TARGET_PX))
+
+
+def current_codes(was_live: bool):
+    """The model and its encoded test set, re-read inside a fragment; (None, None) when either is gone."""
+    view = follow_model(was_live)
+    if view is None:
+        st.info("The model is gone: load or train one on the Home page.")
+        return None, None
+    return view, encoded_test_set(view, EXPLORE_CODES)
+
+
+def draw_reconstructions(was_live: bool, indices: np.ndarray) -> None:
+    view, encoded = current_codes(was_live)
+    if encoded is None:
+        return
+    originals = encoded.images[indices]  # (k, 1, 28, 28)
+    strip = tile_rows([originals[:, 0].numpy(), reconstruct(view.model, originals)], gap=GAP)
+    st.image(crisp(strip), caption=f"Top: test images {', '.join(f'#{i}' for i in indices)}. "
+             "Bottom: their reconstructions decode(mu(x)).", width="content", output_format="PNG")
+
+
+def draw_path(was_live: bool, a: int, b: int, steps: int) -> None:
+    view, encoded = current_codes(was_live)
+    if encoded is None:
+        return
+    path = decode_codes(view.model, interpolate(encoded.mu[a], encoded.mu[b], steps))  # (steps, 28, 28), one pass
+    ends = encoded.images[[a, b], 0].numpy()
+    strip = tile_rows([np.concatenate([ends[:1], path, ends[1:]])], gap=GAP)
+    st.image(crisp(strip), width="content", output_format="PNG",
+             caption=f"Outer images: test images #{a} and #{b}. Between them: the decoder along the straight line "
+                     f"from mu(#{a}) to mu(#{b}), {steps} evenly spaced codes, ends included.")
+
+
+st.title("Reconstructions")
+view = require_model()
+if view is None:
+    st.stop()
+st.caption("How well the model redraws test images from their codes, "
+           "and what lies on the straight path between two codes.")
+encoded = encoded_test_set(view, EXPLORE_CODES)
+if encoded is None:
+    st.stop()
+n = len(encoded.mu)
+k = min(STRIP, n)
+c1, c2, _ = st.columns([3, 2, 4], gap="medium")
+which = c1.radio("Which test images", ["consecutive", "random"], horizontal=True, key="rc_which")
+if which == "consecutive":
+    start = int(c2.number_input("First test image #", 0, n - k, 0, key="rc_start"))
+    indices = np.arange(start, start + k)
+else:
+    indices = sample_indices(n, k, int(c2.number_input("Seed", 0, 2**31 - 1, 0, key="rc_seed")))
+explore_fragment(draw_reconstructions, view.live)(view.live, indices)
+
+st.subheader("Interpolation")
+i1, i2, i3, _ = st.columns([2, 2, 3, 2], gap="medium")
+a = int(i1.number_input("From test image #", 0, n - 1, 0, key="rc_from"))
+b = int(i2.number_input("To test image #", 0, n - 1, min(1, n - 1), key="rc_to"))
+steps = int(i3.slider("Steps", 3, 20, 10, key="rc_steps"))
+explore_fragment(draw_path, view.live)(view.live, a, b, steps)

@@ -1,0 +1,99 @@
+"""Latent scatter: the test set's posterior means, colored by label (or, for shapes, by a
+generative factor), with the prior's 1 and 2 sigma circles. Click a point, or type its number,
+to see the image, its reconstruction, its label and its code."""
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from pages.common import EXPLORE_CODES, encoded_test_set, explore_fragment, follow_model, pick_dims, require_model
+from vae.figures import latent_scatter, selected_index
+from vae.latent import kl_per_dimension, pca_2d, pca_prior_centre, reconstruct, tile_rows, upscale_nearest
+
+FACTOR_TITLES = {"label": "label", "scale": "scale (radius, px)", "rotation": "rotation (radians)",
+                 "x": "x (column, px)", "y": "y (row, px)"}
+ZOOM = 5  # 28 px -> 140 px per image in the detail panel
+
+
+def pick_from_chart() -> None:
+    """on_select callback: a clicked point's number goes into the number input, which then rules."""
+    index = selected_index(st.session_state["sc_chart"]["selection"])
+    if index is not None:
+        st.session_state["sc_index"] = index
+
+
+def plane(encoded, dims) -> tuple[np.ndarray, tuple[str, str], tuple[float, float], str]:
+    """(N, 2) points, axis titles, where the prior's centre lands, and a caption for the plane."""
+    if dims is None:
+        xy, components, mean, ratio = pca_2d(encoded.mu)
+        titles = (f"PC1 ({ratio[0]:.0%} of variance)", f"PC2 ({ratio[1]:.0%} of variance)")
+        return xy, titles, tuple(pca_prior_centre(components, mean)), (
+            f"PCA plane of the codes, explaining {ratio.sum():.0%} of their variance; its axes are orthonormal, "
+            "so the prior still shows as circles.")
+    return encoded.mu[:, list(dims)], (f"z{dims[0] + 1}", f"z{dims[1] + 1}"), (0.0, 0.0), ""
+
+
+def controls(view) -> tuple[int, str, tuple[int, int] | None | bool]:
+    count = int(st.number_input("Test images", 100, EXPLORE_CODES, EXPLORE_CODES, step=500, key="sc_count"))
+    color_by = "label"
+    if view.dataset == "shapes":
+        color_by = st.selectbox("Color by", list(FACTOR_TITLES), format_func=FACTOR_TITLES.get, key="sc_color",
+                                help="The label, or one of the factors the shapes were drawn from.")
+    return count, color_by, pick_dims(view.model_config.latent_dim, "sc", allow_pca=True)
+
+
+def details(view, encoded, index: int) -> None:
+    """The chosen test image beside its reconstruction, its label and its code."""
+    original = encoded.images[index:index + 1]  # (1, 1, 28, 28)
+    strip = tile_rows([np.concatenate([original[:, 0].numpy(), reconstruct(view.model, original)])], gap=2)
+    st.image(upscale_nearest(strip, ZOOM), caption="the test image | its reconstruction", width="content",
+             output_format="PNG")
+    label = int(encoded.labels[index])
+    name = encoded.class_names[label] if label < len(encoded.class_names) else str(label)
+    st.markdown(f"**#{index}: {name}**  \ncode μ = ({', '.join(f'{v:.2f}' for v in encoded.mu[index])})")
+    if encoded.factors:
+        st.caption(" · ".join(f"{k} {float(v[index]):.2f}" for k, v in encoded.factors.items() if k != "shape"))
+
+
+def draw(was_live: bool) -> None:
+    view = follow_model(was_live)
+    if view is None:
+        st.info("The model is gone: load or train one on the Home page.")
+        return
+    chart, side = st.columns([3, 1], gap="large")
+    with side:
+        count, color_by, dims = controls(view)
+    if dims is False:
+        return
+    encoded = encoded_test_set(view, count)
+    if encoded is None:
+        return
+    xy, titles, centre, note = plane(encoded, dims)
+    n = len(xy)
+    index = min(int(st.session_state.get("sc_index") or 0), n - 1)
+    st.session_state["sc_index"] = index  # fewer images than before: the pick moves to the last one
+    continuous = color_by != "label" and color_by in encoded.factors
+    fig = latent_scatter(
+        xy, encoded.labels, encoded.class_names, color=encoded.factors[color_by] if continuous else None,
+        color_title=FACTOR_TITLES.get(color_by, color_by), highlight=tuple(xy[index]),
+        highlight_name=f"test image #{index}", prior_centre=centre, axis_titles=titles, height=700,
+    )
+    with chart:
+        st.plotly_chart(fig, key="sc_chart", on_select=pick_from_chart, selection_mode="points",
+                        config={"displayModeBar": False})
+        st.caption(f"Posterior means of {n:,} test images; dashed: the prior N(0, I) at 1σ and 2σ. {note}")
+    with side:
+        st.number_input("or pick test image #", 0, n - 1, key="sc_index", help="Clicking a point fills this in.")
+        details(view, encoded, index)
+        if view.model_config.latent_dim > 2:
+            kl = kl_per_dimension(encoded.mu, encoded.logvar)
+            top = ", ".join(f"z{d + 1} {kl[d]:.1f}" for d in np.argsort(-kl)[:4])
+            st.caption(f"Most informative dimensions (mean KL, nats): {top}")
+
+
+st.title("Latent scatter")
+view = require_model()
+if view is None:
+    st.stop()
+st.caption("Where the encoder puts each test image: its posterior mean, one dot per image. Click a dot to see it.")
+explore_fragment(draw, view.live)(view.live)

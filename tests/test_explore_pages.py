@@ -1,0 +1,252 @@
+"""AppTest: the four Explore pages, with no model, a 2-D and a 4-D checkpoint, and a live job.
+
+Images are checked through st.image's media URL (a hash of the encoded bytes, so it changes
+exactly when the picture does); figures through the plotly JSON in the chart element's proto.
+"""
+import base64
+import io
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import streamlit as st
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from vae import checkpoint as ckpt_io
+from vae.config import ModelConfig, TrainConfig
+from vae.data import SHAPE_NAMES, load_dataset
+from vae.train import Trainer
+
+APP = Path(__file__).parents[1] / "app.py"
+PAGES = ["pages/sliders.py", "pages/manifold.py", "pages/scatter.py", "pages/reconstructions.py"]
+SHAPES_TEST_SIZE = 4000  # fewer than the pages' 5,000, so every test image is encoded
+
+
+@pytest.fixture(scope="session")
+def explore_env(tmp_path_factory):
+    """A shapes disk cache and an empty checkpoints folder for the whole session (generation takes seconds)."""
+    root = tmp_path_factory.mktemp("explore")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VAE_DATA_DIR", str(root / "data"))
+        mp.setenv("VAE_CHECKPOINT_DIR", str(root / "checkpoints"))
+        yield root
+
+
+def _train(folder: Path, latent_dim: int) -> Path:
+    train, test = load_dataset("shapes", "train"), load_dataset("shapes", "test")
+    trainer = Trainer(ModelConfig(hidden=(64,), latent_dim=latent_dim),
+                      TrainConfig(epochs=1, train_limit=2000, batch_size=128, device="cpu"), train, test)
+    trainer.run()
+    return ckpt_io.save(trainer.checkpoint_payload(), folder / f"shapes-{latent_dim}d.pt")
+
+
+@pytest.fixture(scope="session")
+def models(explore_env):
+    """Small trained shapes models: {latent_dim: checkpoint path}."""
+    folder = explore_env / "models"
+    return {d: _train(folder, d) for d in (2, 4)}
+
+
+@pytest.fixture(autouse=True)
+def fresh_caches(explore_env):
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
+def _open(page: str, source) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.session_state["model_source"] = source
+    at.run()
+    at.switch_page(page).run()
+    _no_exception(at)
+    return at
+
+
+def _no_exception(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def _figure(at: AppTest, index: int = 0) -> dict:
+    return json.loads(at.get("plotly_chart")[index].proto.spec)
+
+
+def _array(value) -> np.ndarray:
+    """A plotly JSON array: a plain list, or {'dtype', 'bdata'} base64 binary."""
+    if isinstance(value, dict):
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+    return np.asarray(value)
+
+
+def _class_traces(figure: dict) -> list[dict]:
+    return [t for t in figure["data"] if t["type"] == "scattergl" and t.get("name") in SHAPE_NAMES]
+
+
+def _text(at: AppTest) -> str:
+    return " ".join(e.value for e in [*at.markdown, *at.caption])
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_without_a_model_shows_the_hint(page):
+    at = _open(page, None)
+    assert any("No model yet" in i.value for i in at.info)
+    assert not at.get("plotly_chart") and not at.image
+
+
+def test_sliders_move_the_decoded_image(models):
+    at = _open("pages/sliders.py", ("path", str(models[2])))
+    before = at.image[0].value
+    figure = _figure(at)
+    assert len(_class_traces(figure)) == 5 and figure["data"][-1]["x"] == [0.0]
+    at.slider(key="z1").set_value(1.5).run()
+    _no_exception(at)
+    assert at.image[0].value != before
+    star = _figure(at)["data"][-1]
+    assert star["name"] == "slider point" and (star["x"], star["y"]) == ([1.5], [0.0])
+    assert "1.50, 0.00" in at.image[0].captions[0]
+
+
+def test_sliders_choose_dims_and_hold_at_a_test_code(models):
+    at = _open("pages/sliders.py", ("path", str(models[4])))
+    at.selectbox(key="sl_dim_x").set_value(2).run()
+    at.selectbox(key="sl_dim_y").set_value(3).run()
+    _no_exception(at)
+    layout = _figure(at)["layout"]
+    assert (layout["xaxis"]["title"]["text"], layout["yaxis"]["title"]["text"]) == ("z3", "z4")
+    at_zero = at.image[0].value
+    at.radio(key="sl_hold").set_value("the code of a test image").run()
+    at.number_input(key="sl_base_index").set_value(5).run()
+    _no_exception(at)
+    assert at.image[0].value != at_zero
+    assert any("z1, z2 held at the code of test image #5" in c.value for c in at.caption)
+    at.selectbox(key="sl_dim_y").set_value(2).run()  # the same dimension twice
+    _no_exception(at)
+    assert any("two different dimensions" in w.value for w in at.warning)
+
+
+def _manifold_png(at: AppTest) -> np.ndarray:
+    image = _figure(at)["data"][0]
+    assert image["type"] == "image"
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(image["source"].split(",", 1)[1]))))
+
+
+def test_manifold_grid_size_spacing_and_overlay(models):
+    at = _open("pages/manifold.py", ("path", str(models[2])))
+    assert _manifold_png(at).shape == (20 * 28, 20 * 28)
+    layout = _figure(at)["layout"]
+    assert len(layout["xaxis"]["tickvals"]) == 20 and layout["xaxis"]["ticktext"][0] == "-3.00"
+    at.slider(key="mf_n").set_value(7).run()
+    assert _manifold_png(at).shape == (7 * 28, 7 * 28)
+    at.radio(key="mf_spacing").set_value("gaussian").run()
+    at.checkbox(key="mf_overlay").check().run()
+    _no_exception(at)
+    figure = _figure(at)
+    assert "Gaussian" in figure["layout"]["xaxis"]["title"]["text"]
+    assert figure["layout"]["xaxis"]["range"] == pytest.approx([0, 1], abs=1e-6)  # the axis is Phi(z), ticks give z
+    assert sum(len(_array(t["x"])) for t in _class_traces(figure)) == 2000
+    assert any("normal CDF" in c.value for c in at.caption)
+    download = at.get("download_button")[0]
+    assert "196 x 196" in download.proto.label
+
+
+def test_manifold_other_dims(models):
+    at = _open("pages/manifold.py", ("path", str(models[4])))
+    at.selectbox(key="mf_dim_x").set_value(3).run()
+    _no_exception(at)
+    assert _figure(at)["layout"]["xaxis"]["title"]["text"].startswith("z4")
+    assert any("other 2 dimensions are held at 0" in c.value for c in at.caption)
+
+
+def test_scatter_one_trace_per_class_with_counts(models):
+    at = _open("pages/scatter.py", ("path", str(models[2])))
+    traces = _class_traces(_figure(at))
+    labels = load_dataset("shapes", "test").labels.numpy()
+    assert [t["name"] for t in traces] == list(SHAPE_NAMES)
+    for label, trace in enumerate(traces):
+        ids = _array(trace["customdata"])
+        assert len(ids) == len(_array(trace["x"])) == (labels == label).sum()
+        np.testing.assert_array_equal(labels[ids], label)
+    assert sum(len(_array(t["x"])) for t in traces) == SHAPES_TEST_SIZE
+    assert sum(t["name"].startswith("prior") for t in _figure(at)["data"]) == 2
+
+
+def test_scatter_pick_a_point_and_color_by_a_factor(models):
+    at = _open("pages/scatter.py", ("path", str(models[2])))
+    at.number_input(key="sc_index").set_value(17).run()
+    _no_exception(at)
+    name = SHAPE_NAMES[int(load_dataset("shapes", "test").labels[17])]
+    assert f"#17: {name}" in _text(at)
+    assert _figure(at)["data"][-1]["name"] == "test image #17"
+    at.selectbox(key="sc_color").set_value("scale").run()
+    _no_exception(at)
+    data = _figure(at)["data"]
+    assert data[0]["marker"]["colorbar"]["title"]["text"].startswith("scale")
+    assert len(_array(data[0]["x"])) == SHAPES_TEST_SIZE and not _class_traces(_figure(at))
+    at.number_input(key="sc_count").set_value(500).run()
+    _no_exception(at)
+    assert len(_array(_figure(at)["data"][0]["x"])) == 500
+
+
+def test_scatter_pca_and_dims_for_a_4d_model(models):
+    at = _open("pages/scatter.py", ("path", str(models[4])))
+    assert _figure(at)["layout"]["xaxis"]["title"]["text"] == "z1"
+    at.radio(key="sc_plane").set_value("PCA of the codes").run()
+    _no_exception(at)
+    assert _figure(at)["layout"]["xaxis"]["title"]["text"].startswith("PC1 (")
+    assert any("PCA plane" in c.value for c in at.caption)
+    at.radio(key="sc_plane").set_value("two dimensions").run()
+    at.selectbox(key="sc_dim_x").set_value(2).run()
+    at.selectbox(key="sc_dim_y").set_value(3).run()
+    _no_exception(at)
+    layout = _figure(at)["layout"]
+    assert (layout["xaxis"]["title"]["text"], layout["yaxis"]["title"]["text"]) == ("z3", "z4")
+    assert any("Most informative dimensions" in c.value for c in at.caption)
+
+
+def test_reconstructions_strip_and_interpolation(models):
+    at = _open("pages/reconstructions.py", ("path", str(models[2])))
+    strip, path = (image.value for image in at.image)
+    assert "#0, #1" in at.image[0].captions[0] and "10 evenly spaced codes" in at.image[1].captions[0]
+    at.radio(key="rc_which").set_value("random").run()
+    at.number_input(key="rc_seed").set_value(3).run()
+    _no_exception(at)
+    assert at.image[0].value != strip
+    at.number_input(key="rc_to").set_value(42).run()
+    at.slider(key="rc_steps").set_value(5).run()
+    _no_exception(at)
+    assert at.image[1].value != path and "#42" in at.image[1].captions[0]
+
+
+def test_a_job_without_weights_yet_says_it_is_starting(explore_env):
+    """Between Start and the first snapshot the pages wait for the model instead of asking for one."""
+    from pages.common import registry
+    from vae.jobs import TrainingJob
+
+    job = TrainingJob("waiting", "shapes-waiting", ModelConfig(hidden=(32,)), TrainConfig(epochs=1),
+                      explore_env / "checkpoints" / "waiting.pt")  # never started: no weights yet
+    registry()._jobs[job.job_id] = job
+    at = _open("pages/sliders.py", ("job", job.job_id))
+    assert any("shapes-waiting is starting" in i.value for i in at.info)
+    assert not at.image
+
+
+def test_pages_follow_a_live_job(explore_env):
+    """While a job trains, every page draws from its latest snapshot without error."""
+    from pages.common import registry
+
+    job = registry().start(ModelConfig(hidden=(32,)), TrainConfig(epochs=100, train_limit=1000, device="cpu"))
+    try:
+        deadline = time.monotonic() + 30
+        while job.view() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert job.view() is not None and job.view().live
+        for page in PAGES:
+            at = _open(page, ("job", job.job_id))
+            assert at.image or at.get("plotly_chart")
+    finally:
+        registry().stop_all()
