@@ -3,18 +3,18 @@ import streamlit as st
 
 from pages.common import sidebar_card
 
-st.set_page_config(page_title="Latent Explorer", page_icon="🧭", layout="wide")
+st.set_page_config(page_title="Latent Explorer", page_icon=":material/explore:", layout="wide")
 
 PAGES = {
     "Model": [
-        st.Page("pages/home.py", title="Home", icon="🏠", default=True),
-        st.Page("pages/train.py", title="Train", icon="🏋️"),
+        st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+        st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
     ],
     "Explore": [
-        st.Page("pages/sliders.py", title="Latent sliders", icon="🎚️"),
-        st.Page("pages/manifold.py", title="Manifold", icon="🗺️"),
-        st.Page("pages/scatter.py", title="Latent scatter", icon="✨"),
-        st.Page("pages/reconstructions.py", title="Reconstructions", icon="🔁"),
+        st.Page("pages/sliders.py", title="Latent sliders", icon=":material/tune:"),
+        st.Page("pages/manifold.py", title="Manifold", icon=":material/grid_on:"),
+        st.Page("pages/scatter.py", title="Latent scatter", icon=":material/scatter_plot:"),
+        st.Page("pages/reconstructions.py", title="Reconstructions", icon=":material/compare:"),
     ],
 }
 

@@ -25,7 +25,7 @@ train_col, load_col, upload_col = st.columns(3, gap="large")
 with train_col, st.container(border=True):
     st.subheader("① Train a new model")
     st.markdown("Pick a dataset and settings, press Start, and watch the loss curves move while it trains.")
-    st.page_link("pages/train.py", label="Go to the Train page", icon="🏋️")
+    st.page_link("pages/train.py", label="Go to the Train page", icon=":material/model_training:")
 
 
 def _label(info: ckpt_io.CheckpointInfo) -> str:
@@ -78,7 +78,7 @@ with upload_col, st.container(border=True):
             except ckpt_io.CheckpointError as e:
                 st.session_state["upload_error"] = str(e)
     if st.session_state.get("upload_error"):
-        st.error(st.session_state["upload_error"], icon="🚫")
+        st.error(st.session_state["upload_error"], icon=":material/block:")
         st.caption("The current model is unchanged.")
 
 view = current_view()
@@ -99,7 +99,7 @@ with st.expander("Data folder"):
         st.session_state["data_dir"] = folder
         st.rerun()
     st.markdown("  \n".join(
-        f"{'✅' if dataset_available(name, data_dir()) else '⬜'} {name}" for name in DATASET_NAMES
+        f"{':material/check_circle:' if dataset_available(name, data_dir()) else ':material/radio_button_unchecked:'} {name}" for name in DATASET_NAMES
     ))
     st.caption("Missing datasets are downloaded when you train on them, if this machine has a network; "
                "the built-in shapes never need one.")

@@ -42,7 +42,7 @@ def settings_form() -> tuple[ModelConfig, TrainConfig, str] | None:
         lr = c4.text_input("Learning rate", "1e-3", key="f_lr")
         seed = c1.number_input("Seed", 0, 2**31 - 1, 0, key="f_seed")
         name = c2.text_input("Checkpoint name (optional)", "", key="f_name", help="Letters, digits, - and _")
-        submitted = st.form_submit_button("▶ Start training", type="primary", key="start")
+        submitted = st.form_submit_button("Start training", type="primary", key="start", icon=":material/play_arrow:")
     if not submitted:
         return None
     try:
@@ -77,7 +77,7 @@ def ensure_data(train_cfg: TrainConfig) -> bool:
 def offer_shapes() -> None:
     problem = st.session_state.get("data_problem")
     if problem:
-        st.error(problem, icon="📂")
+        st.error(problem, icon=":material/folder_off:")
         st.button("Use the built-in shapes dataset instead", key="use_shapes", on_click=_switch_to_shapes)
 
 
@@ -111,7 +111,7 @@ def live_view(job: TrainingJob) -> None:
     head, stop_col = st.columns([5, 1])
     head.subheader(f"{state.name}: {state.status}")
     if state.active:
-        if stop_col.button("■ Stop", key="stop", type="secondary", width="stretch"):
+        if stop_col.button("Stop", key="stop", type="secondary", width="stretch", icon=":material/stop:"):
             job.stop()
             job.join(timeout=5.0)
             st.rerun()
@@ -132,7 +132,10 @@ def live_view(job: TrainingJob) -> None:
     ))
     history = job.history()
     if history:
-        st.plotly_chart(loss_curves(history), key="curves", config={"displayModeBar": False})
+        # One figure per tab, its data replaced each second: rebuilding it would cost more than drawing it.
+        fig = loss_curves(history, reuse=st.session_state.get("_curves_fig"))
+        st.session_state["_curves_fig"] = fig
+        st.plotly_chart(fig, key="curves", config={"displayModeBar": False})
     else:
         st.caption("Loading data and building the model…")
     st.session_state["history_len"] = len(history)

@@ -8,7 +8,6 @@ from tests.conftest import tiny_dataset
 from vae import checkpoint as ckpt_io
 from vae import jobs as jobs_mod
 from vae.config import ModelConfig, TrainConfig
-from vae.figures import curve_series, ema, loss_curves
 from vae.jobs import JobLimitReached, JobRegistry
 
 
@@ -142,22 +141,3 @@ def test_max_jobs_env(monkeypatch):
     assert jobs_mod.default_max_jobs() == 3
     monkeypatch.delenv("VAE_MAX_JOBS")
     assert jobs_mod.default_max_jobs() == (2 if torch.cuda.is_available() else 1)
-
-
-def test_curves_figure_has_train_and_test_series():
-    history = [
-        {"kind": "step", "epoch": 0.5, "step": 1, "recon": 10.0, "kl": 1.0, "total": 11.0},
-        {"kind": "step", "epoch": 1.0, "step": 2, "recon": 8.0, "kl": 2.0, "total": 10.0},
-        {"kind": "epoch", "epoch": 1, "step": 2, "test_recon": 9.0, "test_kl": 2.5, "test_elbo": 11.5},
-    ]
-    s = curve_series(history)
-    assert s["train_x"] == [0.5, 1.0] and s["test_x"] == [1]
-    assert s["test_total"] == [11.5]
-    fig = loss_curves(history)
-    assert len(fig.data) == 6
-    assert list(fig.data[0].y) == pytest.approx(ema([10.0, 8.0]))
-
-
-def test_ema_smooths_and_skips_nan():
-    assert ema([1.0, 3.0], alpha=0.5) == [1.0, 2.0]
-    assert ema([float("nan"), 2.0])[1] == 2.0

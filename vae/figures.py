@@ -47,26 +47,53 @@ def curve_series(history: list[dict]) -> dict[str, dict[str, list[float]]]:
     return series
 
 
-def loss_curves(history: list[dict], height: int = 340) -> go.Figure:
-    """Three panels (reconstruction, KL, total) with smoothed training curves and test points."""
+MAX_CURVE_POINTS = 400  # per trace: a long run stays light to send and to redraw every second
+
+
+def thin(values: list, max_points: int = MAX_CURVE_POINTS) -> list:
+    """Every k-th value (and always the last) so that at most about max_points remain."""
+    if len(values) <= max_points:
+        return list(values)
+    stride = math.ceil(len(values) / max_points)
+    kept = values[::stride]
+    return kept if (len(values) - 1) % stride == 0 else kept + [values[-1]]
+
+
+def loss_curves(history: list[dict], height: int = 340, reuse: go.Figure | None = None) -> go.Figure:
+    """Three panels (reconstruction, KL, total) with smoothed training curves and test points.
+
+    Building the panels costs a few hundred ms of Python; a live view that redraws every
+    second passes last second's figure as `reuse`, and only its data is replaced (~15 ms).
+    """
     s = curve_series(history)
+    series = []
+    for key, _ in CURVES:
+        series += [(thin(s["train_x"]), thin(s[f"train_{key}"])), (s["test_x"], s[f"test_{key}"])]
+    fig = reuse if reuse is not None and len(reuse.data) == len(series) else _empty_curves(height)
+    with fig.batch_update():
+        for trace, (x, y) in zip(fig.data, series):
+            trace.x, trace.y = x, y
+    return fig
+
+
+def _empty_curves(height: int) -> go.Figure:
     fig = make_subplots(rows=1, cols=3, subplot_titles=[title for _, title in CURVES], horizontal_spacing=0.07)
-    for col, (key, _) in enumerate(CURVES, start=1):
+    for col in range(1, 4):
         fig.add_trace(go.Scatter(
-            x=s["train_x"], y=s[f"train_{key}"], mode="lines", name="train (smoothed)",
-            line=dict(color=PALETTE[0], width=3), showlegend=col == 1, legendgroup="train",
+            mode="lines", name="train (smoothed)", line=dict(color=PALETTE[0], width=3),
+            showlegend=col == 1, legendgroup="train",
         ), row=1, col=col)
         fig.add_trace(go.Scatter(
-            x=s["test_x"], y=s[f"test_{key}"], mode="lines+markers", name="test, per epoch",
-            line=dict(color=PALETTE[3], width=2, dash="dot"), marker=dict(size=9),
-            showlegend=col == 1, legendgroup="test",
+            mode="lines+markers", name="test, per epoch", line=dict(color=PALETTE[3], width=2, dash="dot"),
+            marker=dict(size=9), showlegend=col == 1, legendgroup="test",
         ), row=1, col=col)
         fig.update_xaxes(title_text="epoch", row=1, col=col)
     fig.update_layout(
-        height=height, margin=dict(l=10, r=10, t=40, b=10), font=FONT, uirevision="curves",
-        legend=dict(orientation="h", yanchor="bottom", y=-0.35, x=0),
+        height=height, margin=dict(l=10, r=10, t=40, b=10), uirevision="curves",
+        legend=dict(orientation="h", yanchor="bottom", y=-0.38, x=0),
     )
-    return fig
+    fig.update_annotations(font=FONT)  # the panel titles
+    return readable(fig)
 
 
 # --- latent space -----------------------------------------------------------------------------
