@@ -7,7 +7,7 @@ import streamlit as st
 
 from pages.common import POLL_SECONDS, data_dir, registry, use_source
 from vae.checkpoint import CheckpointError
-from vae.config import ARCHITECTURES, LIKELIHOODS, ConfigError, ModelConfig, TrainConfig, parse_hidden
+from vae.config import ARCHITECTURES, LIKELIHOODS, ConfigError, ModelConfig, TrainConfig
 from vae.data import DATASET_NAMES, DatasetUnavailable, dataset_available, load_dataset
 from vae.figures import loss_curves
 from vae.jobs import JobLimitReached, TrainingJob
@@ -33,7 +33,8 @@ def settings_form() -> tuple[ModelConfig, TrainConfig, str] | None:
                                format_func=DATASET_LABELS.get, key="f_dataset")
         latent = c1.number_input("Latent dim", 1, 64, 2, key="f_latent")
         arch = c2.selectbox("Architecture", ARCHITECTURES, key="f_arch")
-        hidden = c2.text_input("Hidden sizes", "512,256", key="f_hidden", help="Comma separated, e.g. 512,256")
+        hidden = c2.text_input("Hidden sizes", "auto", key="f_hidden",
+                               help="Comma separated, e.g. 512,256. auto: 512,256,256 for a 1-2-D latent space, else 512,256.")
         likelihood = c3.selectbox("Likelihood", LIKELIHOODS, key="f_likelihood")
         beta = c3.number_input("β (KL weight)", 0.0, 1000.0, 1.0, step=0.1, key="f_beta")
         warmup = c3.number_input("β warm-up epochs", 0.0, 1000.0, 0.0, step=1.0, key="f_warmup")
@@ -51,7 +52,7 @@ def settings_form() -> tuple[ModelConfig, TrainConfig, str] | None:
         st.error(f"Learning rate must be a number like 1e-3, not {lr!r}.")
         return None
     try:
-        model_cfg = ModelConfig(arch=arch, latent_dim=int(latent), hidden=parse_hidden(hidden), likelihood=likelihood).validate()
+        model_cfg = ModelConfig(arch=arch, latent_dim=int(latent), hidden=hidden, likelihood=likelihood).validate()
         train_cfg = TrainConfig(dataset=dataset, epochs=int(epochs), batch_size=int(batch), lr=lr_value, beta=beta,
                                 warmup_epochs=warmup, seed=int(seed), data_dir=str(data_dir())).validate()
     except ConfigError as e:

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from . import checkpoint as ckpt_io
-from .config import ConfigError, ModelConfig, TrainConfig, parse_hidden
+from .config import ConfigError, ModelConfig, TrainConfig
 from .data import DATASET_NAMES, DatasetUnavailable, load_dataset
 from .loss import iw_log_likelihood
 from .train import Trainer, TrainingDiverged, evaluate_model
@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--download", action="store_true", help="let torchvision download missing files")
     t.add_argument("--latent-dim", default="2")
     t.add_argument("--arch", default="mlp", help="mlp or conv")
-    t.add_argument("--hidden", default="512,256", help="hidden layer sizes, comma separated")
+    t.add_argument("--hidden", default="auto",
+                   help="hidden layer sizes, comma separated; auto: 512,256,256 for latent dim <= 2, else 512,256")
     t.add_argument("--likelihood", default="bernoulli", help="bernoulli or gaussian")
     t.add_argument("--epochs", default="10")
     t.add_argument("--batch-size", default="128")
@@ -91,7 +92,7 @@ def _int_arg(name: str, value: str | None, lo: int, hi: int) -> int | None:
 def configs_from_args(args) -> tuple[ModelConfig, TrainConfig]:
     """Builds and validates both configs; ConfigError carries the readable message."""
     model_cfg = ModelConfig(
-        arch=args.arch, latent_dim=args.latent_dim, hidden=parse_hidden(args.hidden), likelihood=args.likelihood
+        arch=args.arch, latent_dim=args.latent_dim, hidden=args.hidden, likelihood=args.likelihood
     ).validate()
     train_cfg = TrainConfig(
         dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule, beta=args.beta,

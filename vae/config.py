@@ -62,8 +62,25 @@ def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
     return value
 
 
-def parse_hidden(text: str | list | tuple) -> tuple[int, ...]:
-    """'512,256' or [512, 256] -> (512, 256), with the bounds checked."""
+AUTO_HIDDEN = "auto"
+
+
+def default_hidden(latent_dim: int) -> tuple[int, ...]:
+    """The default MLP: a third hidden layer for a 1- or 2-D latent space.
+
+    Measured on MNIST (docs/benchmarks.md): the extra layer gives the decoder of a 2-D plane
+    about 4 nats of test ELBO in 20 epochs, while for 20-D codes the shallower net is about
+    6 nats better after 30.
+    """
+    return (512, 256, 256) if latent_dim <= 2 else (512, 256)
+
+
+def parse_hidden(text: str | list | tuple, latent_dim: int | None = None) -> tuple[int, ...]:
+    """'512,256' or [512, 256] -> (512, 256), with the bounds checked; 'auto' -> default_hidden."""
+    if isinstance(text, str) and text.strip().lower() == AUTO_HIDDEN:
+        if latent_dim is None:
+            return AUTO_HIDDEN  # resolved by ModelConfig.validate once the latent dim is known
+        return default_hidden(latent_dim)
     if isinstance(text, str):
         parts = [p.strip() for p in text.replace(" ", ",").split(",") if p.strip()]
     else:
@@ -89,7 +106,7 @@ def parse_hidden(text: str | list | tuple) -> tuple[int, ...]:
 class ModelConfig:
     arch: str = "mlp"
     latent_dim: int = 2
-    hidden: tuple[int, ...] = (512, 256)
+    hidden: tuple[int, ...] | str = AUTO_HIDDEN  # or e.g. (512, 256); "auto" -> default_hidden(latent_dim)
     likelihood: str = "bernoulli"
     image_shape: tuple[int, int, int] = (1, 28, 28)  # (C, H, W)
 
@@ -97,7 +114,7 @@ class ModelConfig:
         """Returns a normalised copy, or raises ConfigError with one readable sentence."""
         arch = _check_choice("Architecture", self.arch, ARCHITECTURES)
         latent = _check_int("Latent dim", self.latent_dim, *LATENT_DIM_RANGE)
-        hidden = parse_hidden(self.hidden)
+        hidden = parse_hidden(self.hidden, latent)
         likelihood = _check_choice("Likelihood", self.likelihood, LIKELIHOODS)
         shape = tuple(int(s) for s in self.image_shape)
         if shape != (1, 28, 28):
