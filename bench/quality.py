@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "## Quality",
         "",
-        "Default MLP (784-512-256-z, ReLU), Bernoulli likelihood on continuous pixel intensities, Adam 1e-3, "
+        "Default MLP (`--hidden auto`: 784-512-256-256-z for z = 2, 784-512-256-z for z = 20; ReLU), Bernoulli likelihood on continuous pixel intensities, Adam 1e-3, "
         "batch 128, seed 0. Data: MNIST, first 24,345 training images; the full 10,000-image test set.",
         f"Measured {machine_line()}.",
         "",

@@ -112,6 +112,7 @@ def save(payload: dict, path: str | os.PathLike) -> Path:
             torch.save(payload, f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp_name, 0o644)  # mkstemp makes it private; a checkpoint is an ordinary file
         os.replace(tmp_name, path)
         return path
     except OSError as e:
