@@ -1,9 +1,13 @@
 """Latent Explorer: page config, the shared sidebar card, and navigation. Nothing else."""
+from pathlib import Path
+
 import streamlit as st
 
 from pages.common import sidebar_card
 
-st.set_page_config(page_title="Latent Explorer", page_icon=":material/explore:", layout="wide")
+# A local icon: a :material/…: page icon makes the browser fetch the tab icon from the internet.
+ICON = Path(__file__).parent / ".streamlit" / "icon.png"
+st.set_page_config(page_title="Latent Explorer", page_icon=str(ICON), layout="wide")
 
 PAGES = {
     "Model": [
