@@ -110,7 +110,7 @@ def sidebar_card() -> None:
     """The current model, on every page; refreshes itself while a job trains."""
     view = current_view()
     with st.sidebar:
-        if view is not None and view.live:
+        if (view is not None and view.live) or _starting_job() is not None:
             st.fragment(run_every=2.0)(_card_body)()
         else:
             _card_body()
@@ -119,6 +119,11 @@ def sidebar_card() -> None:
 def _card_body() -> None:
     view = current_view()
     with st.container(border=True, key="model_card"):
+        starting = _starting_job() if view is None else None
+        if starting is not None:
+            st.markdown(f"**{starting.name}** :green-badge[● starting]")
+            st.caption("Loading data and building the model…")
+            return
         if view is None:
             st.markdown("**No model loaded**")
             st.caption("Load or train one on the Home page.")
@@ -150,6 +155,14 @@ def _encoded(_view: ModelView, key: str, dataset: str, folder: str, n: int) -> E
     mu, logvar = encode_dataset(_view.model, x)
     factors = {k: v.numpy() for k, v in data.factors.items()}
     return Encoded(mu, logvar, data.labels.numpy(), factors, data.class_names, x)
+
+
+def test_set_size(view: ModelView) -> int | None:
+    """How many test images the model's dataset has here (None when it is not on this machine)."""
+    try:
+        return len(load_dataset(view.dataset, "test", str(data_dir())))
+    except DatasetUnavailable:
+        return None
 
 
 def encoded_test_set(view: ModelView, n: int = 5000) -> Encoded | None:

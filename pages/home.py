@@ -43,10 +43,13 @@ with load_col, st.container(border=True):
         st.info(f"No checkpoints in {checkpoint_dir()} yet; train one first.")
     else:
         st.dataframe(
-            [{"name": i.name, "dataset": i.dataset, "latent dim": i.latent_dim, "epochs": i.epochs,
-              "test −ELBO": None if math.isnan(i.test_elbo) else round(i.test_elbo, 1),
-              "date": i.created[:16].replace("T", " ")} for i in readable],
+            [{"name": i.name, "data": i.dataset, "z": i.latent_dim, "ep": i.epochs,
+              "−ELBO": None if math.isnan(i.test_elbo) else round(i.test_elbo, 1),
+              "date": i.created[5:16].replace("T", " ")} for i in readable],
             hide_index=True, key="ckpt_table", height=min(36 * (len(readable) + 1) + 2, 250),
+            column_config={"z": st.column_config.NumberColumn(help="latent dim", width=40),
+                           "ep": st.column_config.NumberColumn(help="epochs", width=40),
+                           "−ELBO": st.column_config.NumberColumn(help="test negative ELBO, nats", width=70)},
         )
         choice = st.selectbox("Checkpoint", readable, format_func=_label, key="ckpt_choice")
         if st.button("Load", key="load_ckpt", type="primary"):

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from pages.common import EXPLORE_CODES, encoded_test_set, explore_fragment, follow_model, pick_dims, require_model
+from pages.common import (EXPLORE_CODES, encoded_test_set, explore_fragment, follow_model, pick_dims, require_model,
+                          test_set_size)
 from vae.figures import latent_scatter, selected_index
 from vae.latent import kl_per_dimension, pca_2d, pca_prior_centre, reconstruct, tile_rows, upscale_nearest
 
@@ -34,7 +35,8 @@ def plane(encoded, dims) -> tuple[np.ndarray, tuple[str, str], tuple[float, floa
 
 
 def controls(view) -> tuple[int, str, tuple[int, int] | None | bool]:
-    count = int(st.number_input("Test images", 100, EXPLORE_CODES, EXPLORE_CODES, step=500, key="sc_count"))
+    top = min(EXPLORE_CODES, test_set_size(view) or EXPLORE_CODES)  # shapes has 4,000 test images
+    count = int(st.number_input("Test images", min(100, top), top, top, step=500, key="sc_count"))
     color_by = "label"
     if view.dataset == "shapes":
         color_by = st.selectbox("Color by", list(FACTOR_TITLES), format_func=FACTOR_TITLES.get, key="sc_color",

@@ -95,6 +95,7 @@ def start_job(model_cfg: ModelConfig, train_cfg: TrainConfig, name: str) -> None
         return
     st.session_state["job_id"] = job.job_id
     use_source(("job", job.job_id))  # the explore pages follow the live snapshot
+    st.rerun()  # the sidebar card, drawn before this page, now shows the job
 
 
 def watched_job() -> TrainingJob | None:
