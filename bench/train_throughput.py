@@ -9,7 +9,10 @@ trainer's achieved GFLOP/s can be read against what this CPU's BLAS reaches on a
 
 Measurements alternate (project, reference, matmul, project, ...) over --repeats so that drift
 in the machine's load hits every one of them; the medians are printed and written into the
-"## Training throughput" section of docs/benchmarks.md (other sections of that file are kept).
+"## Training throughput" section of docs/benchmarks.md (other sections of that file are kept),
+with the share of CPU time other processes used meanwhile (the 2-thread matmuls of the project
+slow down many times over when another process competes for a core: read that share first) and
+the GFLOP/s of the step's matmuls alone, the ceiling for an eager step.
 
     .venv/bin/python bench/train_throughput.py                # 5 repeats of one epoch each
     .venv/bin/python bench/train_throughput.py --repeats 3 --steps 60 --out /tmp/b.md
@@ -19,8 +22,6 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import os
-import platform
-import re
 import statistics
 import sys
 import time
@@ -34,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.report import cpu_model, load_average  # noqa: E402
 from vae.config import ModelConfig, TrainConfig  # noqa: E402
 from vae.data import DATA_DIR_ENV, load_dataset  # noqa: E402
 from vae.loss import elbo_terms  # noqa: E402
@@ -216,15 +218,6 @@ class StepMatmuls:
 # --- report ---------------------------------------------------------------------------------------
 
 
-def cpu_model() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or "unknown CPU"
-    match = re.search(r"^model name\s*:\s*(.+)$", text, re.M)
-    return match.group(1).strip() if match else (platform.processor() or "unknown CPU")
-
-
 class OtherLoad:
     """Share of the machine's CPU time that other processes used between start() and stop().
 
@@ -259,13 +252,6 @@ class OtherLoad:
         share = max(0.0, busy - own) / total
         self.shares.append(share)
         return share
-
-
-def load_average() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "n/a"
 
 
 def replace_section(path: Path, section: str) -> None:
