@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.report import cpu_model, load_average  # noqa: E402
+from bench.report import cpu_model, load_average, replace_section  # noqa: E402
 from vae.config import ModelConfig, TrainConfig  # noqa: E402
 from vae.data import DATA_DIR_ENV, load_dataset  # noqa: E402
 from vae.loss import elbo_terms  # noqa: E402
@@ -254,23 +254,6 @@ class OtherLoad:
         return share
 
 
-def replace_section(path: Path, section: str) -> None:
-    """Write `section` (starting with SECTION) into path, replacing only the old one; keep the rest."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == SECTION), None)
-    if start is None:
-        new = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        tail = "".join(lines[end:])
-        new = "".join(lines[:start]) + section + ("\n" + tail if tail else "")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(new)
-    os.replace(tmp, path)
-
-
 def fmt(x: float, digits: int = 0) -> str:
     return f"{x:,.{digits}f}"
 
@@ -450,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
             "",
         ]
         out = Path(args.out)
-        replace_section(out, "\n".join(lines))
+        replace_section("\n".join(lines), out)
         print(f"\nwrote the '{SECTION[3:]}' section of {out}")
     return 0
 

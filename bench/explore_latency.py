@@ -1,0 +1,479 @@
+"""Explore pages in headless Chromium: slider-to-image latency against a minimal Streamlit app, and
+how soon the 20 x 20 manifold and the 5,000-point scatter draw after the page starts loading.
+
+    .venv/bin/python -m bench.explore_latency               # 30 slider moves per app, 5 loads per page
+    .venv/bin/python -m bench.explore_latency --moves 60 --loads 9
+
+Two servers run side by side, started the same way: `streamlit run app.py` (the project, with the
+shipped shapes model) and a minimal reference app written to a temp folder at run time (one
+st.slider and one st.image of a 28 x 28 array upscaled 12x nearest, PNG, like the sliders page).
+
+Slider latency: the first slider's thumb is focused and ArrowRight pressed; the page records, with
+performance.now(), the keydown, the moment the st.image <img> gets a new src (the figure quoted),
+and the moment that new image has loaded. Moves go in blocks of 5, alternating between the apps,
+after 3 warm-up moves on each; the app is idle again before the next move.
+
+Page loads: a fresh tab for each load; the time is the page's performance.now() (0 = navigation
+start) when the chart is drawn: the manifold's plotly figure has its decoded-grid image in its SVG,
+the scatter's figure has its WebGL canvas and all its points in its data. The first load of each
+page after the server starts is reported apart as "cold"; the median of the next --loads is quoted.
+The figures go into the "## Explore latency (browser)" section of docs/benchmarks.md.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+import numpy as np
+
+from bench.browser import (check_load, chromium, exit_on_sigterm, measure_alone, new_context, new_page, open_app,
+                           options_line, serve, set_args, streamlit_options, wait_for_app_idle, wait_for_quiet)
+from bench.report import ROOT, machine_line, median, replace_section
+
+SECTION = "## Explore latency (browser)"
+SLIDER_TARGET = 1.25  # project p50 / reference p50
+LOAD_TARGET_S = 1.0
+BLOCK = 5
+WARMUP = 3
+
+REFERENCE_APP = textwrap.dedent('''\
+    """The reference for bench/explore_latency.py: one slider, one image, nothing else."""
+    import numpy as np
+    import streamlit as st
+
+    v = st.slider("z1", -4.0, 4.0, 0.0, 0.05, key="z1")
+    rng = np.random.default_rng(int(round((v + 4.0) * 100)))
+    image = np.clip(np.rint(rng.random((28, 28)) * 255.0), 0, 255).astype(np.uint8)
+    image = np.repeat(np.repeat(image, 12, axis=0), 12, axis=1)  # 336 x 336, nearest, as the project
+    st.image(image, caption=f"image at z1 = {v:.2f}", width="content", output_format="PNG")
+''')
+
+REFERENCE_PLOT_APP = textwrap.dedent('''\
+    """For scale in bench/explore_latency.py: a page with one tiny plotly chart and nothing else."""
+    import plotly.graph_objects as go
+    import streamlit as st
+
+    st.title("Reference")
+    st.plotly_chart(go.Figure(go.Scatter(x=[0, 1], y=[0, 1])), key="chart")
+''')
+
+# Installed once per page: timestamps of the next keydown, of the st.image <img> getting a new src
+# (MutationObserver), and of that new image's load event (capturing listener: load does not bubble).
+INSTALL_JS = """() => {
+    window.__m = null;
+    window.__lt = [];  // long tasks (> 50 ms on the main thread): what keeps the new image from showing
+    new PerformanceObserver((list) => {
+        for (const e of list.getEntries()) window.__lt.push([e.startTime, e.duration]);
+    }).observe({type: 'longtask'});
+    const img = () => document.querySelector('[data-testid="stImage"] img');
+    document.addEventListener('keydown', () => {
+        if (window.__m && window.__m.kd === null) window.__m.kd = performance.now();
+    }, true);
+    document.addEventListener('load', (e) => {
+        const m = window.__m, t = e.target;
+        if (m && m.load === null && t.tagName === 'IMG' && t.closest('[data-testid="stImage"]') && t.src !== m.old)
+            m.load = performance.now();
+    }, true);
+    new MutationObserver(() => {
+        const m = window.__m, el = img();
+        if (!m || !el) return;
+        if (m.src === null && el.src !== m.old) {
+            m.src = performance.now();
+            if (m.load === null && el.complete && el.naturalWidth > 0) m.load = m.src;  // already decoded
+        }
+    }).observe(document.body, {subtree: true, childList: true, attributes: true, attributeFilter: ['src']});
+}"""
+ARM_JS = """() => {
+    const el = document.querySelector('[data-testid="stImage"] img');
+    window.__m = {old: el ? el.src : null, kd: null, src: null, load: null};
+    window.__lt = [];
+    return window.__m.old;
+}"""
+MOVE_DONE_JS = """() => { const m = window.__m; return m && m.kd !== null && m.src !== null && m.load !== null; }"""
+MOVE_RESULT_JS = """() => {
+    const m = Object.assign({}, window.__m);
+    m.busy = 0;  // long-task time between the keydown and the new image's load
+    for (const [start, d] of window.__lt) m.busy += Math.max(0, Math.min(start + d, m.load) - Math.max(start, m.kd));
+    return m;
+}"""
+
+# Page loads: installed before the page's own scripts (add_init_script), a requestAnimationFrame loop
+# stamps milestones with performance.now() (0 = navigation start): the app shell, the websocket
+# connected, the page's title, the chart's element, and the chart drawn (window.__drawn says when).
+MILESTONES_JS = """
+window.__ms = {};
+(() => {
+    const mark = (k) => { if (!(k in window.__ms)) window.__ms[k] = performance.now(); };
+    const tick = () => {
+        const app = document.querySelector('[data-testid="stApp"]');
+        if (app) mark('shell');
+        if (app && app.getAttribute('data-test-connection-state') === 'CONNECTED') mark('connected');
+        const main = document.querySelector('[data-testid="stMain"]');
+        if (main && main.querySelector('h1')) mark('title');
+        if (main && main.querySelector('[data-testid="stPlotlyChart"], [data-testid="stImage"]')) mark('delta');
+        if (main && main.querySelector('.js-plotly-plot, [data-testid="stImage"] img')) mark('element');
+        const r = main && window.__drawn ? window.__drawn(main) : null;
+        if (r) { window.__ms.drawn = performance.now(); window.__ms.info = r; return; }
+        requestAnimationFrame(tick);
+    };
+    requestAnimationFrame(tick);
+})();
+"""
+# The manifold: its plotly figure holds the decoded grid as an image trace, drawn as an SVG <image>.
+MANIFOLD_DRAWN_JS = """window.__drawn = (main) => {
+    const gd = main.querySelector('.js-plotly-plot');
+    if (!gd || !gd._fullLayout || !gd._fullData || !gd._fullData.length || gd._fullData[0].type !== 'image') return null;
+    if (!gd.querySelector('.imagelayer image, g.im image')) return null;
+    return {name: gd._fullData[0].name};
+};"""
+# The scatter: WebGL canvases in the figure, and as many points (the traces carrying customdata, the
+# test image numbers) as the caption says were encoded.
+SCATTER_DRAWN_JS = """window.__drawn = (main) => {
+    const gd = main.querySelector('.js-plotly-plot');
+    if (!gd || !gd._fullLayout || !gd._fullData || !gd.querySelector('.gl-container canvas')) return null;
+    const caption = main.innerText.match(/Posterior means of ([0-9,]+) test images/);
+    if (!caption) return null;
+    let points = 0;
+    for (const t of gd._fullData) if (t.visible === true && t.customdata) points += t._length;
+    const expected = Number(caption[1].replace(/,/g, ''));
+    return points >= expected ? {points: points, expected: expected} : null;
+};"""
+# The reference app: its one image has loaded.
+IMAGE_DRAWN_JS = """window.__drawn = (main) => {
+    const img = main.querySelector('[data-testid="stImage"] img');
+    return img && img.complete && img.naturalWidth > 0 ? {name: 'image'} : null;
+};"""
+# The plotly reference: its figure is laid out and drawn.
+PLOT_DRAWN_JS = """window.__drawn = (main) => {
+    const gd = main.querySelector('.js-plotly-plot');
+    return gd && gd._fullLayout && gd._fullData && gd._fullData.length && gd.querySelector('.main-svg .scatterlayer .trace')
+        ? {name: 'plot'} : null;
+};"""
+MILESTONES = ("shell", "connected", "title", "delta", "element", "drawn")
+
+# In-app navigation, as a user moves between pages: a click on a sidebar link, then a
+# requestAnimationFrame loop until the new page's chart is drawn (window.__drawn, installed first).
+NAV_WATCH_JS = """(target) => {
+    window.__nav = {click: null, drawn: null, info: null};
+    document.addEventListener('click', () => {
+        if (window.__nav.click === null) window.__nav.click = performance.now();
+    }, true);
+    const tick = () => {
+        const n = window.__nav;
+        if (n.click !== null && location.pathname.endsWith(target)) {
+            const main = document.querySelector('[data-testid="stMain"]');
+            const r = main ? window.__drawn(main) : null;
+            if (r) { n.drawn = performance.now(); n.info = r; return; }
+        }
+        requestAnimationFrame(tick);
+    };
+    requestAnimationFrame(tick);
+}"""
+
+
+def times(loads: list[dict], digits: int = 2) -> str:
+    return ", ".join(f"{r['t']:.{digits}f}" for r in loads)
+
+
+def percentile(values, q: float) -> float:
+    return float(np.percentile(np.asarray(values, float), q))
+
+
+class SliderPage:
+    """A tab on one app with its slider focused, ready to be moved a step at a time."""
+
+    def __init__(self, browser, url: str, path: str, label: str):
+        self.label = label
+        self.page = new_page(browser)
+        if path:
+            open_app(self.page, url)  # the root first, then the page
+        open_app(self.page, f"{url}/{path}")
+        self.page.wait_for_selector('[data-testid="stImage"] img')
+        wait_for_app_idle(self.page)
+        self.page.evaluate(INSTALL_JS)
+        # Streamlit 1.67's slider is react-aria: a visually hidden <input type="range"> takes the keys.
+        self.thumb = self.page.locator('[data-testid="stSlider"] [role="slider"], '
+                                       '[data-testid="stSlider"] input[type="range"]').first
+        self.thumb.focus()
+        self.key = "ArrowRight"
+        self.samples: list[dict] = []
+        self.thrown = 0  # blocks measured again because other work ran meanwhile
+        self.foreign: list[float] = []
+
+    def move(self) -> dict:
+        """One step (turning back at the ends of the range); returns its timings in ms."""
+        value, low, high = (float(self.thumb.get_attribute(a) or "nan") for a in ("aria-valuenow", "aria-valuemin",
+                                                                                   "aria-valuemax"))
+        if value >= high - 0.5:
+            self.key = "ArrowLeft"
+        elif value <= low + 0.5:
+            self.key = "ArrowRight"
+        self.page.evaluate(ARM_JS)
+        self.thumb.press(self.key)
+        self.page.wait_for_function(MOVE_DONE_JS, polling=10, timeout=30_000)
+        m = self.page.evaluate(MOVE_RESULT_JS)
+        wait_for_app_idle(self.page, settle=0.2)  # the rest of the rerun (e.g. the side scatter) is done
+        return {"src": m["src"] - m["kd"], "load": m["load"] - m["kd"], "busy": m["busy"]}
+
+    def block(self, n: int) -> None:
+        """n moves, kept only if nothing else loaded the machine meanwhile (else measured again)."""
+        samples, foreign, thrown = measure_alone(lambda: [self.move() for _ in range(n)], f"{self.label} moves")
+        self.samples += samples
+        self.foreign.append(foreign)
+        self.thrown += thrown
+
+    def value(self) -> str:
+        return self.thumb.get_attribute("aria-valuenow") or self.thumb.input_value()
+
+
+def measure_sliders(browser, project_url: str, reference_url: str, moves: int) -> tuple[SliderPage, SliderPage]:
+    project = SliderPage(browser, project_url, "sliders", "project /sliders")
+    reference = SliderPage(browser, reference_url, "", "reference app")
+    for p in (project, reference):
+        before = p.value()
+        for _ in range(WARMUP):
+            p.move()
+        if p.value() == before:
+            raise SystemExit(f"{p.label}: the arrow keys did not move the slider (value stays {before})")
+    while len(project.samples) < moves or len(reference.samples) < moves:
+        for p in (project, reference):
+            if len(p.samples) < moves:
+                p.block(min(BLOCK, moves - len(p.samples)))
+    for p in (project, reference):
+        p.page.context.close()
+    return project, reference
+
+
+def measure_loads(context, url: str, path: str, drawn_js: str, loads: int) -> list[dict]:
+    """[cold, warm...]: for each load, in a fresh tab of context (so a new Streamlit session, but the
+    browser's cache is kept as it is for a user), the milestones in seconds from navigation start."""
+    out = []
+    for i in range(1 + loads):
+        r, foreign, thrown = measure_alone(lambda: load_once(context, url, path, drawn_js), f"/{path} load",
+                                           retries=0 if i == 0 else 3)  # the cold one happens once
+        r.update(foreign=foreign, thrown=thrown)
+        out.append(r)
+    return out
+
+
+def load_once(context, url: str, path: str, drawn_js: str) -> dict:
+    """One page load in a new tab: its milestones in seconds from navigation start."""
+    page = new_page(context)
+    try:
+        page.add_init_script(script=drawn_js + MILESTONES_JS)
+        page.goto(f"{url}/{path}", wait_until="commit")
+        page.wait_for_function("() => window.__ms && 'drawn' in window.__ms", polling=50, timeout=60_000)
+        ms = page.evaluate("() => window.__ms")
+        r = {k: ms[k] / 1000.0 for k in MILESTONES if k in ms}
+        r.update(ms.get("info") or {})
+        r["t"] = r["drawn"]
+        wait_for_app_idle(page, settle=0.2)
+        if page.locator('[data-testid="stException"]').count():
+            raise SystemExit(f"/{path}: exception on the page: "
+                             + page.locator('[data-testid="stException"]').first.inner_text()[:800])
+        return r
+    finally:
+        page.close()
+
+
+def measure_navigations(context, url: str, start: str, link: str, target: str, drawn_js: str, n: int) -> list[float]:
+    """Seconds from a click on the sidebar link `link` (on page /start, already drawn) to /target's
+    chart drawn, n times, each in a new tab of context; what a user sees moving between pages."""
+    out = []
+    for i in range(n):
+        def once():
+            page = new_page(context)
+            try:
+                open_app(page, f"{url}/{start}")
+                page.evaluate(drawn_js.replace("window.__drawn =", "() => { window.__drawn =", 1) + " }")
+                page.evaluate(NAV_WATCH_JS, f"/{target}")
+                page.locator('[data-testid="stSidebarNav"] a').filter(has_text=link).first.click()
+                page.wait_for_function("() => window.__nav.drawn !== null", polling=50, timeout=60_000)
+                nav = page.evaluate("() => window.__nav")
+                wait_for_app_idle(page, settle=0.2)
+                if page.locator('[data-testid="stException"]').count():
+                    raise SystemExit(f"/{target}: exception on the page after navigating from /{start}")
+                return (nav["drawn"] - nav["click"]) / 1000.0
+            finally:
+                page.close()
+        t, _, _ = measure_alone(once, f"/{start} -> /{target} navigation")
+        out.append(t)
+    return out
+
+
+def nav_row(label: str, times_s: list[float]) -> str:
+    m = median(times_s)
+    return (f"| {label} | — | {m:.2f} s | {', '.join(f'{t:.2f}' for t in times_s)} | "
+            f"{'met' if m <= LOAD_TARGET_S else '**missed**'} | click to drawn |")
+
+
+def milestones(loads: list[dict]) -> str:
+    """The median of each milestone over loads, as 'shell 0.31, connected 0.52, ...' seconds."""
+    return ", ".join(f"{k} {median([r[k] for r in loads if k in r]):.2f}" for k in MILESTONES
+                     if any(k in r for r in loads))
+
+
+def load_row(label: str, loads: list[dict], target: str) -> str:
+    return (f"| {label} | {loads[0]['t']:.2f} s | {median([r['t'] for r in loads[1:]]):.2f} s | {times(loads[1:])} | "
+            f"{target} | {milestones(loads[1:])} |")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--moves", type=int, default=30, help="measured slider moves per app (default 30)")
+    parser.add_argument("--loads", type=int, default=5, help="page loads per page after the cold one (default 5)")
+    parser.add_argument("--wait-quiet", type=float, default=0, metavar="S",
+                        help="first wait up to S seconds for the CPUs to be idle (a shared machine)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a Streamlit config option for the project's server, to measure a change, "
+                             "e.g. --set runner.postScriptGC=false (repeatable)")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    args = parser.parse_args(argv)
+    options = streamlit_options(args.set)
+    exit_on_sigterm()
+    if args.wait_quiet > 0:
+        wait_for_quiet(args.wait_quiet)
+    load_start = check_load("at the start")
+    print(f"load average at the start: {load_start}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="vae-explore-bench-") as tmp, contextlib.ExitStack() as stack:
+        base = Path(tmp)
+        scripts = {}
+        for name, text in (("reference", REFERENCE_APP), ("reference-plot", REFERENCE_PLOT_APP)):
+            (base / name).mkdir()
+            scripts[name] = base / name / f"{name.replace('-', '_')}_app.py"
+            scripts[name].write_text(text)
+        app = stack.enter_context(serve(ROOT / "app.py", base / "app", "app", options))
+        ref = stack.enter_context(serve(scripts["reference"], base / "reference", "reference"))
+        ref_plot = stack.enter_context(serve(scripts["reference-plot"], base / "reference-plot", "reference-plot"))
+        browser = stack.enter_context(chromium())
+
+        def loads_on(server, pages):
+            """One browser context (one user's cache) per server: its root once, then each page's loads."""
+            context = new_context(browser)
+            try:
+                first = new_page(context)
+                open_app(first, server.url)  # the root URL once: the model loads, the server warms up
+                first.close()
+                return [measure_loads(context, server.url, path, js, args.loads) for path, js in pages]
+            finally:
+                context.close()
+
+        manifold, scatter = loads_on(app, [("manifold", MANIFOLD_DRAWN_JS), ("scatter", SCATTER_DRAWN_JS)])
+        context = new_context(browser)
+        try:
+            nav_manifold = measure_navigations(context, app.url, "sliders", "Manifold", "manifold", MANIFOLD_DRAWN_JS,
+                                               args.loads)
+            nav_scatter = measure_navigations(context, app.url, "manifold", "Latent scatter", "scatter",
+                                              SCATTER_DRAWN_JS, args.loads)
+        finally:
+            context.close()
+        print(f"navigation /sliders -> /manifold: {', '.join(f'{t:.3f}' for t in nav_manifold)} s; "
+              f"/manifold -> /scatter: {', '.join(f'{t:.3f}' for t in nav_scatter)} s", flush=True)
+        (floor_image,) = loads_on(ref, [("", IMAGE_DRAWN_JS)])
+        (floor_plot,) = loads_on(ref_plot, [("", PLOT_DRAWN_JS)])
+        for label, loads in (("manifold", manifold), ("scatter", scatter), ("reference: one image", floor_image),
+                             ("reference: one tiny plotly chart", floor_plot)):
+            print(f"{label}: first {loads[0]['t']:.3f} s; then {times(loads[1:], 3)} s; median milestones "
+                  f"{milestones(loads[1:])}", flush=True)
+        project, reference = measure_sliders(browser, app.url, ref.url, args.moves)
+        for server in (app, ref, ref_plot):
+            tb = server.tracebacks()
+            if tb:
+                raise SystemExit(f"traceback in the server output:\n{tb}")
+
+    rows = []
+    for p in (project, reference):
+        src = [s["src"] for s in p.samples]
+        load = [s["load"] for s in p.samples]
+        busy = [s["busy"] for s in p.samples]
+        rows.append((p.label, percentile(src, 50), percentile(src, 90), percentile(load, 50), percentile(load, 90),
+                     percentile(busy, 50)))
+        print(f"{p.label}: new src p50 {rows[-1][1]:.0f} ms, p90 {rows[-1][2]:.0f} ms; image loaded p50 "
+              f"{rows[-1][3]:.0f} ms, p90 {rows[-1][4]:.0f} ms; main thread in long tasks before the load p50 "
+              f"{rows[-1][5]:.0f} ms ({len(src)} moves)", flush=True)
+    ratio = rows[0][1] / rows[1][1]
+    load_ratio = rows[0][3] / rows[1][3]
+    slider_ok, slider_load_ok = ratio <= SLIDER_TARGET, load_ratio <= SLIDER_TARGET
+    mf_warm, sc_warm = median([r["t"] for r in manifold[1:]]), median([r["t"] for r in scatter[1:]])
+    mf_ok, sc_ok = mf_warm <= LOAD_TARGET_S, sc_warm <= LOAD_TARGET_S
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "**missed**"
+
+    def word(ok: bool) -> str:
+        return "PASS" if ok else "FAIL"
+
+    print(f"slider p50 project/reference: new src {ratio:.2f} -> {word(slider_ok)}, image loaded {load_ratio:.2f} -> "
+          f"{word(slider_load_ok)} (<= {SLIDER_TARGET}); manifold median {mf_warm:.3f} s -> {word(mf_ok)}; "
+          f"scatter median {sc_warm:.3f} s -> {word(sc_ok)} (<= {LOAD_TARGET_S:g} s)")
+    if args.no_write:
+        return 0
+
+    lines = [
+        SECTION,
+        "",
+        "Headless Chromium (Debian's, software rendering: `--disable-gpu`, so WebGL is SwiftShader) against "
+        "`streamlit run app.py` with the shipped shapes model. The references are minimal Streamlit apps written at "
+        "run time and served the same way in the same run: one `st.slider` and one `st.image` of a 28 x 28 array "
+        "upscaled 12x nearest, PNG (the slider reference); one `st.plotly_chart` of a two-point line (for scale).",
+        f"Measured {machine_line()}; load average at the start {load_start}.",
+        "",
+        f"Reproduce: `.venv/bin/python -m bench.explore_latency --moves {args.moves} --loads {args.loads} "
+        f"--wait-quiet 900{set_args(options)}`. {options_line(options)}",
+        "",
+        f"**Slider move to new image** (/sliders, first slider): ArrowRight on the focused thumb, timed in the page "
+        f"from the keydown to the `st.image` `<img>` getting its new src, and to that new image having loaded (what "
+        f"the eye sees); {args.moves} moves per app after {WARMUP} warm-ups, in alternating blocks of {BLOCK}. The "
+        f"last column is main-thread time in long tasks (> 50 ms) between the keydown and the load.",
+        "",
+        "| app | p50 new src | p90 new src | p50 image loaded | p90 image loaded | p50 long tasks before the load |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for label, p50, p90, l50, l90, b50 in rows:
+        lines.append(f"| {label} | {p50:.0f} ms | {p90:.0f} ms | {l50:.0f} ms | {l90:.0f} ms | {b50:.0f} ms |")
+    lines += [
+        "",
+        f"p50 project / reference: new src **{ratio:.2f}** (target ≤ {SLIDER_TARGET} {verdict(slider_ok)}); "
+        f"image loaded **{load_ratio:.2f}** ({verdict(slider_load_ok)}).",
+        "",
+        "**Page load to chart drawn**, a new tab each time (a new Streamlit session; one browser context per server, "
+        "so the browser cache is kept as a user's is), from navigation start (the page's `performance.now()`). "
+        "Manifold: its decoded grid is an `<image>` in the plotly SVG. Scatter: its WebGL canvases are there and its "
+        "traces hold every point the caption counts. First: the first load of that page after the server started "
+        f"(the root URL was opened once before it); median of the next {args.loads}.",
+        "",
+        "The two sidebar rows time what a user does most: moving between pages of the open app, from the click on "
+        "the page's link to its chart drawn (the app is already loaded, plotly.js included).",
+        "",
+        "| page | first | median | loads (s) | target ≤ 1 s | median milestones (s from navigation start) |",
+        "| --- | --- | --- | --- | --- | --- |",
+        load_row(f"/manifold ({manifold[0]['name']})", manifold, verdict(mf_ok)),
+        load_row(f"/scatter ({scatter[0]['points']:,} points: the whole shapes test set, under the page's 5,000 "
+                 f"default)", scatter, verdict(sc_ok)),
+        nav_row("/manifold, from a click on its sidebar link on /sliders", nav_manifold),
+        nav_row("/scatter, from a click on its sidebar link on /manifold", nav_scatter),
+        load_row("for scale: the slider reference app, to its image loaded", floor_image, "—"),
+        load_row("for scale: a minimal app with one tiny `st.plotly_chart`, to it drawn", floor_plot, "—"),
+        "",
+        f"Other work on the machine (CPU the rest of the machine used meanwhile, its busy time less this benchmark's "
+        f"process tree's): at most {max(f for p in (project, reference) for f in p.foreign):.2f} cores during a kept "
+        f"block of slider moves, {max(r['foreign'] for r in manifold + scatter):.2f} during a kept page load; "
+        f"blocks or loads during which it passed 0.15 cores were measured again once the machine was quiet "
+        f"({project.thrown + reference.thrown + sum(r['thrown'] for r in manifold + scatter + floor_image + floor_plot)} "
+        f"thrown away this time).",
+        "",
+        "Milestones: shell = the app's root element, connected = its websocket, title = the page's h1 (the "
+        "script's first output), delta = the chart's (or image's) Streamlit element, element = plotly's own "
+        "`.js-plotly-plot` (or the `<img>`), drawn = as above.",
+    ]
+    replace_section("\n".join(lines) + "\n")
+    print(f"wrote {SECTION!r} into docs/benchmarks.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
