@@ -28,25 +28,35 @@ class ConfigError(ValueError):
     """A setting is out of range; the message says which one and what to use instead."""
 
 
+def _shown(value: Any, limit: int = 40) -> str:
+    """A value as a message quotes it: repr for text, at most `limit` characters, on one line."""
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _check_int(name: str, value: Any, lo: int, hi: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         try:
             as_float = float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{name} must be a whole number from {lo} to {hi}, not {value!r}.") from None
-        if not math.isfinite(as_float) or as_float != int(as_float):
-            raise ConfigError(f"{name} must be a whole number from {lo} to {hi}, not {value!r}.")
+        except (TypeError, ValueError, OverflowError):
+            as_float = math.nan
+        if isinstance(value, bool) or not math.isfinite(as_float) or as_float != int(as_float):
+            raise ConfigError(f"{name} must be a whole number from {lo} to {hi}, not {_shown(value)}.")
         value = int(as_float)
     if not lo <= value <= hi:
-        raise ConfigError(f"{name} must be from {lo} to {hi}; you gave {value}.")
+        raise ConfigError(f"{name} must be from {lo} to {hi}; you gave {_shown(value)}.")
     return value
 
 
 def _check_float(name: str, value: Any, lo: float, hi: float, lo_open: bool = False) -> float:
+    if isinstance(value, bool):
+        raise ConfigError(f"{name} must be a number, not {value!r}.")
     try:
         value = float(value)
+    except OverflowError:  # an int too large for a float
+        value = math.inf if value > 0 else -math.inf
     except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be a number, not {value!r}.") from None
+        raise ConfigError(f"{name} must be a number, not {_shown(value)}.") from None
     if not math.isfinite(value):
         raise ConfigError(f"{name} must be a finite number; you gave {value}.")
     too_low = value <= lo if lo_open else value < lo
@@ -58,7 +68,7 @@ def _check_float(name: str, value: Any, lo: float, hi: float, lo_open: bool = Fa
 
 def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
     if value not in choices:
-        raise ConfigError(f"{name} must be one of {', '.join(choices)}; you gave {value!r}.")
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}; you gave {_shown(value)}.")
     return value
 
 
@@ -83,8 +93,10 @@ def parse_hidden(text: str | list | tuple, latent_dim: int | None = None) -> tup
         return default_hidden(latent_dim)
     if isinstance(text, str):
         parts = [p.strip() for p in text.replace(" ", ",").split(",") if p.strip()]
-    else:
+    elif isinstance(text, (list, tuple)):
         parts = list(text)
+    else:
+        raise ConfigError(f"Hidden sizes must be a list like 512,256 or 'auto', not {_shown(text)}.")
     if not parts:
         raise ConfigError("Hidden sizes need at least one layer, for example 512,256.")
     if len(parts) > MAX_HIDDEN_LAYERS:
@@ -97,7 +109,7 @@ def parse_hidden(text: str | list | tuple, latent_dim: int | None = None) -> tup
         except ConfigError:
             raise ConfigError(
                 f"Hidden sizes must be whole numbers from {lo} to {hi} separated by commas, "
-                f"like 512,256; {p!r} is not."
+                f"like 512,256; {_shown(p)} is not."
             ) from None
     return tuple(sizes)
 
@@ -116,10 +128,10 @@ class ModelConfig:
         latent = _check_int("Latent dim", self.latent_dim, *LATENT_DIM_RANGE)
         hidden = parse_hidden(self.hidden, latent)
         likelihood = _check_choice("Likelihood", self.likelihood, LIKELIHOODS)
-        shape = tuple(int(s) for s in self.image_shape)
+        shape = tuple(self.image_shape) if isinstance(self.image_shape, (list, tuple)) else self.image_shape
         if shape != (1, 28, 28):
-            raise ConfigError(f"Images must be 1x28x28 grayscale; this model asks for {shape}.")
-        return ModelConfig(arch, latent, hidden, likelihood, shape)
+            raise ConfigError(f"Images must be 1x28x28 grayscale; this model asks for {_shown(shape)}.")
+        return ModelConfig(arch, latent, hidden, likelihood, (1, 28, 28))
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)

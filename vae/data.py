@@ -95,7 +95,10 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     """The argument, else $VAE_DATA_DIR, else ./data (relative to the working directory), made absolute."""
     if data_dir is None or str(data_dir) == "":
         data_dir = os.environ.get(DATA_DIR_ENV) or "data"
-    return Path(data_dir).expanduser().resolve()
+    try:
+        return Path(data_dir).expanduser().resolve()
+    except (OSError, ValueError):  # unresolvable (a NUL byte, a loop): keep it as typed, loading will say why
+        return Path(os.path.abspath(data_dir))
 
 
 def clear_cache() -> None:
@@ -129,7 +132,10 @@ def expected_files(name: str, data_dir: str | os.PathLike | None = None) -> list
 
 def dataset_available(name: str, data_dir: str | os.PathLike | None = None) -> bool:
     """True when the files are already on disk (never downloads); always True for shapes."""
-    return all(path.is_file() for path in expected_files(name, data_dir))
+    try:
+        return all(path.is_file() for path in expected_files(name, data_dir))
+    except (OSError, ValueError):  # a folder name too long for the system, or with a NUL byte in it
+        return False
 
 
 def load_dataset(

@@ -1,0 +1,372 @@
+"""A class at once, on 127.0.0.1: N browser sessions browse the Explore pages and move their sliders
+while one job trains, and a probe tab times slider-to-image against the same tab with the server idle.
+
+    .venv/bin/python -m bench.load_sessions                        # 10 sessions, 2 waves of 75 s
+    .venv/bin/python -m bench.load_sessions --sessions 4 --duration 30 --waves 1 --no-write
+
+One `streamlit run app.py` (the project's own settings, the shipped shapes model) and one headless
+Chromium, driven from one thread with playwright's sync API:
+
+1. Idle: a probe tab on /sliders, nothing else open, no job: --moves slider moves, timed as in
+   bench/explore_latency.py (its SliderPage: keydown to the st.image <img> getting its new src, and to
+   that image having loaded), kept only when other work on the machine stayed under 0.15 cores.
+2. A teacher tab starts a shapes job on the Train page (1000 epochs, the form's other defaults) and
+   stays there, its live view polling; the job trains through every wave and is stopped at the end.
+3. Each wave opens --sessions tabs (each its own Streamlit session, one per browser context) on the
+   four Explore pages, then for --duration seconds goes round them: each tab in turn moves one of its
+   page's sliders one step (a rerun) or, every few moves, clicks the sidebar link to the next Explore
+   page; without waiting for those reruns, the probe then makes one timed move. The tabs close at the
+   end of the wave.
+
+Errors counted (the target is zero): exception boxes in any tab, uncaught page errors and console
+errors (bench/ shares the e2e tests' filter: superseded-image 404s are counted apart, and an image
+still shown broken is an error), tracebacks in the server's output, and a job that does not end as
+"stopped". Resident memory (VmRSS of the streamlit process) is read before the sessions, at each
+wave's peak and after its tabs close. The figures go into the "## Many sessions while a job trains"
+section of docs/reliability.md.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from playwright.sync_api import Error as PlaywrightError
+
+from bench.browser import (ForeignLoad, check_load, chromium, exit_on_sigterm, measure_alone, new_page, open_app,
+                           serve, wait_for_app_idle, wait_for_quiet)
+from bench.explore_latency import SliderPage, percentile
+from bench.report import ROOT, load_average, machine_line, replace_section
+from tests.e2e.conftest import _BROKEN_IMAGES_JS, ConsoleErrors, exception_texts
+
+SECTION = "## Many sessions while a job trains"
+RELIABILITY_MD = ROOT / "docs" / "reliability.md"
+EXPLORE = ["sliders", "manifold", "scatter", "reconstructions"]
+SLIDERS = '[data-testid="stMain"] [data-testid="stSlider"] [role="slider"]'
+MOVES_PER_PAGE = 4  # slider steps a session makes on a page before it clicks on to the next one
+LATENCY_TARGET = 2.0  # under load / idle, p50
+FLAT_MB = 50.0  # a later wave may leave at most this much more resident memory than the first
+SETTLE_S = 15.0  # after a wave's tabs close, before memory is read
+JOB_NAME = "load-bench"
+MAIN_TEXT_JS = """() => { const m = document.querySelector('[data-testid="stMain"]'); return m ? m.innerText : ''; }"""
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of one process, MB (VmRSS in /proc/PID/status)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+@dataclass
+class Errors:
+    """Everything that counts as an error, by kind, with the first few texts."""
+
+    exceptions: set[str] = field(default_factory=set)
+    broken_images: list[str] = field(default_factory=list)
+    stalls: int = 0  # a tab that did not take a key or a click within 10 s (the driver's view, reported apart)
+
+    def check(self, page, where: str) -> None:
+        for text in exception_texts(page):
+            self.exceptions.add(f"{where}: {text[:300]}")
+
+    def check_images(self, page, where: str) -> None:
+        self.broken_images += [f"{where}: {src}" for src in page.evaluate(_BROKEN_IMAGES_JS)]
+
+
+class Session:
+    """One student's tab: it walks the Explore pages by the sidebar links and moves the sliders it finds,
+    one action per call, without waiting for the app (all the tabs share this one thread)."""
+
+    def __init__(self, browser, url: str, index: int, console: ConsoleErrors):
+        self.index, self.at = index, index % len(EXPLORE)
+        self.page = new_page(browser)
+        console.watch(self.page)
+        # The root URL, as the class is given it, then the sidebar. (A deep link works too, but Streamlit's
+        # frontend first looks for its server under the page's path: two 404s in the console, every browser.)
+        open_app(self.page, url)
+        self.page.locator(f'[data-testid="stSidebarNavLink"][href$="/{EXPLORE[self.at]}"]').click()
+        wait_for_app_idle(self.page)
+        self.moves, self.key, self.actions = MOVES_PER_PAGE, "ArrowRight", 0
+
+    def act(self, errors: Errors) -> None:
+        try:
+            thumbs = self.page.locator(SLIDERS)
+            count = thumbs.count()
+            if self.moves > 0 and count:
+                thumbs.nth(self.moves % count).press(self.key, timeout=10_000)
+                self.moves -= 1
+            else:  # read the page a moment (no slider here), or done with its sliders: on to the next one
+                self.at = (self.at + 1) % len(EXPLORE)
+                link = self.page.locator(f'[data-testid="stSidebarNavLink"][href$="/{EXPLORE[self.at]}"]')
+                link.click(timeout=10_000)
+                self.moves = MOVES_PER_PAGE
+                self.key = "ArrowLeft" if self.key == "ArrowRight" else "ArrowRight"
+            self.actions += 1
+        except PlaywrightError:  # a timeout: the tab was busy redrawing; the next round tries again
+            errors.stalls += 1
+
+    def where(self) -> str:
+        return f"session {self.index + 1} /{EXPLORE[self.at]}"
+
+
+def start_job(browser, url: str, console: ConsoleErrors):
+    """The teacher's tab: Start on the Train page (shapes, 1000 epochs, the form's defaults otherwise),
+    left open on its live view. Returns the page once the job has published its first curves."""
+    page = new_page(browser)
+    console.watch(page)
+    open_app(page, url)
+    page.locator('[data-testid="stSidebarNavLink"][href$="/train"]').click()
+    wait_for_app_idle(page)
+    for label, value in (("Epochs", "1000"), ("Checkpoint name (optional)", JOB_NAME)):
+        box = page.get_by_label(label, exact=True)
+        box.fill(value)
+        box.press("Tab")
+    page.get_by_role("button", name=re.compile("Start training")).click()
+    deadline = time.monotonic() + 180
+    while f"{JOB_NAME}: running" not in page.evaluate(MAIN_TEXT_JS) or not page.locator(".js-plotly-plot").count():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the job did not start within 180 s; the Train page says "
+                             f"{page.evaluate(MAIN_TEXT_JS)[:500]!r}")
+        page.wait_for_timeout(500)
+    return page
+
+
+def job_progress(page) -> tuple[int, float]:
+    """(epochs done, samples/s) from the Train page's progress line."""
+    text = page.evaluate(MAIN_TEXT_JS)
+    epoch = re.search(r"epoch (\d+)/1000", text)
+    rate = re.search(r"([\d,]+) samples/s", text)
+    return (int(epoch.group(1)) - 1 if epoch else -1), (float(rate.group(1).replace(",", "")) if rate else float("nan"))
+
+
+def stop_job(page) -> str:
+    """Presses Stop and returns the status line the page then shows."""
+    page.get_by_role("button", name="Stop").click()
+    deadline = time.monotonic() + 60
+    while True:
+        text = page.evaluate(MAIN_TEXT_JS)
+        for status in ("stopped", "failed", "finished"):
+            if f"{JOB_NAME}: {status}" in text:
+                return status
+        if time.monotonic() > deadline:
+            return f"still running after Stop: {text[:200]!r}"
+        page.wait_for_timeout(500)
+
+
+@dataclass
+class Wave:
+    sessions: int
+    seconds: float = 0.0
+    actions: int = 0
+    rounds: int = 0
+    peak_mb: float = 0.0
+    after_mb: float = float("nan")
+    foreign: float = float("nan")
+    epochs: tuple[int, int] = (0, 0)
+    samples_per_sec: float = float("nan")
+    probe: list[dict] = field(default_factory=list)
+
+
+def run_wave(browser, server, probe: SliderPage, teacher, n: int, duration: float, errors: Errors,
+             console: ConsoleErrors) -> Wave:
+    pid, wave = server.process.pid, Wave(n)
+    epoch_start, _ = job_progress(teacher)
+    sessions = []
+    with ForeignLoad() as foreign:
+        for i in range(n):
+            sessions.append(Session(browser, server.url, i, console))
+            wave.peak_mb = max(wave.peak_mb, rss_mb(pid))
+        print(f"  {n} sessions open; RSS {rss_mb(pid):.0f} MB", flush=True)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < duration:
+            for s in sessions:
+                s.act(errors)
+            wave.rounds += 1
+            wave.peak_mb = max(wave.peak_mb, rss_mb(pid))
+            if wave.rounds % 5 == 0:
+                for s in sessions:
+                    errors.check(s.page, s.where())
+            wave.probe.append(probe.move())
+        wave.seconds = time.monotonic() - t0
+    wave.foreign = foreign.cores
+    wave.actions = sum(s.actions for s in sessions)
+    epoch_end, wave.samples_per_sec = job_progress(teacher)
+    wave.epochs = (epoch_start, epoch_end)
+    for s in sessions:  # each tab settles, then nothing may be broken on it
+        wait_for_app_idle(s.page, timeout=120)
+        errors.check(s.page, s.where())
+        errors.check_images(s.page, s.where())
+    console.media_404.clear()
+    for s in sessions:
+        s.page.context.close()
+    time.sleep(SETTLE_S)
+    wave.after_mb = rss_mb(pid)
+    return wave
+
+
+def latency(samples: list[dict], key: str) -> tuple[float, float]:
+    values = [s[key] for s in samples]
+    return percentile(values, 50), percentile(values, 90)
+
+
+def idle_moves(probe: SliderPage, moves: int) -> tuple[list[dict], float, int]:
+    """The probe's moves with nothing else going on, in blocks of 5 kept only while the machine is quiet."""
+    samples, foreign, thrown = [], 0.0, 0
+    while len(samples) < moves:
+        block, cores, t = measure_alone(lambda: [probe.move() for _ in range(min(5, moves - len(samples)))],
+                                        "idle slider moves", retries=2, quiet_wait_s=120)
+        samples += block
+        foreign, thrown = max(foreign, cores), thrown + t
+    return samples, foreign, thrown
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=10, help="browser sessions per wave (default 10)")
+    parser.add_argument("--duration", type=float, default=75, help="seconds of load per wave (default 75)")
+    parser.add_argument("--waves", type=int, default=2, help="waves of sessions that come and go (default 2)")
+    parser.add_argument("--moves", type=int, default=30, help="timed slider moves with the server idle (default 30)")
+    parser.add_argument("--wait-quiet", type=float, default=0, metavar="S",
+                        help="first wait up to S seconds for the CPUs to be idle (a shared machine)")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/reliability.md alone")
+    args = parser.parse_args(argv)
+    exit_on_sigterm()
+    if args.wait_quiet > 0:
+        wait_for_quiet(args.wait_quiet)
+    load_start = check_load("at the start")
+    print(f"load average at the start: {load_start}", flush=True)
+    t_start = time.monotonic()
+    console, errors = ConsoleErrors(), Errors()
+    with tempfile.TemporaryDirectory(prefix="vae-load-bench-") as tmp, serve(ROOT / "app.py", Path(tmp), "app") as server, \
+            chromium() as browser:
+        pid = server.process.pid
+        mem = {"server started": rss_mb(pid)}
+        probe = SliderPage(browser, server.url, "sliders", "probe")  # it opens /sliders by URL: watched from here on
+        console.watch(probe.page)
+        for _ in range(3):
+            probe.move()  # warm-up
+        idle, idle_foreign, idle_thrown = idle_moves(probe, args.moves)
+        mem["probe open, idle"] = rss_mb(pid)
+        print(f"idle: new src p50 {latency(idle, 'src')[0]:.0f} ms, image loaded p50 {latency(idle, 'load')[0]:.0f} ms",
+              flush=True)
+        teacher = start_job(browser, server.url, console)
+        time.sleep(5)
+        mem["job running, before the sessions"] = rss_mb(pid)
+        waves = []
+        for w in range(args.waves):
+            print(f"wave {w + 1}: opening {args.sessions} sessions", flush=True)
+            wave = run_wave(browser, server, probe, teacher, args.sessions, args.duration, errors, console)
+            waves.append(wave)
+            mem[f"wave {w + 1}: peak"] = wave.peak_mb
+            mem[f"wave {w + 1}: {SETTLE_S:.0f} s after its tabs closed"] = wave.after_mb
+            print(f"wave {w + 1}: {wave.actions} actions in {wave.seconds:.0f} s, probe new src p50 "
+                  f"{latency(wave.probe, 'src')[0]:.0f} ms; RSS peak {wave.peak_mb:.0f} MB, after {wave.after_mb:.0f} MB",
+                  flush=True)
+        errors.check(teacher, "teacher /train")
+        errors.check(probe.page, "probe /sliders")
+        errors.check_images(probe.page, "probe /sliders")
+        status = stop_job(teacher)
+        time.sleep(SETTLE_S)
+        mem["job stopped"] = rss_mb(pid)
+        tracebacks = server.tracebacks()
+    elapsed = time.monotonic() - t_start
+
+    loaded = [m for w in waves for m in w.probe]
+    rows = {"idle (probe alone, no job)": idle, "under load (probe while the sessions browse and the job trains)": loaded}
+    ratios = {key: latency(loaded, key)[0] / latency(idle, key)[0] for key in ("src", "load")}
+    ratios90 = {key: latency(loaded, key)[1] / latency(idle, key)[1] for key in ("src", "load")}
+    n_errors = (len(errors.exceptions) + len(errors.broken_images) + len(console.messages) + bool(tracebacks)
+                + (status != "stopped"))
+    growth = max(w.after_mb for w in waves[1:]) - waves[0].after_mb if len(waves) > 1 else float("nan")
+
+    def word(ok: bool) -> str:
+        return "**PASS**" if ok else "**FAIL**"
+
+    print(f"errors {n_errors}; latency p50 ratio new src {ratios['src']:.2f}, image loaded {ratios['load']:.2f}; "
+          f"memory {', '.join(f'{k} {v:.0f} MB' for k, v in mem.items())}; {elapsed:.0f} s in all", flush=True)
+    for text in sorted(errors.exceptions)[:5] + errors.broken_images[:5] + console.messages[:5]:
+        print(f"  error: {text}", flush=True)
+    if tracebacks:
+        print(f"  server traceback: {tracebacks[:1500]}", flush=True)
+    if args.no_write:
+        return 0 if n_errors == 0 else 1
+
+    actions = sum(w.actions for w in waves)
+    seconds = sum(w.seconds for w in waves)
+    lines = [
+        SECTION,
+        "",
+        f"Measured {machine_line()}; load average at the start {load_start}. The server, the browser and its "
+        f"{args.sessions + 2} tabs share this machine's CPUs (a classroom has a browser per student).",
+        "",
+        f"Reproduce: `.venv/bin/python -m bench.load_sessions --sessions {args.sessions} --duration {args.duration:g} "
+        f"--waves {args.waves} --moves {args.moves}` ({elapsed / 60:.1f} minutes). `streamlit run app.py` with the "
+        "project's .streamlit/config.toml and the shipped shapes model; one headless Chromium driven from one thread. "
+        f"A teacher tab starts a shapes job on the Train page (1000 epochs, the form's defaults) and watches its live "
+        f"view; then {args.waves} waves of {args.sessions} sessions (a browser context each) open on the four Explore "
+        f"pages and, for {args.duration:g} s, take turns: one slider step (a rerun), or every {MOVES_PER_PAGE} steps "
+        f"a click on the sidebar link to the next Explore page, without waiting for the app; after each round a probe "
+        f"tab on /sliders makes one timed move. The tabs close at the end of each wave; the job is stopped at the end.",
+        "",
+        "**Errors** (target: zero)",
+        "",
+        "| kind | count |",
+        "| --- | --- |",
+        f"| exception boxes in any tab | {len(errors.exceptions)} |",
+        f"| uncaught page errors and console errors | {len(console.messages)} |",
+        f"| images still shown broken when a wave ended | {len(errors.broken_images)} |",
+        f"| tracebacks in the server's output | {int(bool(tracebacks))} |",
+        f"| job status after Stop | {status} |",
+        "",
+        f"Total: **{n_errors}** {word(n_errors == 0)}. For the record, not counted: the driver found a tab too busy to "
+        f"take a key or a click within 10 s {errors.stalls} times in {actions:,} actions "
+        f"({actions / max(seconds, 1):.1f} actions a second over {seconds:.0f} s of load).",
+        "",
+        "**Slider to image** on the probe tab (/sliders, shapes model), ms: new src = keydown to the `st.image` "
+        "`<img>` getting its new src; image loaded = to that image decoded (what the eye sees).",
+        "",
+        "| when | moves | new src p50 | new src p90 | image loaded p50 | image loaded p90 |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for label, samples in rows.items():
+        (s50, s90), (l50, l90) = latency(samples, "src"), latency(samples, "load")
+        lines.append(f"| {label} | {len(samples)} | {s50:.0f} | {s90:.0f} | {l50:.0f} | {l90:.0f} |")
+    lines += [
+        "",
+        f"Under load / idle, p50: new src **{ratios['src']:.2f}x**, image loaded **{ratios['load']:.2f}x** "
+        f"(target ≤ {LATENCY_TARGET:g}x: {word(max(ratios.values()) <= LATENCY_TARGET)}); p90: new src "
+        f"{ratios90['src']:.2f}x, image loaded {ratios90['load']:.2f}x. Idle moves were kept only while other work "
+        f"took under 0.15 cores (at most {idle_foreign:.2f}; {idle_thrown} blocks measured again).",
+        "",
+        "**Resident memory** of the streamlit process (VmRSS):",
+        "",
+        "| moment | MB |",
+        "| --- | --- |",
+    ]
+    lines += [f"| {k} | {v:.0f} |" for k, v in mem.items()]
+    flat = "" if len(waves) < 2 else (
+        f" A later wave left {growth:+.0f} MB against the first (target: at most {FLAT_MB:g} MB more, memory flat as "
+        f"sessions come and go: {word(growth <= FLAT_MB)}).")
+    lines += [
+        "",
+        f"Streamlit keeps a closed tab's session up to 2 minutes for a reconnect (server.disconnectedSessionTTL, at most "
+        f"128), and Python keeps freed memory for reuse, so memory after a wave is not memory before it.{flat}",
+        "",
+        "**The job meanwhile** (epochs done when the wave's tabs began to open and when its load ended; the Train "
+        "page's samples/s reading then, which covers its last few logged steps): " + "; ".join(
+            f"wave {i + 1}: epochs {w.epochs[0]} to {w.epochs[1]}, {w.samples_per_sec:,.0f} samples/s; other work on "
+            f"the machine {w.foreign:.2f} cores" for i, w in enumerate(waves)) + ".",
+    ]
+    replace_section("\n".join(lines) + "\n", RELIABILITY_MD)
+    print(f"wrote {SECTION!r} into docs/reliability.md (load average now {load_average()})")
+    return 0 if n_errors == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

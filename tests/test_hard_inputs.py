@@ -1,0 +1,756 @@
+"""Hard inputs: random settings and command lines (hypothesis), hostile checkpoint names, oversized
+and malicious uploads, bounded caches, and the app with no network and no data.
+
+The property tests feed 1,200 random configs to the shared validation and 1,000 random argument
+lists to `vae.cli.main`: each ends in a valid config (or a run) or in one readable sentence, never
+in a traceback. Inside the CLI property the trainer and the data are stand-ins, so a thousand
+command lines take seconds; `test_real_tiny_runs` runs a handful of them for real.
+"""
+from __future__ import annotations
+
+import ast
+import contextlib
+import io
+import json
+import math
+import os
+import pickle
+import socket
+import tempfile
+import tomllib
+from pathlib import Path
+
+import pytest
+import streamlit as st
+import torch
+from hypothesis import HealthCheck, event, example, given, settings
+from hypothesis import strategies as hs
+from streamlit.testing.v1 import AppTest
+
+import vae.cli as cli
+from tests.conftest import ROOT, tiny_dataset
+from vae import checkpoint as ckpt_io
+from vae import jobs as jobs_mod
+from vae.checkpoint import CheckpointError
+from vae.config import (ARCHITECTURES, DEVICES, LIKELIHOODS, LR_SCHEDULES, MAX_BETA, ConfigError, ModelConfig,
+                        TrainConfig)
+from vae.data import DATASET_NAMES, load_dataset
+from vae.model import pick_device
+from vae.train import Trainer
+
+APP = ROOT / "app.py"
+
+
+def assert_one_sentence(message: str, capital: bool = False, max_len: int | None = None) -> None:
+    """What a person reads: one line, a full stop last, no traceback. A sentence may start with a
+    file name ('evil.pt was refused …'); settings messages start with the setting's name (capital)."""
+    assert message and message == message.strip(), repr(message)
+    assert "\n" not in message and "\r" not in message, repr(message)
+    assert message.endswith("."), repr(message)
+    assert "Traceback" not in message and 'File "' not in message, repr(message)
+    if capital:
+        assert message[0].isupper(), repr(message)
+    if max_len is not None:  # values are quoted shortened; file and folder names in full (they say what to fix)
+        assert len(message) <= max_len, f"{len(message)} characters: {message[:200]}…"
+
+
+# ---- settings: every field bounded, validated in one place ---------------------------------------
+
+TEXT = hs.one_of(
+    hs.text(max_size=20),
+    hs.sampled_from(["", " ", "nan", "-nan", "inf", "-inf", "1e400", "-1e400", "1e-3", "0", "1", "2.5", "64",
+                     "65", "4096", "4097", "auto", "AUTO", "512,256", "1,2,3,4,5,6,7", "512;256", "٣", "0x10",
+                     "1_000", "None", "True", "9" * 400]),
+)
+JUNK = hs.one_of(  # what a typo, a form, a JSON file or a foreign checkpoint can hand the validation
+    hs.none(), hs.booleans(), hs.integers(), hs.just(10**400), hs.just(-(10**400)),
+    hs.floats(allow_nan=True, allow_infinity=True), TEXT, hs.binary(max_size=4),
+    hs.lists(hs.one_of(hs.integers(-5, 5000), TEXT, hs.floats()), max_size=8),
+    hs.dictionaries(hs.text(max_size=3), hs.integers(), max_size=2), hs.tuples(),
+)
+SIZES = hs.lists(hs.integers(-2, 4200), max_size=8)
+
+
+def mostly(good, bad=JUNK, one_in: int = 8):
+    """good, and bad once in `one_in` draws (one_of would draw each half the time, and a config with a
+    dozen fields would then almost never be valid)."""
+    return hs.integers(1, one_in).flatmap(lambda i: bad if i == 1 else good)
+
+
+MODEL_FIELDS = {
+    "arch": mostly(hs.sampled_from(ARCHITECTURES)),
+    "latent_dim": mostly(hs.integers(-3, 70)),
+    "hidden": mostly(hs.just("auto") | SIZES | SIZES.map(lambda s: ",".join(map(str, s)))),
+    "likelihood": mostly(hs.sampled_from(LIKELIHOODS)),
+    "image_shape": mostly(hs.sampled_from([(1, 28, 28), [1, 28, 28], (3, 32, 32)])),
+}
+TRAIN_FIELDS = {
+    "dataset": mostly(hs.sampled_from(DATASET_NAMES)),
+    "epochs": mostly(hs.integers(-3, 1100)),
+    "batch_size": mostly(hs.integers(-3, 4200)),
+    "lr": mostly(hs.floats(-0.05, 1.05)),
+    "lr_schedule": mostly(hs.sampled_from(LR_SCHEDULES)),
+    "beta": mostly(hs.floats(-0.1, 1100.0)),
+    "warmup_epochs": mostly(hs.floats(-0.1, 1100.0)),
+    "recon_weight": mostly(hs.floats(-0.1, 1100.0)),
+    "seed": mostly(hs.integers(-3, 2**32)),
+    "device": mostly(hs.sampled_from(DEVICES)),
+    "binarize": mostly(hs.booleans()),
+    "log_every": mostly(hs.integers(-2, 200_000)),
+    "train_limit": mostly(hs.none() | hs.integers(-2, 10**7 + 5)),
+}
+
+
+def assert_within_bounds(m: ModelConfig, t: TrainConfig) -> None:
+    """A config that passed validation holds only the issue's values, with the right types."""
+    assert m.arch in ARCHITECTURES and m.likelihood in LIKELIHOODS and m.image_shape == (1, 28, 28)
+    assert type(m.latent_dim) is int and 1 <= m.latent_dim <= 64
+    assert type(m.hidden) is tuple and 1 <= len(m.hidden) <= 6
+    assert all(type(h) is int and 1 <= h <= 4096 for h in m.hidden)
+    assert t.dataset in DATASET_NAMES and t.device in DEVICES and t.lr_schedule in LR_SCHEDULES
+    assert type(t.epochs) is int and 1 <= t.epochs <= 1000
+    assert type(t.batch_size) is int and 1 <= t.batch_size <= 4096
+    assert type(t.lr) is float and 0 < t.lr <= 1
+    assert type(t.beta) is float and 0 <= t.beta <= MAX_BETA
+    assert t.train_limit is None or type(t.train_limit) is int and t.train_limit >= 1
+
+
+@settings(max_examples=700, deadline=None)
+@given(model=hs.fixed_dictionaries({}, optional=MODEL_FIELDS), train=hs.fixed_dictionaries({}, optional=TRAIN_FIELDS))
+def test_any_settings_give_a_valid_config_or_one_readable_sentence(model, train):
+    try:
+        m = ModelConfig(**model).validate()
+        t = TrainConfig(**train).validate()
+    except ConfigError as e:
+        event("refused")
+        assert_one_sentence(str(e), capital=True, max_len=300)
+        return
+    event("valid")
+    assert_within_bounds(m, t)
+    # What passed can be saved in a checkpoint and read back unchanged.
+    assert ModelConfig.from_dict(m.to_dict()) == m and TrainConfig.from_dict(t.to_dict()) == t
+
+
+FIELD_WORDS = {"latent": "latent dim", "hidden": "hidden", "batch": "batch size", "lr": "learning rate",
+               "epochs": "epochs", "beta": "beta"}
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    latent=hs.integers(-2, 70),
+    hidden=hs.lists(hs.integers(-1, 4200), max_size=8),
+    batch=hs.integers(-2, 4200),
+    lr=hs.floats(-0.1, 1.2) | hs.sampled_from([0.0, -0.0, 5e-324, 1.0, 1.0000000000000002, math.nan, math.inf]),
+    epochs=hs.integers(-2, 1100),
+    beta=hs.floats(-1.0, 1e4) | hs.sampled_from([-0.0, 0.0, -5e-324, math.nan, math.inf, -math.inf]),
+)
+@example(latent=1, hidden=[1], batch=1, lr=5e-324, epochs=1, beta=0.0)  # every lower bound, just inside
+@example(latent=64, hidden=[4096] * 6, batch=4096, lr=1.0, epochs=1000, beta=MAX_BETA)  # every upper bound
+@example(latent=0, hidden=[512], batch=128, lr=1e-3, epochs=10, beta=1.0)
+@example(latent=65, hidden=[512], batch=128, lr=1e-3, epochs=10, beta=1.0)
+@example(latent=2, hidden=[0], batch=128, lr=1e-3, epochs=10, beta=1.0)
+@example(latent=2, hidden=[4097], batch=128, lr=1e-3, epochs=10, beta=1.0)
+@example(latent=2, hidden=[8] * 7, batch=128, lr=1e-3, epochs=10, beta=1.0)
+@example(latent=2, hidden=[], batch=128, lr=1e-3, epochs=10, beta=1.0)
+@example(latent=2, hidden=[512], batch=0, lr=1e-3, epochs=10, beta=1.0)
+@example(latent=2, hidden=[512], batch=4097, lr=1e-3, epochs=10, beta=1.0)
+@example(latent=2, hidden=[512], batch=128, lr=0.0, epochs=10, beta=1.0)
+@example(latent=2, hidden=[512], batch=128, lr=1.0000000000000002, epochs=10, beta=1.0)
+@example(latent=2, hidden=[512], batch=128, lr=1e-3, epochs=0, beta=1.0)
+@example(latent=2, hidden=[512], batch=128, lr=1e-3, epochs=1001, beta=1.0)
+@example(latent=2, hidden=[512], batch=128, lr=1e-3, epochs=10, beta=-5e-324)
+def test_the_bounds_are_exactly_the_issues(latent, hidden, batch, lr, epochs, beta):
+    """latent dim 1-64, batch 1-4096, 0 < lr <= 1, epochs 1-1000, beta >= 0 (and at most MAX_BETA),
+    hidden sizes 1-4096, 1 to 6 layers: accepted exactly inside, refused outside, naming the field."""
+    ok = {
+        "latent": 1 <= latent <= 64,
+        "hidden": 1 <= len(hidden) <= 6 and all(1 <= h <= 4096 for h in hidden),
+        "batch": 1 <= batch <= 4096,
+        "lr": 0 < lr <= 1,
+        "epochs": 1 <= epochs <= 1000,
+        "beta": 0 <= beta <= MAX_BETA,
+    }
+    try:
+        ModelConfig(latent_dim=latent, hidden=tuple(hidden)).validate()
+        TrainConfig(batch_size=batch, lr=lr, epochs=epochs, beta=beta).validate()
+    except ConfigError as e:
+        assert not all(ok.values()), f"refused good settings: {e}"
+        assert_one_sentence(str(e), capital=True, max_len=300)
+        bad = [k for k, v in ok.items() if not v]
+        if len(bad) == 1:
+            assert FIELD_WORDS[bad[0]] in str(e).lower(), (bad, str(e))
+    else:
+        assert all(ok.values()), f"accepted {[k for k, v in ok.items() if not v]}"
+
+
+def test_the_cli_and_the_app_share_the_validation():
+    """Neither re-validates: the Train page and the CLI build the configs and call validate() (DESIGN)."""
+    page = (ROOT / "pages" / "train.py").read_text()
+    assert "ModelConfig(" in page and ".validate()" in page
+    with pytest.raises(ConfigError) as from_cli:
+        cli.configs_from_args(cli.build_parser().parse_args(["train", "--latent-dim", "65"]))
+    with pytest.raises(ConfigError) as direct:
+        ModelConfig(latent_dim="65").validate()
+    assert str(from_cli.value) == str(direct.value) == "Latent dim must be from 1 to 64; you gave 65."
+
+
+# ---- the command line: random argument lists --------------------------------------------------------
+
+ARG_CHARS = hs.characters(exclude_categories=("Cc", "Cs"))  # a shell hands no NUL, rarely a control char
+ARG_JUNK = hs.one_of(
+    hs.text(ARG_CHARS, max_size=12),
+    hs.sampled_from(["", " ", "-", "--", "-1", "nan", "inf", "-inf", "1e400", "1" * 40, "0", "auto", "1.5",
+                     "512,,256", "x" * 300, "~", "/", ".", "..", "{good}", "{evil}", "{missing}", "{tmp}"]),
+    hs.integers(-10, 5000).map(str),
+    hs.floats().map(repr),
+)
+NUMBER = mostly(hs.integers(-3, 5000).map(str), ARG_JUNK, 4)
+PATHS = mostly(hs.sampled_from(["{good}", "{evil}", "{missing}", "{tmp}", "{empty}", "{tmp}/out.pt"]), ARG_JUNK, 4)
+TRAIN_FLAGS = {
+    "--dataset": mostly(hs.sampled_from(DATASET_NAMES + ("shapes",) * 4), ARG_JUNK, 4),
+    "--data-dir": PATHS,
+    "--latent-dim": mostly(hs.integers(-1, 70).map(str), ARG_JUNK, 4),
+    "--arch": mostly(hs.sampled_from(ARCHITECTURES), ARG_JUNK, 4),
+    "--hidden": mostly(hs.just("auto") | SIZES.map(lambda s: ",".join(map(str, s))), ARG_JUNK, 4),
+    "--likelihood": mostly(hs.sampled_from(LIKELIHOODS), ARG_JUNK, 4),
+    "--epochs": mostly(hs.integers(-1, 1100).map(str), ARG_JUNK, 4),
+    "--batch-size": mostly(hs.integers(-1, 4200).map(str), ARG_JUNK, 4),
+    "--lr": mostly(hs.floats(-0.05, 1.05).map(repr), ARG_JUNK, 4),
+    "--lr-schedule": mostly(hs.sampled_from(LR_SCHEDULES), ARG_JUNK, 4),
+    "--beta": mostly(hs.floats(-0.1, 1100.0).map(repr), ARG_JUNK, 4),
+    "--warmup": NUMBER,
+    "--recon-weight": NUMBER,
+    "--seed": NUMBER,
+    "--device": mostly(hs.sampled_from(DEVICES), ARG_JUNK, 4),
+    "--train-limit": NUMBER,
+    "--out": PATHS,
+    "--resume": PATHS,
+    "--notes": ARG_JUNK,
+}
+EVAL_FLAGS = {"--data-dir": PATHS, "--iw-samples": NUMBER, "--limit": NUMBER}
+
+
+def _options(command: str) -> tuple[list[str], list[str]]:
+    """The subcommand's (options that take a value, switches), read from the parser itself, so a
+    flag added later is fed to the property too."""
+    sub = next(a for a in cli.build_parser()._actions if a.choices and command in a.choices).choices[command]
+    takes, switches = [], []
+    for action in sub._actions:
+        longs = [o for o in action.option_strings if o.startswith("--") and o != "--help"]
+        if longs:
+            (switches if action.nargs == 0 else takes).append(longs[0])
+    return takes, switches
+
+
+TRAIN_TAKES, TRAIN_SWITCHES = _options("train")
+TRAIN_FLAGS.update({flag: ARG_JUNK for flag in TRAIN_TAKES if flag not in TRAIN_FLAGS})
+STRANGERS = ["--bogus", "-x", "--lr=", "--epochs=3", "--latent-dim=0", "--json=1", "-", "--", "--help", "-h", "--qu"]
+
+
+@hs.composite
+def argument_lists(draw) -> list[str]:
+    """A command (mostly train, often with --dataset shapes so that it runs), then random flags,
+    values, switches, unknown flags and stray words, in any order."""
+    command = draw(mostly(hs.sampled_from(["train"] * 6 + ["eval"] * 2 + ["list"]), ARG_JUNK, 10))
+    argv = [command] if draw(hs.integers(0, 30)) else []
+    flags, switches = (TRAIN_FLAGS, TRAIN_SWITCHES) if command == "train" else (EVAL_FLAGS, ["--json"])
+    if command in ("eval", "list") and draw(hs.integers(0, 9)):
+        argv.append(draw(PATHS))
+    if command == "train" and draw(hs.integers(0, 2)):
+        argv += ["--dataset", "shapes"]
+    for _ in range(draw(hs.integers(0, 7))):
+        kind = draw(hs.integers(0, 39))
+        if kind < 30:
+            flag = draw(hs.sampled_from(sorted(flags)))
+            argv += [flag, draw(flags[flag])] if kind else [flag]  # kind 0: the value is missing
+        elif kind < 36:
+            argv.append(draw(hs.sampled_from(switches)))
+        elif kind < 38:
+            argv.append(draw(hs.sampled_from(STRANGERS)))
+        else:
+            argv.append(draw(ARG_JUNK))
+    return argv
+
+
+class RecordingTrainer:
+    """Stands in for vae.train.Trainer in the CLI property: takes the configs as the real one does
+    (validate, pick the device), records them and trains nothing, so one example takes milliseconds."""
+
+    built: list[tuple[ModelConfig, TrainConfig]] = []
+    steps_per_epoch = 1
+    extras: dict = {}
+
+    def __init__(self, model_cfg, train_cfg, train_data, test_data=None, stop_event=None):
+        self.model_cfg, self.cfg = model_cfg.validate(), train_cfg.validate()
+        self.device = pick_device(self.cfg.device)
+        self.train_data, self.x_train = train_data, train_data.images
+        self.history, self.epoch, self.step, self.train_seconds = [], 0, 0, 0.0
+        RecordingTrainer.built.append((self.model_cfg, self.cfg))
+
+    def add_callback(self, event, fn):
+        pass
+
+    def restore(self, ckpt):
+        self.history, self.epoch, self.step = list(ckpt.history), ckpt.epoch, ckpt.step
+
+    def run(self):
+        return self.history
+
+    def checkpoint_payload(self, include_optimizer=True, notes=""):
+        return {"notes": notes}
+
+    def latest_test_metrics(self):
+        return {"elbo": 100.0, "recon": 90.0, "kl": 10.0}
+
+
+class _NoReplay:
+    seconds = 0.0
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def attach(self, trainer):
+        return self
+
+
+def _tiny_checkpoint(folder: Path, name: str = "good") -> Path:
+    model_cfg = ModelConfig(hidden=(32,))
+    train_cfg = TrainConfig(dataset="shapes", epochs=1, batch_size=16, log_every=2, device="cpu")
+    trainer = Trainer(model_cfg, train_cfg, tiny_dataset(64, "train"), tiny_dataset(32, "test", 1))
+    trainer.run()
+    return ckpt_io.save(trainer.checkpoint_payload(), folder / f"{name}.pt")
+
+
+class _Payload:
+    """A pickle that runs `touch marker` when unpickled: the proof that a file ran code."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _malicious_files(marker: Path) -> dict[str, bytes]:
+    """The payload as raw pickles and as a torch.save zip (what a booby-trapped .pt really looks like)."""
+    zipped = io.BytesIO()
+    torch.save({"format": ckpt_io.FORMAT, "state_dict": _Payload(marker)}, zipped)
+    return {"raw pickle": pickle.dumps(_Payload(marker)), "raw pickle protocol 2": pickle.dumps(_Payload(marker), 2),
+            "torch.save zip": zipped.getvalue()}
+
+
+@pytest.fixture
+def cli_sandbox(tmp_path, monkeypatch):
+    """An empty cwd and data folder, a good and a malicious checkpoint, and stand-ins for training,
+    evaluation, saving and the shapes data (other datasets go through the real, offline loader)."""
+    good = _tiny_checkpoint(tmp_path)  # before save is replaced below
+    tiny = {"train": tiny_dataset(64, "train"), "test": tiny_dataset(32, "test", 1)}
+    real_load = cli.load_dataset
+
+    def offline_load(name, split="train", data_dir=None, download=False):
+        return tiny[split] if name == "shapes" else real_load(name, split, data_dir, download=False)
+
+    saved = []
+    monkeypatch.setattr(cli, "Trainer", RecordingTrainer)
+    monkeypatch.setattr(cli, "ReplayRecorder", _NoReplay, raising=False)  # it would encode with the model
+    monkeypatch.setattr(cli, "load_dataset", offline_load)
+    monkeypatch.setattr(cli.ckpt_io, "save", lambda payload, path: saved.append(Path(path)) or Path(path))
+    monkeypatch.setattr(cli, "evaluate_model", lambda model, x: {"elbo": 100.0, "recon": 90.0, "kl": 10.0})
+    monkeypatch.setattr(cli, "iw_log_likelihood", lambda model, x, k, g: torch.zeros(len(x)))
+    (tmp_path / "cwd").mkdir()
+    (tmp_path / "empty").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")  # a default --out (checkpoints/...) or a relative path lands here
+    monkeypatch.setenv("VAE_DATA_DIR", str(tmp_path / "empty"))
+    marker = tmp_path / "PWNED"
+    (tmp_path / "evil.pt").write_bytes(_malicious_files(marker)["torch.save zip"])
+    tokens = {"{good}": str(good), "{evil}": str(tmp_path / "evil.pt"),
+              "{missing}": str(tmp_path / "missing.pt"), "{tmp}": str(tmp_path), "{empty}": str(tmp_path / "empty")}
+    RecordingTrainer.built.clear()
+    yield tokens, saved
+    assert not marker.exists(), "a checkpoint's pickle payload ran"
+
+
+def run_cli(argv: list[str]) -> tuple[int, str, str]:
+    """vae.cli.main in this process: (exit code, stdout, stderr); argparse's exits count as codes."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = cli.main(argv)
+        except SystemExit as e:
+            code = e.code
+    return code, out.getvalue(), err.getvalue()
+
+
+def assert_readable_failure(err: str) -> None:
+    """argparse's usage line plus 'error: ...', or our own 'error: <one sentence>'; never a traceback."""
+    assert "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines and lines[-1].startswith("error: ") and lines[-1][len("error: "):].strip(), err
+    if not any(line.startswith("usage:") for line in lines):  # ours, not argparse's
+        assert len(lines) == 1, err
+        assert_one_sentence(lines[-1][len("error: "):])
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(argv=argument_lists())
+@example(argv=["train", "--dataset", "shapes", "--hidden", "4096,4096,4096,4096,4096,4096", "--latent-dim", "64"])
+@example(argv=["train", "--dataset", "shapes", "--lr", "1e400"])
+@example(argv=["train", "--resume", "{evil}"])
+@example(argv=["train", "--resume", "{tmp}"])
+@example(argv=["eval", "{evil}", "--json"])
+@example(argv=["eval", "/dev/zero"])
+@example(argv=["train", "--data-dir", "x" * 5000, "--dataset", "mnist"])
+@example(argv=["train", "--dataset", "shapes", "--device", "cuda"] if not torch.cuda.is_available() else ["list"])
+def test_any_command_line_runs_or_exits_2_with_one_readable_line(cli_sandbox, argv):
+    tokens, saved = cli_sandbox
+    for token, value in tokens.items():
+        argv = [a.replace(token, value) for a in argv]
+    built_before = len(RecordingTrainer.built)
+    code, out, err = run_cli(argv)
+    assert code in (0, 2), (argv, code, err)
+    command = argv[0] if argv[:1] in (["train"], ["eval"], ["list"]) else "other"
+    event(f"{command} exit {code}")  # --hypothesis-show-statistics: how often each path is taken
+    if code == 2:
+        assert_readable_failure(err)
+        return
+    assert "Traceback" not in err and out.strip(), (argv, err)
+    if "--json" in argv and not ({"-h", "--help"} & set(argv)) and out.strip().startswith("{"):
+        json.loads(out.strip().splitlines()[-1])
+    if argv[:1] == ["train"] and len(RecordingTrainer.built) > built_before:
+        assert_within_bounds(*RecordingTrainer.built[-1])
+        assert saved, "a finished run saves its checkpoint"
+
+
+@pytest.mark.parametrize("extra", [
+    [],
+    ["--arch", "conv", "--hidden", "16", "--latent-dim", "3", "--json"],
+    ["--likelihood", "gaussian", "--beta", "0", "--lr-schedule", "cosine", "--binarize"],
+    ["--hidden", "8,8,8,8,8,8", "--batch-size", "4096", "--warmup", "2", "--recon-weight", "0"],
+    ["--lr", "1", "--hidden", "8"],  # may diverge: then exit 1 with the NaN sentence, never a traceback
+])
+def test_real_tiny_runs(tmp_path, monkeypatch, extra):
+    """A few command lines from the property, trained for real on shapes, then evaluated."""
+    monkeypatch.setenv("VAE_DATA_DIR", str(tmp_path / "data"))
+    out = tmp_path / "run.pt"
+    argv = ["train", "--dataset", "shapes", "--epochs", "1", "--train-limit", "256", "--batch-size", "64",
+            "--hidden", "32", "--quiet", "--device", "cpu", "--out", str(out), *extra]
+    code, stdout, err = run_cli(argv)
+    if code == 1:
+        assert "loss became" in err and "try a smaller learning rate" in err and "Traceback" not in err, err
+        return
+    assert code == 0, err
+    assert ckpt_io.load(out).epoch == 1
+    code, stdout, err = run_cli(["eval", str(out), "--limit", "100", "--iw-samples", "3", "--json"])
+    assert code == 0, err
+    assert math.isfinite(json.loads(stdout.splitlines()[-1])["iw_ll"])
+
+
+@pytest.mark.parametrize("path", ["/dev/zero", "/tmp", "/nonexistent/model.pt"])
+def test_eval_of_a_device_a_folder_or_nothing_is_one_sentence(path):
+    """/dev/zero has size 0 and never ends: reading it whole would hang; it is refused unread."""
+    code, _, err = run_cli(["eval", path])
+    assert code == 2
+    assert_readable_failure(err)
+
+
+# ---- names users give for checkpoints ------------------------------------------------------------
+
+HOSTILE_NAMES = ["../x", "../../etc/passwd", "/etc/passwd", ".hidden", "a/b", "a\\b", "..", ".", "", " ", "~",
+                 "x" * 65, "x" * 10_000, "mnist\x00.pt", "a\n", "a\n.pt", "résumé", "模型", "ｆｕｌｌ", "con fig",
+                 "-rf", "taken", "taken.pt", "TAKEN.PT", "link", "link.pt", "ok.pt/x", "ok.pt.pt", "$(touch x)"]
+
+
+@pytest.fixture
+def checkpoint_folder(tmp_path):
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    (folder / "taken.pt").write_bytes(b"an older checkpoint")
+    (tmp_path / "outside.pt").write_bytes(b"not ours")
+    (folder / "link.pt").symlink_to(tmp_path / "outside.pt")  # a name that resolves outside the folder
+    return folder
+
+
+def _check_name(name: str, folder: Path) -> None:
+    """A name either gives a new file directly in folder, or one sentence and no path."""
+    before = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+    try:
+        path = ckpt_io.checkpoint_path(name, folder)
+    except CheckpointError as e:
+        assert_one_sentence(str(e))
+        return
+    assert path.parent == folder.resolve(), path
+    assert path.suffix == ".pt" and not path.name.startswith(".") and "\n" not in path.name, path
+    assert not path.exists() and not path.is_symlink(), f"{name!r} would overwrite {path}"
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} == before
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+def test_hostile_names_stay_inside_and_never_overwrite(checkpoint_folder, name):
+    _check_name(name, checkpoint_folder)
+
+
+@pytest.mark.parametrize("name", ["taken", "taken.pt", "link", "../x", "a\n.pt", "x" * 65])
+def test_hostile_names_are_refused(checkpoint_folder, name):
+    with pytest.raises(CheckpointError):
+        ckpt_io.checkpoint_path(name, checkpoint_folder)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=hs.text(max_size=80) | hs.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.\-/\\~ ]{0,70}", fullmatch=True))
+def test_any_name_stays_inside_and_never_overwrites(checkpoint_folder, name):
+    _check_name(name, checkpoint_folder)
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(taken=hs.lists(hs.integers(1, 12), max_size=12, unique=True))
+def test_unique_names_skip_every_existing_file(tmp_path, taken):
+    folder = Path(tempfile.mkdtemp(dir=tmp_path))
+    for i in taken:
+        (folder / ("mnist-2d.pt" if i == 1 else f"mnist-2d-{i}.pt")).write_bytes(b"x")
+    path = ckpt_io.unique_checkpoint_path("mnist-2d", folder)
+    assert path.parent == folder.resolve() and not path.exists()
+    free = min(set(range(1, 14)) - set(taken))
+    assert path.name == ("mnist-2d.pt" if free == 1 else f"mnist-2d-{free}.pt")
+
+
+@pytest.fixture
+def app_env(tmp_path, monkeypatch):
+    """The app on an empty checkpoints folder and a tmp data folder, caches and jobs cleared around it."""
+    monkeypatch.setenv("VAE_CHECKPOINT_DIR", str(tmp_path / "checkpoints"))
+    monkeypatch.setenv("VAE_DATA_DIR", str(tmp_path / "data"))
+    st.cache_resource.clear()
+    yield tmp_path
+    from pages.common import registry
+
+    registry().stop_all()
+    st.cache_resource.clear()
+
+
+def _app(source=None) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    if source is not None:
+        at.session_state["model_source"] = source
+    return at.run()
+
+
+@pytest.mark.parametrize("name", ["../../outside", "/etc/passwd", ".hidden", "taken"])
+def test_train_page_refuses_a_hostile_name_and_starts_nothing(app_env, name):
+    folder = app_env / "checkpoints"
+    folder.mkdir()
+    (folder / "taken.pt").write_bytes(b"an older checkpoint")
+    at = _app().switch_page("pages/train.py").run()
+    at.text_input(key="f_name").set_value(name)
+    at.button(key="start").click().run()
+    assert not at.exception
+    assert len(at.error) == 1
+    assert_one_sentence(at.error[0].value)
+    assert "job_id" not in at.session_state
+    assert sorted(p.name for p in folder.iterdir()) == ["taken.pt"]
+    assert (folder / "taken.pt").read_bytes() == b"an older checkpoint"
+    assert not (app_env / "outside.pt").exists()
+
+
+# ---- uploads: the size limit and pickles that try to run code --------------------------------------
+
+def _upload(at: AppTest, name: str, data: bytes) -> AppTest:
+    at.file_uploader(key="upload").upload(name, data, "application/octet-stream")
+    return at.run()
+
+
+@pytest.fixture(scope="module")
+def good_checkpoint(tmp_path_factory) -> Path:
+    return _tiny_checkpoint(tmp_path_factory.mktemp("good"), "current")
+
+
+def test_upload_limit_is_the_same_in_config_toml_and_the_app(app_env):
+    from pages.common import MAX_UPLOAD_MB
+
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["maxUploadSize"] == MAX_UPLOAD_MB
+    at = _app()
+    assert at.file_uploader(key="upload").proto.max_upload_size_mb == MAX_UPLOAD_MB  # what the browser enforces
+
+
+def test_an_upload_over_the_limit_is_refused_and_the_model_stays(app_env, good_checkpoint):
+    """AppTest hands the bytes to the page without the server's own size check, so this is the app's."""
+    from pages.common import MAX_UPLOAD_MB
+
+    at = _app(("path", str(good_checkpoint)))
+    at = _upload(at, "huge.pt", bytes(MAX_UPLOAD_MB * 2**20 + 1))
+    assert not at.exception
+    assert [e.value for e in at.error] == [f"huge.pt is over {MAX_UPLOAD_MB} MB; upload a smaller checkpoint."]
+    assert at.session_state["model_source"] == ("path", str(good_checkpoint))
+    assert "uploaded_checkpoint" not in at.session_state
+    assert any("current model is unchanged" in c.value for c in at.caption)
+
+
+def test_an_upload_at_the_limit_is_read_not_refused_for_size(app_env, good_checkpoint):
+    from pages.common import MAX_UPLOAD_MB
+
+    at = _upload(_app(("path", str(good_checkpoint))), "exact.pt", bytes(MAX_UPLOAD_MB * 2**20))
+    assert not at.exception
+    assert len(at.error) == 1 and "MB" not in at.error[0].value and "run code" not in at.error[0].value
+    assert at.session_state["model_source"] == ("path", str(good_checkpoint))
+
+
+@pytest.mark.parametrize("kind", ["raw pickle", "raw pickle protocol 2", "torch.save zip"])
+def test_a_malicious_upload_is_refused_and_its_payload_never_runs(app_env, good_checkpoint, tmp_path, kind):
+    marker = tmp_path / "PWNED"
+    data = _malicious_files(marker)[kind]
+    at = _upload(_app(("path", str(good_checkpoint))), "evil.pt", data)
+    assert not at.exception
+    assert len(at.error) == 1 and "refused" in at.error[0].value
+    assert_one_sentence(at.error[0].value)
+    assert at.session_state["model_source"] == ("path", str(good_checkpoint))
+    assert not marker.exists(), "the upload ran the pickle's code"
+    # The control: the same bytes do run code when unpickled the unsafe way, so the marker would show it.
+    with contextlib.suppress(Exception):
+        torch.load(io.BytesIO(data), weights_only=False) if kind.startswith("torch") else pickle.loads(data)
+    assert marker.exists()
+
+
+# ---- caches and jobs stay bounded as sessions come and go ------------------------------------------
+
+def _cache_entries(cached_function) -> int:
+    """How many results a st.cache_resource function holds now (Streamlit 1.67 internals: there is
+    no public count)."""
+    cache = cached_function._info.get_function_cache(cached_function._function_key)
+    return len(cache._mem_cache)
+
+
+def _cache_decorators(path: Path):
+    for node in ast.walk(ast.parse(path.read_text())):
+        for deco in getattr(node, "decorator_list", []):
+            target = deco.func if isinstance(deco, ast.Call) else deco
+            if isinstance(target, ast.Attribute) and target.attr in ("cache_resource", "cache_data"):
+                yield node.name, deco
+
+
+def test_every_streamlit_cache_is_bounded():
+    found = 0
+    for path in [APP, *sorted((ROOT / "pages").glob("*.py"))]:
+        for name, deco in _cache_decorators(path):
+            found += 1
+            keywords = {k.arg for k in deco.keywords} if isinstance(deco, ast.Call) else set()
+            assert keywords & {"max_entries", "ttl"}, f"{path.name}: {name} has no max_entries or ttl"
+    assert found >= 3
+
+
+def test_checkpoint_cache_holds_at_most_max_entries(app_env, good_checkpoint):
+    from pages import common
+
+    limit = common._load_checkpoint._info.max_entries
+    folder = app_env / "many"
+    folder.mkdir()
+    for i in range(limit + 4):
+        path = folder / f"m{i}.pt"
+        path.write_bytes(good_checkpoint.read_bytes())
+        assert common.load_checkpoint(path).epoch == 1
+        assert _cache_entries(common._load_checkpoint) == min(i + 1, limit)
+
+
+def test_encoding_cache_holds_at_most_max_entries(app_env, good_checkpoint):
+    """Each model version (a live job publishes one every few seconds) is one key; old ones leave."""
+    from pages import common
+    from vae.jobs import ModelView
+
+    limit = common._encoded._info.max_entries
+    ckpt = ckpt_io.load(good_checkpoint)
+    load_dataset("shapes", "test", app_env / "data")
+    for version in range(limit + 4):
+        view = ModelView.from_checkpoint(ckpt, key=f"job:1:{version}")
+        encoded = common._encoded(view, view.key, "shapes", str(app_env / "data"), 64)
+        assert encoded.mu.shape == (64, 2)
+        assert _cache_entries(common._encoded) == min(version + 1, limit)
+
+
+def test_checkpoint_listing_keeps_one_entry_per_file(tmp_path, good_checkpoint):
+    """A job rewrites its checkpoint every epoch and the Home page lists it on each visit."""
+    folder = tmp_path / "listed"
+    folder.mkdir()
+    path = folder / "live.pt"
+    path.write_bytes(good_checkpoint.read_bytes())
+    for epoch in range(12):
+        os.utime(path, ns=(10**18, 10**18 + epoch))  # rewritten: a new modification time, a new version
+        assert [i.name for i in ckpt_io.list_checkpoints(folder)] == ["live"]
+        assert sum(Path(k).parent == folder for k in ckpt_io._info_cache) == 1
+    path.unlink()
+    assert ckpt_io.list_checkpoints(folder) == []
+    assert not any(Path(k).parent == folder for k in ckpt_io._info_cache)
+
+
+def test_job_registry_keeps_only_the_newest_finished_jobs(tmp_path, monkeypatch):
+    data = {"train": tiny_dataset(64, "train"), "test": tiny_dataset(32, "test", 1)}
+    monkeypatch.setattr(jobs_mod, "load_dataset", lambda name, split, data_dir=None: data[split])
+    monkeypatch.setattr(jobs_mod, "FINISHED_JOBS_KEPT", 3)
+    registry = jobs_mod.JobRegistry(tmp_path, max_running=1)
+    cfgs = ModelConfig(hidden=(16,)), TrainConfig(epochs=1, batch_size=32, device="cpu")
+    started = []
+    for _ in range(9):
+        job = registry.start(*cfgs)
+        job.join(60)
+        assert job.state().status == "finished", job.state().message
+        started.append(job.job_id)
+        assert len(registry.jobs()) <= 3 + 1
+    assert [j.job_id for j in registry.jobs()] == started[-4:], "the 3 kept and the newest (finished since)"
+    assert len(list(tmp_path.glob("*.pt"))) == 9, "forgetting a job keeps its checkpoint on disk"
+
+
+# ---- offline: no network, no dataset ---------------------------------------------------------------
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Every connection attempt fails at once, as on a laptop in a classroom with no Wi-Fi."""
+    attempts = []
+
+    def refuse(*args, **kwargs):
+        attempts.append(args)
+        raise OSError(101, "Network is unreachable")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    return attempts
+
+
+@pytest.mark.parametrize("dataset, folder", [("mnist", "MNIST"), ("fashion-mnist", "FashionMNIST"),
+                                             ("kmnist", "KMNIST")])
+def test_offline_train_page_names_the_folder_and_the_files(app_env, no_network, dataset, folder):
+    at = _app().switch_page("pages/train.py").run()
+    at.selectbox(key="f_dataset").set_value(dataset)
+    at.button(key="start").click().run()
+    assert not at.exception
+    message = at.error[0].value
+    raw = (app_env / "data").resolve() / folder / "raw"
+    assert str(raw) in message
+    for file in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte"):
+        assert file in message, file
+    assert "shapes" in message and "job_id" not in at.session_state
+
+
+def test_offline_home_and_shapes_work_end_to_end(app_env, no_network):
+    """No network, no data, no checkpoints: Home draws, MNIST says what to do, and the built-in
+    shapes train from the page, finish, and draw on the Explore pages."""
+    at = _app()
+    assert not at.exception and any("No model is loaded" in i.value for i in at.info)
+    at.switch_page("pages/train.py").run()
+    at.selectbox(key="f_dataset").set_value("mnist")
+    at.button(key="start").click().run()
+    at.button(key="use_shapes").click().run()
+    assert at.selectbox(key="f_dataset").value == "shapes"
+    at.text_input(key="f_hidden").set_value("32")
+    at.number_input(key="f_epochs").set_value(1)
+    at.number_input(key="f_batch").set_value(512)
+    at.button(key="start").click().run()
+    assert not at.exception
+    from pages.common import registry
+
+    job = registry().get(at.session_state["job_id"])
+    job.join(120)
+    assert job.state().status == "finished", job.state().message
+    for page in ("pages/sliders.py", "pages/manifold.py", "pages/scatter.py", "pages/reconstructions.py"):
+        at.switch_page(page).run()
+        assert not at.exception, (page, [e.value for e in at.exception])
+        assert not at.error, (page, [e.value for e in at.error])
+    assert ckpt_io.load(job.state().checkpoint_path).dataset == "shapes"
