@@ -20,6 +20,10 @@ PAGES = {
         st.Page("pages/scatter.py", title="Latent scatter", icon=":material/scatter_plot:"),
         st.Page("pages/reconstructions.py", title="Reconstructions", icon=":material/compare:"),
     ],
+    "Teach": [
+        st.Page("pages/compare.py", title="Compare", icon=":material/view_column:"),
+        st.Page("pages/replay.py", title="Training replay", icon=":material/replay:"),
+    ],
 }
 
 page = st.navigation(PAGES)

@@ -6,14 +6,16 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from pages.common import (EXPLORE_CODES, encoded_test_set, explore_fragment, follow_model, pick_dims, require_model,
-                          test_set_size)
+from pages.common import (EXPLORE_CODES, encoded_test_set, encoded_train_codes, explore_fragment, follow_model,
+                          pick_dims, require_model, test_set_size)
 from vae.figures import latent_scatter, selected_index
-from vae.latent import kl_per_dimension, pca_2d, pca_prior_centre, reconstruct, tile_rows, upscale_nearest
+from vae.latent import (kl_per_dimension, knn_label_map, pca_2d, pca_prior_centre, project_like, reconstruct,
+                        square_extent, tile_rows, upscale_nearest)
 
 FACTOR_TITLES = {"label": "label", "scale": "scale (radius, px)", "rotation": "rotation (radians)",
                  "x": "x (column, px)", "y": "y (row, px)"}
 ZOOM = 5  # 28 px -> 140 px per image in the detail panel
+LABEL_MAP_CODES, LABEL_MAP_K, LABEL_MAP_CELLS = 5000, 15, 120  # training codes, neighbours, grid cells per side
 
 
 def pick_from_chart() -> None:
@@ -34,14 +36,31 @@ def plane(encoded, dims) -> tuple[np.ndarray, tuple[str, str], tuple[float, floa
     return encoded.mu[:, list(dims)], (f"z{dims[0] + 1}", f"z{dims[1] + 1}"), (0.0, 0.0), ""
 
 
-def controls(view) -> tuple[int, str, tuple[int, int] | None | bool]:
+def controls(view) -> tuple[int, str, tuple[int, int] | None | bool, bool]:
     top = min(EXPLORE_CODES, test_set_size(view) or EXPLORE_CODES)  # shapes has 4,000 test images
     count = int(st.number_input("Test images", min(100, top), top, top, step=500, key="sc_count"))
     color_by = "label"
     if view.dataset == "shapes":
         color_by = st.selectbox("Color by", list(FACTOR_TITLES), format_func=FACTOR_TITLES.get, key="sc_color",
                                 help="The label, or one of the factors the shapes were drawn from.")
-    return count, color_by, pick_dims(view.model_config.latent_dim, "sc", allow_pca=True)
+    shade = color_by == "label" and st.checkbox(
+        "Label map", key="sc_labelmap", help=f"Shade the plane by the majority label of the {LABEL_MAP_K} nearest "
+                                             f"training codes: where the encoder puts each class.")
+    return count, color_by, pick_dims(view.model_config.latent_dim, "sc", allow_pca=True), shade
+
+
+def label_map(view, encoded, dims, xy: np.ndarray):
+    """((xs, ys, labels grid) over the plotted plane from the training codes, the axis range, a caption);
+    (None, None, '') when the training images are not here."""
+    train = encoded_train_codes(view, LABEL_MAP_CODES)
+    if train is None:
+        return None, None, ""
+    train_xy = project_like(train[0], encoded.mu, dims)
+    lo, hi = square_extent(xy)
+    axis = np.linspace(lo, hi, LABEL_MAP_CELLS, dtype=np.float32)
+    grid, _ = knn_label_map(train_xy, train[1], axis, axis, k=LABEL_MAP_K, n_classes=len(encoded.class_names))
+    return (axis, axis, grid), (lo, hi), (f" Shading: the majority label of the {LABEL_MAP_K} nearest of "
+                                          f"{len(train_xy):,} training codes.")
 
 
 def details(view, encoded, index: int) -> None:
@@ -64,7 +83,7 @@ def draw(was_live: bool) -> None:
         return
     chart, side = st.columns([3, 1], gap="large")
     with side:
-        count, color_by, dims = controls(view)
+        count, color_by, dims, shade = controls(view)
     if dims is False:
         return
     encoded = encoded_test_set(view, count)
@@ -75,10 +94,13 @@ def draw(was_live: bool) -> None:
     index = min(int(st.session_state.get("sc_index") or 0), n - 1)
     st.session_state["sc_index"] = index  # fewer images than before: the pick moves to the last one
     continuous = color_by != "label" and color_by in encoded.factors
+    shading, axis_range, shading_note = label_map(view, encoded, dims, xy) if shade else (None, None, "")
+    note += shading_note
     fig = latent_scatter(
         xy, encoded.labels, encoded.class_names, color=encoded.factors[color_by] if continuous else None,
         color_title=FACTOR_TITLES.get(color_by, color_by), highlight=tuple(xy[index]),
         highlight_name=f"test image #{index}", prior_centre=centre, axis_titles=titles, height=700,
+        label_map=shading, axis_range=axis_range,
     )
     with chart:
         st.plotly_chart(fig, key="sc_chart", on_select=pick_from_chart, selection_mode="points",

@@ -6,11 +6,12 @@ import math
 import streamlit as st
 
 from pages.common import POLL_SECONDS, data_dir, registry, use_source
+from pages.explain import math_expander
 from vae.checkpoint import CheckpointError
 from vae.config import ARCHITECTURES, LIKELIHOODS, ConfigError, ModelConfig, TrainConfig
 from vae.data import DATASET_NAMES, DatasetUnavailable, dataset_available, load_dataset
 from vae.figures import loss_curves
-from vae.jobs import JobLimitReached, TrainingJob
+from vae.jobs import JobLimitReached, TrainingJob, VariantsJob
 
 DATASET_LABELS = {"mnist": "MNIST digits", "fashion-mnist": "Fashion-MNIST", "kmnist": "Kuzushiji-MNIST",
                   "shapes": "Shapes (built in, no download)"}
@@ -38,6 +39,8 @@ def settings_form() -> tuple[ModelConfig, TrainConfig, str] | None:
         likelihood = c3.selectbox("Likelihood", LIKELIHOODS, key="f_likelihood")
         beta = c3.number_input("β (KL weight)", 0.0, 1000.0, 1.0, step=0.1, key="f_beta")
         warmup = c3.number_input("β warm-up epochs", 0.0, 1000.0, 0.0, step=1.0, key="f_warmup")
+        recon_weight = c3.number_input("Reconstruction weight", 0.0, 1000.0, 1.0, step=0.1, key="f_recon_weight",
+                                       help="0 trains on the KL alone; β 0 on the reconstruction alone (an autoencoder).")
         epochs = c4.number_input("Epochs", 1, 1000, 5, key="f_epochs")
         batch = c4.number_input("Batch size", 1, 4096, 128, key="f_batch")
         lr = c4.text_input("Learning rate", "1e-3", key="f_lr")
@@ -54,7 +57,8 @@ def settings_form() -> tuple[ModelConfig, TrainConfig, str] | None:
     try:
         model_cfg = ModelConfig(arch=arch, latent_dim=int(latent), hidden=hidden, likelihood=likelihood).validate()
         train_cfg = TrainConfig(dataset=dataset, epochs=int(epochs), batch_size=int(batch), lr=lr_value, beta=beta,
-                                warmup_epochs=warmup, seed=int(seed), data_dir=str(data_dir())).validate()
+                                warmup_epochs=warmup, recon_weight=recon_weight, seed=int(seed),
+                                data_dir=str(data_dir())).validate()
     except ConfigError as e:
         st.error(str(e))
         return None
@@ -141,6 +145,10 @@ def live_view(job: TrainingJob) -> None:
     else:
         st.caption("Loading data and building the model…")
     st.session_state["history_len"] = len(history)
+    if isinstance(job, VariantsJob):
+        st.page_link("pages/compare.py", label="These curves are the full ELBO's: see all three side by side on the "
+                     "Compare page", icon=":material/view_column:")
+    math_expander(history, {}, job.train_cfg, job.model_cfg.latent_dim)
 
 
 def live_fragment(job: TrainingJob) -> None:

@@ -8,7 +8,9 @@ import math
 import os
 import pickle
 import re
+import stat
 import tempfile
+import threading
 import warnings
 import zipfile
 from dataclasses import dataclass, field
@@ -20,6 +22,7 @@ import torch
 
 from .config import ConfigError, ModelConfig, TrainConfig
 from .model import VAE
+from .replay import REPLAY_KEY, ReplayError, check_replay
 
 FORMAT = "latent-explorer-checkpoint"
 FORMAT_VERSION = 1
@@ -126,7 +129,9 @@ def save(payload: dict, path: str | os.PathLike) -> Path:
 
 def load(source: str | os.PathLike | bytes | BinaryIO, label: str | None = None) -> Checkpoint:
     """Reads and validates a checkpoint from a path, bytes or a binary file object."""
-    label = label or (Path(source).name if isinstance(source, (str, os.PathLike)) else "The uploaded file")
+    if label is None and isinstance(source, (str, os.PathLike)):
+        label = Path(source).name or f"The path {str(source)!r}"  # '' or '/' have no file name
+    label = label or "The uploaded file"
     raw = _read_raw(source, label)
     payload = _unpickle_safely(raw, label)
     ckpt = _validate(payload, label)
@@ -138,13 +143,21 @@ def load(source: str | os.PathLike | bytes | BinaryIO, label: str | None = None)
 def _read_raw(source, label: str) -> bytes:
     try:
         if isinstance(source, (str, os.PathLike)):
-            size = os.path.getsize(source)
-            if size > MAX_CHECKPOINT_BYTES:
-                raise CheckpointError(f"{label} is {size / 2**20:.0f} MB, over the {MAX_CHECKPOINT_BYTES // 2**20} MB limit for checkpoints.")
-            return Path(source).read_bytes()
-        raw = bytes(source) if isinstance(source, (bytes, bytearray, memoryview)) else source.read(MAX_CHECKPOINT_BYTES + 1)
-    except OSError as e:
-        raise CheckpointError(f"{label} could not be read ({e.strerror or e}); check that the file exists.") from e
+            info = os.stat(source)
+            if not stat.S_ISREG(info.st_mode):  # a folder, /dev/zero or a pipe: never read it
+                raise CheckpointError(f"{label} is not a regular file; choose a .pt checkpoint file.")
+            if info.st_size > MAX_CHECKPOINT_BYTES:
+                raise CheckpointError(f"{label} is {info.st_size / 2**20:.0f} MB, over the "
+                                      f"{MAX_CHECKPOINT_BYTES // 2**20} MB limit for checkpoints.")
+            with open(source, "rb") as f:
+                raw = f.read(MAX_CHECKPOINT_BYTES + 1)  # bounded even if the file grows meanwhile
+        elif isinstance(source, (bytes, bytearray, memoryview)):
+            raw = bytes(source)
+        else:
+            raw = source.read(MAX_CHECKPOINT_BYTES + 1)
+    except (OSError, ValueError) as e:  # ValueError: a path with a NUL byte in it
+        reason = getattr(e, "strerror", None) or e
+        raise CheckpointError(f"{label} could not be read ({reason}); check that the file exists.") from e
     if len(raw) > MAX_CHECKPOINT_BYTES:
         raise CheckpointError(f"{label} is over the {MAX_CHECKPOINT_BYTES // 2**20} MB limit for checkpoints.")
     return raw
@@ -160,10 +173,16 @@ def _unpickle_safely(raw: bytes, label: str) -> Any:
             warnings.simplefilter("ignore")
             return torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        if "weights only" in str(e).lower() or "unsupported global" in str(e).lower():
+        reason = str(e).lower()
+        if "global" in reason:  # it names a function or class to call: what a code-running pickle does
             raise CheckpointError(
                 f"{label} was refused because it asks to run code or build objects a checkpoint never contains; "
                 "only load checkpoints saved by Latent Explorer."
+            ) from None
+        if "weights only" in reason:  # an instruction the safe loader does not take: garbage, or a raw pickle
+            raise CheckpointError(
+                f"{label} was refused because it is not a file the safe loader can read (damaged, or more than "
+                "weights); only load checkpoints saved by Latent Explorer."
             ) from None
         raise CheckpointError(f"{label} is corrupt or truncated and cannot be read; save or download it again.") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError, TypeError,
@@ -200,7 +219,7 @@ def _validate(payload: Any, label: str) -> Checkpoint:
         notes=_check_str(payload.get("notes", ""), "notes", label),
         optimizer_state=payload.get("optimizer_state") if isinstance(payload.get("optimizer_state"), dict) else None,
         rng_state=payload.get("rng_state") if isinstance(payload.get("rng_state"), torch.Tensor) else None,
-        extras=payload.get("extras") if isinstance(payload.get("extras"), dict) else {},
+        extras=_check_extras(payload.get("extras"), model_cfg, payload["class_names"], label),
     )
 
 
@@ -217,6 +236,19 @@ def _model_from_state(model_cfg: ModelConfig, state: Any, label: str) -> VAE:
             raise CheckpointError(f"{label} has NaN or infinite values in {key!r}; the training that wrote it had diverged.")
     model.load_state_dict(state)
     return model.eval()
+
+
+def _check_extras(value: Any, model_cfg: ModelConfig, class_names: Any, label: str) -> dict[str, Any]:
+    """Extras are optional (a non-dict reads as none); a training replay in them must be well formed."""
+    if not isinstance(value, dict):
+        return {}
+    if REPLAY_KEY in value:
+        n_classes = len(class_names) if isinstance(class_names, list) else None
+        try:
+            check_replay(value[REPLAY_KEY], model_cfg.latent_dim, n_classes)
+        except ReplayError as e:
+            raise CheckpointError(f"{label} holds a training replay that cannot be used ({e}); it may be damaged: train or save the model again.") from None
+    return value
 
 
 def _check_str(value: Any, key: str, label: str) -> str:
@@ -265,7 +297,7 @@ def checkpoint_path(name: str, directory: str | os.PathLike, overwrite: bool = F
     stem = name.strip()
     if stem.lower().endswith(".pt"):
         stem = stem[:-3]
-    if not NAME_PATTERN.match(stem):
+    if not NAME_PATTERN.fullmatch(stem):  # fullmatch: '$' would let a trailing newline through
         raise CheckpointError(
             "Use a checkpoint name of 1-64 letters, digits, '-' or '_' that starts with a letter or digit, like mnist-2d."
         )
@@ -317,25 +349,41 @@ def describe(ckpt: Checkpoint) -> CheckpointInfo:
     )
 
 
-_info_cache: dict[tuple[str, int, int], CheckpointInfo] = {}
+_info_cache: dict[str, tuple[tuple[int, int], CheckpointInfo]] = {}  # path -> ((mtime_ns, size), info)
+_info_lock = threading.Lock()  # every browser tab lists from its own thread
 
 
 def list_checkpoints(directory: str | os.PathLike) -> list[CheckpointInfo]:
-    """Metadata of every *.pt in directory, newest first; unreadable files carry an error."""
+    """Metadata of every *.pt in directory, newest first; unreadable files carry an error.
+
+    Cached per path, one entry each: a file rewritten every epoch replaces its entry instead of
+    adding one, and a deleted file's entry goes with it."""
     directory = Path(directory)
-    if not directory.is_dir():
+    try:
+        if not directory.is_dir():
+            return []
+    except (OSError, ValueError):  # a name too long for the system, or with a NUL byte in it
         return []
     infos = []
     for path in directory.glob("*.pt"):
         try:
-            stat = path.stat()
+            info = path.stat()
         except OSError:
             continue
-        key = (str(path), stat.st_mtime_ns, stat.st_size)
-        if key not in _info_cache:
+        version = (info.st_mtime_ns, info.st_size)
+        with _info_lock:
+            cached = _info_cache.get(str(path))
+        if cached is None or cached[0] != version:
             try:
-                _info_cache[key] = describe(load(path))
+                described = describe(load(path))
             except CheckpointError as e:
-                _info_cache[key] = CheckpointInfo(path=str(path), name=path.stem, error=str(e))
-        infos.append(_info_cache[key])
+                described = CheckpointInfo(path=str(path), name=path.stem, error=str(e))
+            cached = (version, described)
+            with _info_lock:
+                _info_cache[str(path)] = cached
+        infos.append(cached[1])
+    with _info_lock:  # files deleted from this folder leave the cache too
+        listed = {i.path for i in infos}
+        for gone in [k for k in _info_cache if Path(k).parent == directory and k not in listed]:
+            del _info_cache[gone]
     return sorted(infos, key=lambda i: (i.created, i.name), reverse=True)

@@ -18,6 +18,7 @@ from . import checkpoint as ckpt_io
 from .config import ConfigError, ModelConfig, TrainConfig
 from .data import DATASET_NAMES, DatasetUnavailable, load_dataset
 from .loss import iw_log_likelihood
+from .replay import ReplayRecorder, replay_from_extras, replay_gif
 from .train import Trainer, TrainingDiverged, evaluate_model
 
 DEFAULT_CHECKPOINT_DIR = Path("checkpoints")
@@ -61,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", default=None, help="continue training from this checkpoint")
     t.add_argument("--notes", default="", help="a line stored in the checkpoint, e.g. where the data came from")
     t.add_argument("--slim", action="store_true", help="leave the optimizer state out of the final checkpoint")
+    t.add_argument("--no-replay", action="store_true",
+                   help="record no training replay (by default each epoch keeps 500 test codes and an 8x8 manifold)")
     t.add_argument("--json", action="store_true", help="print one JSON object as the last line of stdout")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -70,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--iw-samples", default="0", help="k for the importance-weighted log-likelihood (0: skip)")
     e.add_argument("--limit", default=None, help="evaluate only the first N test images")
     e.add_argument("--json", action="store_true")
+
+    r = sub.add_parser("replay", help="export a checkpoint's training replay as an animated GIF")
+    r.add_argument("path")
+    r.add_argument("--gif", required=True, help="the GIF to write: decoded manifold and test codes, one frame per epoch")
+    r.add_argument("--frame-ms", default="700", help="milliseconds per frame (the last one stays longer)")
+    r.add_argument("--json", action="store_true")
 
     ls = sub.add_parser("list", help="list the checkpoints in a folder")
     ls.add_argument("directory", nargs="?", default=str(DEFAULT_CHECKPOINT_DIR))
@@ -159,6 +168,8 @@ def _prepare_trainer(args) -> tuple[Trainer, Path]:
 def cmd_train(args) -> dict:
     trainer, out = _prepare_trainer(args)
     notes = args.notes or trainer.train_data.source
+    # The replay first: the autosave below then writes each epoch's frame with it.
+    replay = None if args.no_replay else ReplayRecorder(seed=trainer.cfg.seed).attach(trainer)
     bar = ProgressBar(trainer.steps_per_epoch * trainer.cfg.epochs, enabled=not args.quiet)
     trainer.add_callback("on_step", bar.on_step)
     trainer.add_callback("on_epoch_end", bar.on_epoch_end)
@@ -179,6 +190,7 @@ def cmd_train(args) -> dict:
         "train_seconds": trainer.train_seconds,
         "samples_per_sec": trainer.step and _samples_per_sec(trainer),
         "device": str(trainer.device),
+        "replay_seconds": replay.seconds if replay else None,
     }
 
 
@@ -208,6 +220,22 @@ def cmd_eval(args) -> dict:
     }
 
 
+def cmd_replay(args) -> dict:
+    ckpt = ckpt_io.load(args.path)
+    replay = replay_from_extras(ckpt.extras)
+    if replay is None:
+        raise UsageError(f"{args.path} holds no training replay; train the model again (without --no-replay).")
+    data = replay_gif(replay, ckpt.class_names, title=ckpt.name, frame_ms=_int_arg("--frame-ms", args.frame_ms, 20, 60_000))
+    out = Path(args.gif)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(data)
+    except OSError as e:
+        raise UsageError(f"Could not write {out} ({e.strerror or e}); pick a folder you can write to.") from None
+    return {"command": "replay", "checkpoint": args.path, "gif": str(out), "frames": len(replay),
+            "epochs": [int(e) for e in replay.epochs], "bytes": len(data)}
+
+
 def cmd_list(args) -> dict:
     infos = ckpt_io.list_checkpoints(args.directory)
     if not args.json:
@@ -227,6 +255,9 @@ def _print_human(result: dict) -> None:
         print(f"Saved {result['checkpoint']}: test -ELBO {result['test_elbo']:.2f} nats "
               f"(recon {result['test_recon']:.2f}, KL {result['test_kl']:.2f}) after {result['epochs']} epochs, "
               f"{result['train_seconds']:.1f}s, {result['samples_per_sec']:,.0f} samples/s.")
+    elif result["command"] == "replay":
+        print(f"Wrote {result['gif']}: {result['frames']} frames (epochs {result['epochs'][0]}-{result['epochs'][-1]}), "
+              f"{result['bytes'] / 1024:.0f} kB.")
     elif result["command"] == "eval":
         iw = f", IW log-likelihood ({result['iw_samples']} samples) {result['iw_ll']:.2f}" if result["iw_ll"] is not None else ""
         print(f"{result['checkpoint']}: test -ELBO {result['test_elbo']:.2f} nats "
@@ -236,7 +267,7 @@ def _print_human(result: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        result = {"train": cmd_train, "eval": cmd_eval, "list": cmd_list}[args.command](args)
+        result = {"train": cmd_train, "eval": cmd_eval, "replay": cmd_replay, "list": cmd_list}[args.command](args)
     except (ConfigError, UsageError, ckpt_io.CheckpointError, DatasetUnavailable) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

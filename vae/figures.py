@@ -115,12 +115,13 @@ def readable(fig: go.Figure) -> go.Figure:
 
 
 def _code_traces(xy: np.ndarray, labels: np.ndarray, class_names: list[str], indices: np.ndarray,
-                 color: np.ndarray | None, color_title: str, marker_size: float, opacity: float) -> list:
+                 color: np.ndarray | None, color_title: str, marker_size: float, opacity: float,
+                 trace=go.Scattergl) -> list:
     """One WebGL trace per class present (customdata = index of each point), or one trace on a
-    continuous colour scale when `color` holds a value per point."""
+    continuous colour scale when `color` holds a value per point. trace=go.Scatter draws SVG instead."""
     hover = "#%{customdata}<br>(%{x:.2f}, %{y:.2f})<extra>%{fullData.name}</extra>"
     if color is not None:
-        return [go.Scattergl(
+        return [trace(
             x=xy[:, 0], y=xy[:, 1], mode="markers", name=color_title, customdata=indices, showlegend=False,
             marker=dict(size=marker_size, color=color, colorscale=CONTINUOUS_SCALE, opacity=opacity,
                         colorbar=dict(title=dict(text=color_title), thickness=18)),
@@ -130,19 +131,19 @@ def _code_traces(xy: np.ndarray, labels: np.ndarray, class_names: list[str], ind
     for label in np.unique(labels):
         mask = labels == label
         name = class_names[label] if 0 <= label < len(class_names) else str(label)
-        traces.append(go.Scattergl(
+        traces.append(trace(
             x=xy[mask, 0], y=xy[mask, 1], mode="markers", name=name, customdata=indices[mask],
             marker=dict(size=marker_size, color=class_color(label), opacity=opacity), hovertemplate=hover,
         ))
     return traces
 
 
-def _prior_traces(centre: tuple[float, float]) -> list:
+def _prior_traces(centre: tuple[float, float], trace=go.Scattergl) -> list:
     """The prior N(0, I)'s 1- and 2-sigma circles, dashed; WebGL like the points, so they draw on top."""
     traces = []
     for n_sigma in (1, 2):
         cx, cy = prior_contour(n_sigma)
-        traces.append(go.Scattergl(
+        traces.append(trace(
             x=cx + centre[0], y=cy + centre[1], mode="lines", line=PRIOR_LINE, hoverinfo="skip",
             name="prior N(0, I): 1σ, 2σ" if n_sigma == 1 else f"prior {n_sigma}σ",
             legendgroup="prior", showlegend=n_sigma == 1,
@@ -169,6 +170,8 @@ def latent_scatter(
     show_legend: bool = True,
     legend_below: bool = False,
     uirevision: str = "scatter",
+    label_map: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    webgl: bool = True,
 ) -> go.Figure:
     """Posterior means in a plane, coloured by class (legend of class names) or by a continuous
     value, with the prior's 1 and 2 sigma circles and an optional big marker at `highlight`.
@@ -176,15 +179,20 @@ def latent_scatter(
     xy: (N, 2); labels: (N,) ints; indices: (N,) ids carried as customdata (default 0..N-1), so a
     clicked point tells which item it is. prior_centre None leaves the circles out. legend_below
     (implied by `color`) puts the legend under the plot, where it takes no width from it.
+    label_map: (xs, ys, labels (len(ys), len(xs))) from latent.knn_label_map, shaded behind the points.
+    webgl=False draws SVG: for several scatters on one page (a browser gives few WebGL contexts).
     """
+    trace = go.Scattergl if webgl else go.Scatter
     xy = np.asarray(xy, np.float32).reshape(-1, 2)
     labels = np.asarray(labels).astype(int)
     indices = np.arange(len(xy)) if indices is None else np.asarray(indices)
-    fig = go.Figure(_code_traces(xy, labels, class_names, indices, color, color_title, marker_size, opacity))
+    fig = go.Figure(_code_traces(xy, labels, class_names, indices, color, color_title, marker_size, opacity, trace))
+    if label_map is not None:
+        fig.add_trace(label_map_trace(*label_map, class_names))
     if prior_centre is not None:
-        fig.add_traces(_prior_traces(prior_centre))
+        fig.add_traces(_prior_traces(prior_centre, trace))
     if highlight is not None:
-        fig.add_trace(go.Scattergl(
+        fig.add_trace(trace(
             x=[highlight[0]], y=[highlight[1]], mode="markers", name=highlight_name, marker=HIGHLIGHT,
             hovertemplate=f"{highlight_name} (%{{x:.2f}}, %{{y:.2f}})<extra></extra>",
         ))
@@ -201,6 +209,24 @@ def latent_scatter(
         clickmode="event+select", dragmode="pan",
     )
     return readable(fig)
+
+
+LABEL_MAP_OPACITY = 0.28
+
+
+def label_map_trace(xs: np.ndarray, ys: np.ndarray, grid_labels: np.ndarray, class_names: list[str]) -> go.Heatmap:
+    """The plane shaded by the majority label of the nearest training codes, in the classes' colours.
+
+    A heatmap is drawn under the WebGL points whatever its place in the trace list."""
+    n = max(len(class_names), int(np.max(grid_labels)) + 1)
+    scale = []  # a stepwise scale: label i takes [i / n, (i + 1) / n]
+    for i in range(n):
+        scale += [[i / n, class_color(i)], [(i + 1) / n, class_color(i)]]
+    return go.Heatmap(
+        x=np.asarray(xs, np.float32), y=np.asarray(ys, np.float32), z=np.asarray(grid_labels, np.int16),
+        zmin=-0.5, zmax=n - 0.5, colorscale=scale, showscale=False, opacity=LABEL_MAP_OPACITY,
+        name="label map (k nearest training codes)", hoverinfo="skip",
+    )
 
 
 def selected_index(selection: dict | None) -> int | None:
@@ -282,4 +308,68 @@ def manifold_figure(
     fig.update_xaxes(constrain="domain")
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), uirevision="manifold",
                       legend=dict(itemsizing="constant"), dragmode="pan")
+    return readable(fig)
+
+
+# --- teaching: rate and distortion, KL per dimension ------------------------------------------------
+
+def rate_distortion_points(history: list[dict]) -> dict[str, list[float]]:
+    """Per epoch: rate = KL and distortion = reconstruction, in nats (test set when measured, else
+    the epoch's training batches), with the epoch numbers."""
+    points = {"epoch": [], "kl": [], "recon": []}
+    for r in history:
+        if r.get("kind") != "epoch":
+            continue
+        kl, recon = (r.get("test_kl"), r.get("test_recon")) if "test_kl" in r else (r.get("train_kl"), r.get("train_recon"))
+        if kl is None or recon is None:
+            continue
+        points["epoch"].append(r["epoch"])
+        points["kl"].append(kl)
+        points["recon"].append(recon)
+    return points
+
+
+def rate_distortion_figure(histories: dict[str, list[dict]], height: int = 420) -> go.Figure:
+    """KL (rate) against reconstruction (distortion), one point per epoch and one line per model,
+    the first and last epochs labelled. Lines of equal -ELBO = recon + KL run at -45 degrees."""
+    fig = go.Figure()
+    for i, (name, history) in enumerate(histories.items()):
+        p = rate_distortion_points(history)
+        if not p["epoch"]:
+            continue
+        labels = [""] * len(p["epoch"])
+        labels[0], labels[-1] = f"ep {p['epoch'][0]:g}", f"ep {p['epoch'][-1]:g}"
+        fig.add_trace(go.Scatter(
+            x=p["kl"], y=p["recon"], mode="lines+markers+text", name=name, text=labels,
+            textposition="top right", textfont=dict(size=13, color=PALETTE[i % len(PALETTE)]),
+            line=dict(color=PALETTE[i % len(PALETTE)], width=2), marker=dict(size=8),
+            customdata=np.stack([p["epoch"], np.add(p["recon"], p["kl"])], axis=1),
+            hovertemplate="epoch %{customdata[0]:g}<br>KL %{x:.2f} nats<br>reconstruction %{y:.2f} nats"
+                          "<br>−ELBO %{customdata[1]:.2f} nats<extra>%{fullData.name}</extra>",
+        ))
+    recon = [y for trace in fig.data for y in trace.y if y > 0]
+    log_y = bool(recon) and max(recon) > 4 * min(recon)  # e.g. a KL-only model beside trained ones
+    fig.update_xaxes(title_text="rate: KL divergence (nats)", rangemode="tozero")
+    fig.update_yaxes(title_text="distortion: reconstruction (nats" + (", log scale)" if log_y else ")"),
+                     type="log" if log_y else "linear")
+    if log_y:  # plotly labels a log axis 2, 3, ... 9 between decades; these read as the numbers they are
+        ticks = [m * 10**e for e in range(-1, 6) for m in (1, 2, 5)]
+        fig.update_yaxes(tickmode="array", tickvals=[t for t in ticks if min(recon) / 2 <= t <= max(recon) * 2])
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), uirevision="rate-distortion",
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
+    return readable(fig)
+
+
+def kl_per_dim_figure(kl: np.ndarray, active: np.ndarray, height: int = 320) -> go.Figure:
+    """One bar per latent dimension: its mean KL in nats, blue when active, grey when collapsed."""
+    kl, active = np.asarray(kl, np.float64), np.asarray(active, bool)
+    names = [f"z{d + 1}" for d in range(len(kl))]
+    fig = go.Figure(go.Bar(
+        x=names, y=kl, marker_color=[PALETTE[0] if a else "#B0B0B0" for a in active],
+        customdata=np.where(active, "active", "inactive (collapsed to the prior)"),
+        hovertemplate="%{x}: KL %{y:.3f} nats, %{customdata}<extra></extra>",
+    ))
+    fig.update_xaxes(title_text="latent dimension", type="category")
+    fig.update_yaxes(title_text="mean KL (nats)", rangemode="tozero")
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), showlegend=False, bargap=0.2)
     return readable(fig)

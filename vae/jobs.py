@@ -4,6 +4,7 @@ lock; a JobRegistry holds every job of the process. Nothing here calls streamlit
 creates one registry with st.cache_resource and only reads from it."""
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import threading
@@ -18,6 +19,7 @@ from .checkpoint import Checkpoint, CheckpointError
 from .config import ModelConfig, TrainConfig
 from .data import DatasetUnavailable, load_dataset
 from .model import VAE
+from .replay import REPLAY_KEY, ReplayRecorder
 from .train import Trainer, TrainingDiverged
 
 SNAPSHOT_SECONDS = 3.0  # also publish weights mid-epoch, so long epochs still animate the explore pages
@@ -97,6 +99,7 @@ class TrainingJob:
         self._snapshot: dict[str, torch.Tensor] | None = None
         self._version = 0
         self._class_names: list[str] = []
+        self._replay: dict | None = None  # the trainer's latest replay frames (vae/replay.py), replaced whole
         self._view_cache: ModelView | None = None
         self._last_snapshot_time = 0.0
         self._started = time.time()
@@ -144,7 +147,7 @@ class TrainingJob:
                     train_config=self.train_cfg, dataset=self.train_cfg.dataset, class_names=self._class_names,
                     history=self._history, test_metrics=_latest_test(self._history),
                     epochs=int(self._progress["epoch"]), live=self._status in ("starting", "running", "stopping"),
-                    path=str(self.checkpoint_path),
+                    path=str(self.checkpoint_path), extras={REPLAY_KEY: self._replay} if self._replay else {},
                 )
             view = self._view_cache
             view.live = self._status in ("starting", "running", "stopping")
@@ -155,27 +158,35 @@ class TrainingJob:
 
     # ---- the training thread: never touches streamlit ----
     def _run(self) -> None:
-        trainer = None
         try:
             trainer = self._build_trainer()
             trainer.run()
             self._finish(trainer, "stopped" if self.stop_event.is_set() else "finished")
-        except TrainingDiverged as e:
+        except Exception as e:  # the thread must never die silently: the UI shows the sentence
+            self._fail(e)
+
+    def _fail(self, e: Exception) -> None:
+        if isinstance(e, TrainingDiverged):
             self._set_status("failed", f"failed: {e} The last good epoch is kept in {self.checkpoint_path.name}."
                              if self.checkpoint_path.exists() else f"failed: {e}")
-        except (DatasetUnavailable, CheckpointError) as e:
+        elif isinstance(e, (DatasetUnavailable, CheckpointError)):
             self._set_status("failed", f"failed: {e}")
-        except Exception as e:  # the thread must never die silently: the UI shows this sentence
+        else:
             self._set_status("failed", f"failed: {type(e).__name__}: {e}")
 
-    def _build_trainer(self) -> Trainer:
-        train = load_dataset(self.train_cfg.dataset, "train", self.train_cfg.data_dir)
-        test = load_dataset(self.train_cfg.dataset, "test", self.train_cfg.data_dir)
+    def _load_data(self):
+        return tuple(load_dataset(self.train_cfg.dataset, split, self.train_cfg.data_dir) for split in ("train", "test"))
+
+    def _build_trainer(self, data=None) -> Trainer:
+        """A trainer wired to this job; data: the (train, test) sets when the caller already holds them."""
+        train, test = data or self._load_data()
         trainer = Trainer(self.model_cfg, self.train_cfg, train, test, stop_event=self.stop_event)
+        ReplayRecorder(seed=self.train_cfg.seed).attach(trainer)  # first: autosave then holds the epoch's frame
         trainer.add_callback("on_step", self._on_step)
         trainer.add_callback("on_epoch_end", self._on_epoch_end)
         with self._lock:
             self._class_names = list(train.class_names)
+            self._replay = trainer.extras.get(REPLAY_KEY)
             self._progress["total_steps"] = trainer.steps_per_epoch * self.train_cfg.epochs
             if self._status == "starting":
                 self._status = "running"
@@ -197,6 +208,7 @@ class TrainingJob:
     def _on_epoch_end(self, trainer: Trainer, record: dict) -> None:
         with self._lock:
             self._history.append(record)
+            self._replay = trainer.extras.get(REPLAY_KEY)
             self._progress["epoch"] = float(trainer.epoch)
         self._publish_weights(trainer)
         self._save(trainer)  # autosave every epoch, atomically
@@ -250,6 +262,78 @@ def _latest_test(history: list[dict]) -> dict[str, float]:
     return {}
 
 
+class VariantsJob(TrainingJob):
+    """Several models trained in one thread on the same data and seed, one epoch of each in turn, so
+    their latent spaces form side by side (the lecture's reconstruction-only, KL-only and full-ELBO
+    models, vae/teaching.py). It counts as one job against the registry's cap. Each member is a
+    TrainingJob driven by this thread instead of its own: it publishes its snapshots and replay,
+    autosaves to its own checkpoint, and can be looked at (id '<group id>.<n>') like any job.
+    The group's history and view are those of its last member.
+    """
+
+    def __init__(self, job_id: str, name: str, members: list[TrainingJob]):
+        if not members:
+            raise ValueError("A group of variants needs at least one model.")
+        last = members[-1]
+        super().__init__(job_id, name, last.model_cfg, last.train_cfg, last.checkpoint_path)
+        self.members = list(members)
+        for member in self.members:
+            member.stop_event = self.stop_event  # one Stop ends them all
+
+    def stop(self) -> None:
+        super().stop()
+        for member in self.members:
+            member.stop()
+
+    def state(self) -> JobState:
+        """The group's status, with progress summed over its members (epoch: the slowest member's)."""
+        own, states = super().state(), [m.state() for m in self.members]
+        step, total = sum(s.step for s in states), sum(s.total_steps for s in states)
+        current = next((s for s in states if s.status == "running" and s.samples_per_sec > 0), None)
+        sps = current.samples_per_sec if current else 0.0
+        eta = (total - step) * self.train_cfg.batch_size / sps if sps > 0 and total else float("nan")
+        return dataclasses.replace(
+            own, epoch=min(s.epoch for s in states), step=step, total_steps=total, samples_per_sec=sps,
+            eta_seconds=eta, version=sum(s.version for s in states),
+        )
+
+    def history(self) -> list[dict]:
+        return self.members[-1].history()
+
+    def view(self) -> ModelView | None:
+        return self.members[-1].view()
+
+    def _run(self) -> None:
+        try:
+            data = self._load_data()  # once: every member trains on the very same tensors
+            lanes = [(member, member._build_trainer(data)) for member in self.members]
+            with self._lock:
+                if self._status == "starting":
+                    self._status = "running"
+            while lanes:
+                for lane in list(lanes):
+                    member, trainer = lane
+                    try:
+                        record = trainer.run_epoch() if trainer.epoch < trainer.cfg.epochs else None
+                    except TrainingDiverged as e:  # one variant diverging does not stop the others
+                        member._fail(e)
+                        lanes.remove(lane)
+                        continue
+                    if record is None:
+                        member._finish(trainer, "stopped" if self.stop_event.is_set() else "finished")
+                        lanes.remove(lane)
+        except Exception as e:  # never die silently: the group and every unfinished member say why
+            for member in self.members:
+                if member.state().active:
+                    member._fail(e)
+            self._fail(e)
+            return
+        status = "stopped" if self.stop_event.is_set() else "finished"
+        failed = [f"{m.name} {m.state().message}" for m in self.members if m.state().status == "failed"]
+        saved = ", ".join(Path(m.checkpoint_path).name for m in self.members if m.state().status != "failed")
+        self._set_status(status, f"{status}: saved {saved}" + "".join(f"; {f}" for f in failed))
+
+
 class JobLimitReached(RuntimeError):
     """Starting one more job would exceed the cap; the message names the running job."""
 
@@ -276,13 +360,7 @@ class JobRegistry:
         """Validates, names the checkpoint (never overwriting) and starts the thread."""
         model_cfg, train_cfg = model_cfg.validate(), train_cfg.validate()
         with self._lock:
-            running = [j for j in self._jobs.values() if j.state().active]
-            if len(running) >= self.max_running:
-                names = ", ".join(j.name for j in running)
-                raise JobLimitReached(
-                    f"{len(running)} training job{'s are' if len(running) > 1 else ' is'} already running ({names}) "
-                    f"and this machine allows {self.max_running}; stop it or wait for it to finish."
-                )
+            self._check_capacity()
             base = name or f"{train_cfg.dataset}-{model_cfg.latent_dim}d"
             path = (ckpt_io.checkpoint_path(base, self.checkpoint_dir) if name
                     else ckpt_io.unique_checkpoint_path(base, self.checkpoint_dir))
@@ -292,9 +370,54 @@ class JobRegistry:
             self._forget_old()
         return job.start()
 
-    def get(self, job_id: str | None) -> TrainingJob | None:
+    def start_variants(self, model_cfg: ModelConfig, variants: list[tuple[str, TrainConfig]], name: str) -> VariantsJob:
+        """One job training every (suffix, train config) variant in turn, epoch by epoch, each to
+        checkpoints/<name>-<suffix>.pt (with the same number after name when one is taken)."""
+        model_cfg = model_cfg.validate()
+        variants = [(suffix, cfg.validate()) for suffix, cfg in variants]
         with self._lock:
-            return self._jobs.get(job_id) if job_id else None
+            self._check_capacity()
+            base = self._free_base(name, [suffix for suffix, _ in variants])
+            group_id = str(next(self._ids))
+            members = [
+                TrainingJob(f"{group_id}.{i}", f"{base}-{suffix}", model_cfg, cfg,
+                            ckpt_io.checkpoint_path(f"{base}-{suffix}", self.checkpoint_dir))
+                for i, (suffix, cfg) in enumerate(variants, start=1)
+            ]
+            self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+            job = VariantsJob(group_id, base, members)
+            self._jobs[job.job_id] = job
+            self._forget_old()
+        return job.start()
+
+    def _check_capacity(self) -> None:
+        """Raises JobLimitReached when max_running jobs already run (call holding the lock)."""
+        running = [j for j in self._jobs.values() if j.state().active]
+        if len(running) >= self.max_running:
+            names = ", ".join(j.name for j in running)
+            raise JobLimitReached(
+                f"{len(running)} training job{'s are' if len(running) > 1 else ' is'} already running ({names}) "
+                f"and this machine allows {self.max_running}; stop it or wait for it to finish."
+            )
+
+    def _free_base(self, name: str, suffixes: list[str]) -> str:
+        """name, or name-2, name-3 ...: the first for which no <base>-<suffix>.pt exists yet."""
+        for i in range(1, 10_000):
+            base = name if i == 1 else f"{name}-{i}"
+            if not any((self.checkpoint_dir / f"{base}-{suffix}.pt").exists() for suffix in suffixes):
+                return base
+        raise CheckpointError(f"Too many checkpoints named {name!r}; delete some old ones from {self.checkpoint_dir}.")
+
+    def get(self, job_id: str | None) -> TrainingJob | None:
+        """A job by id, or a member of a group of variants by its '<group id>.<n>' id."""
+        if not job_id:
+            return None
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None and "." in job_id:
+                group = self._jobs.get(job_id.split(".", 1)[0])
+                job = next((m for m in getattr(group, "members", ()) if m.job_id == job_id), None)
+            return job
 
     def jobs(self) -> list[TrainingJob]:
         with self._lock:

@@ -3,6 +3,7 @@ forward pass, tile it, interpolate, prior contours, PCA. Pages call these; they 
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -207,6 +208,15 @@ def project_codes(codes: np.ndarray, dims: tuple[int, int] | None) -> np.ndarray
     return codes[:, list(dims)]
 
 
+def project_like(codes: np.ndarray, reference: np.ndarray, dims: tuple[int, int] | None) -> np.ndarray:
+    """(N, 2): codes placed on the plane that project_codes(reference, dims) draws: the same two
+    dimensions, or the reference's own PCA plane (its axes and centre)."""
+    if dims is not None:
+        return np.asarray(codes)[:, list(dims)]
+    _, components, mean, _ = pca_2d(reference)
+    return ((np.asarray(codes) - mean) @ components.T).astype(np.float32)
+
+
 def kl_per_dimension(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
     """(D,) mean KL(q(z_d|x) || N(0,1)) over the data, nats."""
     return kl_per_dim(torch.from_numpy(mu), torch.from_numpy(logvar)).mean(0).numpy()
@@ -220,3 +230,99 @@ def active_units(mu: np.ndarray, threshold: float = 0.01) -> np.ndarray:
 def nearest_index(codes_2d: np.ndarray, point: tuple[float, float]) -> int:
     """Index of the code nearest to a point in the plane."""
     return int(np.argmin(((codes_2d - np.asarray(point, np.float32)) ** 2).sum(axis=1)))
+
+
+# --- teaching: which dimensions are used, and a label map of the plane ----------------------------
+
+COLLAPSE_KL = 0.1  # nats: a model whose codes carry less than this has collapsed to the prior
+
+
+@dataclass(frozen=True)
+class LatentUsage:
+    kl: np.ndarray  # (D,) mean KL per dimension over the data, nats
+    active: np.ndarray  # (D,) bool, Burda et al. 2015's criterion (see active_units)
+
+    @property
+    def n_active(self) -> int:
+        return int(self.active.sum())
+
+    @property
+    def collapsed(self) -> bool:
+        """Posterior collapse: no dimension is used, q(z|x) is the prior whatever x is."""
+        return self.n_active == 0 or float(self.kl.sum()) < COLLAPSE_KL
+
+    def sentence(self) -> str:
+        d, total = len(self.kl), float(self.kl.sum())
+        head = f"{self.n_active} of {d} latent dimension{'s' if d != 1 else ''} active, KL {total:.2f} nats"
+        if self.collapsed:
+            return (f"{head}: posterior collapse. Every image gets the same code distribution, the prior, "
+                    "so the code says nothing about the image and the decoder can only draw an average.")
+        if self.n_active < d:
+            unused = d - self.n_active
+            return (f"{head}: {unused} dimension{'s have' if unused > 1 else ' has'} collapsed to the prior "
+                    "and carr" + ("y" if unused > 1 else "ies") + " no information; the others encode the images.")
+        return f"{head}: every dimension carries information about the image."
+
+
+def latent_usage(mu: np.ndarray, logvar: np.ndarray, threshold: float = 0.01) -> LatentUsage:
+    """Per-dimension KL and active units of posterior means and log-variances (N, D) over a dataset."""
+    return LatentUsage(kl_per_dimension(mu, logvar), active_units(mu, threshold))
+
+
+def square_extent(*points: np.ndarray, margin: float = 0.05, min_half: float = 0.0) -> tuple[float, float]:
+    """(lo, hi) one range for both axes that holds every (N, 2) array given, plus a margin on each side."""
+    xy = np.concatenate([np.asarray(p, np.float32).reshape(-1, 2) for p in points])
+    lo, hi = (float(xy.min()), float(xy.max())) if len(xy) else (-1.0, 1.0)
+    centre, half = (lo + hi) / 2, max((hi - lo) / 2 * (1 + 2 * margin), min_half, 1e-3)
+    return centre - half, centre + half
+
+
+def robust_extent(*points: np.ndarray, coverage: float = 0.98, margin: float = 0.05,
+                  min_half: float = 1.0) -> tuple[float, float]:
+    """(lo, hi) one range for both axes holding the central `coverage` of every (N, 2) array on each
+    axis: a few far-flung codes of one model do not shrink everyone else's to a dot."""
+    tail = (1 - coverage) / 2
+    boxes = [np.quantile(np.asarray(p, np.float32).reshape(-1, 2), [tail, 1 - tail], axis=0)
+             for p in points if len(p)]  # each (2 quantiles, 2 axes)
+    return square_extent(*boxes, margin=margin, min_half=min_half)
+
+
+def share_outside(xy: np.ndarray, extent: tuple[float, float]) -> float:
+    """The fraction of (N, 2) points outside the square extent x extent (0 for no points)."""
+    xy = np.asarray(xy).reshape(-1, 2)
+    if not len(xy):
+        return 0.0
+    return float((((xy < extent[0]) | (xy > extent[1])).any(axis=1)).mean())
+
+
+@torch.no_grad()
+def knn_label_map(codes: np.ndarray, labels: np.ndarray, xs: np.ndarray, ys: np.ndarray, k: int = 15,
+                  n_classes: int | None = None, batch: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """The majority label of the k nearest codes at every point of a grid over the plane.
+
+    codes: (N, 2) e.g. training codes in the plotted plane; labels: (N,) ints; xs, ys: grid axes.
+    Returns (labels (len(ys), len(xs)) int64, confidence = share of the k votes won, same shape),
+    row 0 at the smallest y (as a heatmap draws it). Distances in batches of grid points
+    (torch.cdist), so a 200 x 200 grid over 20,000 codes stays near 300 MB at most. A tie goes to
+    the label whose neighbours are nearer.
+    """
+    codes_t = torch.as_tensor(np.asarray(codes, np.float32)).reshape(-1, 2)
+    labels_t = torch.as_tensor(np.asarray(labels)).long()
+    if len(codes_t) == 0:
+        raise ValueError("A label map needs at least one labelled code.")
+    k = min(k, len(codes_t))
+    n_classes = n_classes or int(labels_t.max()) + 1
+    gx, gy = np.meshgrid(np.asarray(xs, np.float32), np.asarray(ys, np.float32))  # (ny, nx)
+    grid = torch.from_numpy(np.stack([gx.ravel(), gy.ravel()], axis=1))  # (ny * nx, 2)
+    # Votes weigh 1, plus a tie-breaker for the nearer neighbours that sums to under half a vote.
+    weights = 1.0 + 0.5 * (k - torch.arange(k, dtype=torch.float32)) / k**2  # (k,)
+    winners, shares = [], []
+    for start in range(0, len(grid), batch):
+        dist = torch.cdist(grid[start:start + batch], codes_t)  # (B, N)
+        nearest = dist.topk(k, dim=1, largest=False).indices  # (B, k), nearest first
+        votes = torch.zeros(len(nearest), n_classes).scatter_add_(1, labels_t[nearest], weights.expand(len(nearest), k))
+        best = votes.argmax(dim=1)
+        winners.append(best)
+        shares.append(votes.gather(1, best[:, None])[:, 0].floor() / k)  # whole votes won
+    shape = gx.shape
+    return torch.cat(winners).reshape(shape).numpy(), torch.cat(shares).reshape(shape).numpy()

@@ -177,6 +177,7 @@ class Trainer:
         self.stop_event = stop_event or threading.Event()
         self.callbacks: dict[str, list[Callable]] = defaultdict(list)
         self.history: list[dict] = []
+        self.extras: dict = {}  # saved with every checkpoint (e.g. the training replay, vae/replay.py)
         self.epoch = 0  # completed epochs
         self.step = 0  # completed optimizer steps
         self.train_seconds = 0.0
@@ -297,7 +298,7 @@ class Trainer:
             notes=notes,
             optimizer_state=self.optimizer.state_dict() if include_optimizer else None,
             rng_state=self.generator.get_state() if include_optimizer else None,
-            extras=extras,
+            extras={**self.extras, **(extras or {})},
         )
 
     def restore(self, ckpt: Checkpoint) -> None:
@@ -316,20 +317,26 @@ class Trainer:
             self.generator.set_state(ckpt.rng_state)
         self.epoch, self.step = ckpt.epoch, ckpt.step
         self.history = [dict(r) for r in ckpt.history]
+        self.extras = dict(ckpt.extras)
 
     @torch.no_grad()
     def evaluate(self, x: torch.Tensor) -> dict:
         """Mean recon, kl and elbo (negative ELBO, beta = 1) in nats per image over x, one z sample each."""
         return evaluate_model(self.model, x)
 
+    def run_epoch(self) -> dict | None:
+        """One epoch, then its on_epoch_end event; None when stopped first. Lets a caller interleave
+        the epochs of several trainers (vae/jobs.py trains the lecture's variants side by side)."""
+        record = self.train_epoch()
+        if record is not None:
+            self._fire("on_epoch_end", record)
+        return record
+
     def run(self) -> list[dict]:
         """Trains for the configured epochs (or until stop_event); returns the history."""
         try:
-            while self.epoch < self.cfg.epochs:
-                record = self.train_epoch()
-                if record is None:
-                    break
-                self._fire("on_epoch_end", record)
+            while self.epoch < self.cfg.epochs and self.run_epoch() is not None:
+                pass
         finally:
             self.model.eval()
         self._fire("on_train_end", None)

@@ -102,8 +102,8 @@ def plot_drawn(page, index: int = 0) -> bool:
 def test_1_home_renders(page, state, app_server, console_errors):
     wait_for_title(page, "Latent Explorer", "/ (home)")
     wait_for_app_idle(page)
-    assert page.locator(SIDEBAR).locator('[data-testid="stSidebarNavLink"]').count() == 6, \
-        "the sidebar should list the six pages"
+    assert page.locator(SIDEBAR).locator('[data-testid="stSidebarNavLink"]').count() == 8, \
+        "the sidebar should list the eight pages"
     screenshot(page, "01-home")
     assert_clean(page, "/ (home)", app_server, console_errors)
     state["home"] = True
@@ -368,3 +368,32 @@ def test_5_corrupt_upload_is_a_readable_error(fresh_page, state, app_server, con
     assert CKPT_NAME in card_text(page), "a refused upload must leave the current model in place"
     screenshot(page, "09-upload-error")
     assert_clean(page, "/ (home, upload)", app_server, console_errors)
+
+
+# --- 6: the lecture's three variants, trained briefly from the Compare page ----------------------------
+
+@pytest.mark.timeout(90)
+def test_6_compare_trains_the_three_variants(fresh_page, state, app_server, console_errors):
+    needs(state, "loaded", "load")
+    page = fresh_page
+    go(page, "compare", "Compare")
+    t0 = time.monotonic()
+    for label, value in (("Epochs", "1"), ("Training images (0: all)", "300")):
+        field = page.get_by_label(label, exact=True)
+        field.fill(value)
+        field.press("Tab")
+    page.get_by_role("button", name="Train all three").click()
+    wait_until(lambda: "lecture-shapes: finished" in main_text(page), 60, lambda: (
+        f"/compare: the three variants did not finish within 60 s; exceptions: {exception_texts(page)}; the page "
+        f"says: {main_text(page)[:600]!r}"), page=page, interval=0.5)
+    manifolds = """() => Array.from(document.querySelectorAll('[data-testid="stMain"] .js-plotly-plot'))
+        .filter(gd => gd._fullData && gd._fullData[0] && gd._fullData[0].type === 'image').length"""
+    wait_until(lambda: page.evaluate(manifolds) == 3, 30, lambda: (
+        f"/compare: expected three manifolds side by side, got {page.evaluate(manifolds)}"), page=page)
+    wait_for_app_idle(page)
+    assert "posterior collapse" in main_text(page), "/compare: the KL-only model should be flagged as collapsed"
+    for suffix in ("recon-only", "kl-only", "elbo"):
+        assert (app_server.checkpoint_dir / f"lecture-shapes-{suffix}.pt").is_file(), suffix
+    state["compare_seconds"] = time.monotonic() - t0
+    screenshot(page, "10-compare")
+    assert_clean(page, "/compare", app_server, console_errors)

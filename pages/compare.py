@@ -1,0 +1,249 @@
+"""Compare: two or three models side by side (loaded checkpoints or live jobs), their scatters and
+manifolds on the same axes, and one click that trains the lecture's three variants on the same data
+and seed: reconstruction only, KL only, and the full ELBO."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from pages.common import (EXPLORE_POLL_SECONDS, checkpoint_dir, data_dir, encoded_test_set, load_checkpoint, registry,
+                          test_set_size)
+from pages.explain import math_expander, numbers_rows
+from vae import checkpoint as ckpt_io
+from vae.config import ConfigError, ModelConfig, TrainConfig
+from vae.data import DATASET_NAMES, dataset_available
+from vae.figures import latent_scatter, manifold_figure, rate_distortion_figure
+from vae.jobs import JobLimitReached, ModelView, VariantsJob
+from vae.latent import decode_grid, grid_cell_edges, latent_usage, robust_extent, share_outside, tile_images
+from vae.teaching import LECTURE_NAME, LECTURE_VARIANTS, lecture_variants, loss_numbers, variant_of
+
+MAX_MODELS = 3
+CODES = 2000  # test codes per model: enough to see the shape of the space, light to send three times
+AXES = {"prior": "The prior's region, [-3, 3]", "fit": "Fit every model's codes (98%)"}
+PRIOR_HALF = 3.0
+
+st.title("Compare")
+st.caption("Models side by side, on the same axes. The lecture's three: train on reconstruction alone and the codes "
+           "go anywhere; on the KL alone they all fall onto the prior; on the ELBO, both at once, they land in between.")
+
+
+# --- which models ---------------------------------------------------------------------------------
+
+def model_options() -> dict[str, str]:
+    """{option key: label}: this tab's own model, every job of this server (members of a group of
+    variants one by one), then the checkpoints on disk that no listed job writes."""
+    options, written = {}, set()
+    source = st.session_state.get("model_source")
+    if source and source[0] == "upload" and st.session_state.get("uploaded_checkpoint") is not None:
+        options[f"upload:{source[1]}"] = "the uploaded model"
+    elif source and source[0] == "path":
+        options[f"path:{source[1]}"] = f"{Path(source[1]).stem} (this tab's model)"
+    for job in registry().jobs():
+        for member in getattr(job, "members", [job]):
+            state = member.state()
+            written.add(state.checkpoint_path)
+            status = "training live" if state.active else state.status
+            options[f"job:{member.job_id}"] = f"{member.name} ({status})"
+    for info in ckpt_io.list_checkpoints(checkpoint_dir()):
+        if not info.error and info.path not in written and f"path:{info.path}" not in options:
+            options[f"path:{info.path}"] = f"{info.name} · {info.dataset} · z={info.latent_dim} · {info.epochs} ep"
+    return options
+
+
+def resolve(option: str) -> tuple[ModelView | None, str]:
+    """The model an option stands for, or None and why (a job still loading, an unreadable file)."""
+    kind, _, ref = option.partition(":")
+    if kind == "upload":
+        ckpt = st.session_state.get("uploaded_checkpoint")
+        return (ModelView.from_checkpoint(ckpt, key=f"upload:{ref}"), "") if ckpt else (None, "The upload is gone.")
+    if kind == "job":
+        job = registry().get(ref)
+        if job is None:
+            return None, "This job is no longer kept by the server; load its checkpoint instead."
+        view = job.view()
+        state = job.state()
+        if view is None:
+            return None, (f"{state.name} is starting: loading the data and building the model…" if state.active
+                          else f"{state.name}: {state.message}")
+        return view, ""
+    try:
+        return ModelView.from_checkpoint(load_checkpoint(ref)), ""
+    except (OSError, ckpt_io.CheckpointError) as e:
+        return None, f"The checkpoint could not be opened: {e}"
+
+
+def pick_models() -> list[str]:
+    options = model_options()
+    chosen = [o for o in st.session_state.get("cmp_models", []) if o in options]
+    if "cmp_models" not in st.session_state:  # first visit: start from this tab's model
+        source = st.session_state.get("model_source")
+        first = f"{source[0]}:{source[1]}" if source else None
+        chosen = [first] if first in options else []
+    st.session_state["cmp_models"] = chosen[:MAX_MODELS]  # jobs the server forgot drop out of the choice
+    return st.multiselect("Models", list(options), format_func=options.get, max_selections=MAX_MODELS,
+                          key="cmp_models", placeholder="Pick two or three models, or train the lecture's three below")
+
+
+# --- the preset -----------------------------------------------------------------------------------
+
+def preset() -> None:
+    """One click: the three variants as one job on the same data and seed, each to its own checkpoint."""
+    with st.form("cmp_preset", border=True):
+        st.markdown("**The lecture's three variants**, trained together, one epoch of each in turn: "
+                    + "; ".join(f"{v.title}" for v in LECTURE_VARIANTS) + ". Same data, same seed, 2-D codes.")
+        c1, c2, c3, c4 = st.columns(4)
+        dataset = c1.selectbox("Dataset", DATASET_NAMES, index=DATASET_NAMES.index("shapes"), key="cmp_dataset")
+        epochs = c2.number_input("Epochs", 1, 1000, 5, key="cmp_epochs")
+        seed = c3.number_input("Seed", 0, 2**31 - 1, 0, key="cmp_seed")
+        limit = c4.number_input("Training images (0: all)", 0, 10**7, 0, step=1000, key="cmp_limit",
+                                help="Fewer images train faster, for a quick demonstration.")
+        pressed = st.form_submit_button("Train all three", type="primary", key="cmp_start", icon=":material/play_arrow:")
+    if pressed:
+        start_preset(dataset, int(epochs), int(seed), int(limit) or None)
+
+
+def start_preset(dataset: str, epochs: int, seed: int, limit: int | None) -> None:
+    if not dataset_available(dataset, data_dir()):
+        st.error(f"{dataset} is not in {data_dir()}; train once on the Train page to download it, or pick shapes.")
+        return
+    try:
+        base = TrainConfig(dataset=dataset, epochs=epochs, seed=seed, train_limit=limit, data_dir=str(data_dir()))
+        job = registry().start_variants(ModelConfig(latent_dim=2), lecture_variants(base), name=f"{LECTURE_NAME}-{dataset}")
+    except (JobLimitReached, ckpt_io.CheckpointError, ConfigError) as e:
+        st.error(str(e))
+        return
+    st.session_state["cmp_group"] = job.job_id
+    st.session_state["cmp_models"] = [f"job:{m.job_id}" for m in job.members]
+    st.rerun()
+
+
+def group_status(group: VariantsJob) -> None:
+    state = group.state()
+    head, stop = st.columns([5, 1])
+    head.progress(state.fraction, text=f"{state.name}: {state.status} · epoch {min(int(state.epoch) + 1, state.epochs)}"
+                  f"/{state.epochs} of each · step {state.step}/{state.total_steps}" if state.active
+                  else f"{state.name}: {state.message}")
+    if state.active and stop.button("Stop", key="cmp_stop", icon=":material/stop:", width="stretch"):
+        group.stop()
+        group.join(timeout=5.0)
+        st.rerun()
+
+
+# --- side by side ---------------------------------------------------------------------------------
+
+def plane(mu: np.ndarray) -> np.ndarray:
+    """(N, 2) codes in (z1, z2); a 1-D space is drawn on z2 = 0."""
+    return mu[:, :2] if mu.shape[1] >= 2 else np.concatenate([mu, np.zeros_like(mu)], axis=1)
+
+
+def model_header(view: ModelView) -> None:
+    badge = ":green-badge[● training live]" if view.live else ":gray-badge[checkpoint]"
+    st.markdown(f"**{view.name}** {badge}")
+    cfg, variant = view.train_config, variant_of(view.train_config)
+    weights = f"β {cfg.beta:g}, recon weight {cfg.recon_weight:g} · " if cfg else ""
+    elbo = view.test_metrics.get("elbo", math.nan)
+    st.caption(f"{weights}{view.dataset} · z = {view.model_config.latent_dim} · {view.epochs} epochs"
+               + ("" if math.isnan(elbo) else f" · test −ELBO {elbo:.1f}")
+               + (f"  \n*{variant.expect}*" if variant else ""))
+
+
+def row(resolved: list, draw) -> None:
+    """One row of the side-by-side: draw(index, view) in each model's column (rows keep plots aligned)."""
+    for i, (column, (view, _)) in enumerate(zip(st.columns(len(resolved), gap="medium"), resolved)):
+        if view is not None:
+            with column:
+                draw(i, view)
+
+
+def draw_columns(chosen: list[str], axes: str, n: int, was_live: bool) -> None:
+    resolved = [resolve(option) for option in chosen]
+    views = [v for v, _ in resolved if v is not None]
+    encoded = {v.key: encoded_test_set(v, min(CODES, test_set_size(v) or CODES)) for v in views}
+    points = {key: plane(e.mu) for key, e in encoded.items() if e is not None}
+    if axes == "prior" or not points:
+        lo, hi = -PRIOR_HALF, PRIOR_HALF
+    else:
+        lo, hi = robust_extent(*points.values())
+    xs = ys = np.linspace(lo, hi, n, dtype=np.float32)  # the manifold's cell centres
+    edges = grid_cell_edges(xs)  # both plots of every model show exactly this range
+
+    for column, (view, why) in zip(st.columns(len(chosen), gap="medium"), resolved):
+        with column:
+            if view is None:
+                st.info(why)
+            else:
+                model_header(view)
+
+    def scatter(i: int, view: ModelView) -> None:
+        enc = encoded.get(view.key)
+        if enc is None:
+            return
+        st.plotly_chart(latent_scatter(
+            points[view.key], enc.labels, enc.class_names, axis_range=edges, height=420, marker_size=4,
+            opacity=0.6, legend_below=True, uirevision=f"cmp-scatter-{i}", webgl=False,
+        ), key=f"cmp_scatter_{i}", config={"displayModeBar": False})
+        outside = share_outside(points[view.key], edges)
+        if outside >= 0.01:
+            st.caption(f"{outside:.0%} of these codes lie outside the range shown.")
+
+    def manifold(i: int, view: ModelView) -> None:
+        if view.model_config.latent_dim >= 2:
+            tiled = tile_images(decode_grid(view.model, xs, ys))  # (n*28, n*28) uint8, one forward pass
+            st.plotly_chart(manifold_figure(tiled, xs, ys, height=420, max_labels=5),
+                            key=f"cmp_manifold_{i}", config={"displayModeBar": False})
+
+    def usage(i: int, view: ModelView) -> None:
+        enc = encoded.get(view.key)
+        if enc is None:
+            return
+        found = latent_usage(enc.mu, enc.logvar)
+        if found.collapsed:
+            st.warning(found.sentence(), icon=":material/compress:")
+        else:
+            st.caption(found.sentence())
+
+    for draw in (scatter, manifold, usage):
+        row(resolved, draw)
+    st.caption(f"Every scatter and manifold spans z1, z2 in [{edges[0]:.1f}, {edges[1]:.1f}]; dashed circles: the prior "
+               f"N(0, I) at 1σ and 2σ. Scatters: posterior means of up to {CODES:,} test images."
+               + (" Models with more than two latent dimensions show z1, z2, the others held at 0."
+                  if any(v.model_config.latent_dim > 2 for v in views) else ""))
+    if views:
+        st.subheader("Rate and distortion")
+        st.plotly_chart(rate_distortion_figure({v.name: v.history for v in views}), key="cmp_rd",
+                        config={"displayModeBar": False})
+        st.caption("One point per epoch: KL (rate, what the code costs) against reconstruction (distortion). Down is "
+                   "better reconstruction, left is a code closer to the prior; -ELBO = recon + KL.")
+        st.dataframe(numbers_rows({v.name: loss_numbers(v.history, v.test_metrics, v.train_config) for v in views}),
+                     hide_index=True, key="cmp_numbers")
+        math_expander(views[-1].history, views[-1].test_metrics, views[-1].train_config,
+                      views[-1].model_config.latent_dim)
+    if was_live and not any(v.live for v in views) and not any(v is None and "starting" in why for v, why in resolved):
+        st.rerun()  # every followed job has ended: one full rerun draws the page without polling
+
+
+def body(chosen: list[str], axes: str, n: int, was_live: bool) -> None:
+    group = registry().get(st.session_state.get("cmp_group"))
+    if not isinstance(group, VariantsJob):  # one started from another tab
+        group = next((j for j in registry().running() if isinstance(j, VariantsJob)), None)
+    if group is not None:
+        group_status(group)
+    draw_columns(chosen, axes, n, was_live)
+
+
+preset()
+chosen = pick_models()
+if not chosen:
+    st.info("Pick two or three models above, or press **Train all three** to watch the lecture's variants form.")
+    st.stop()
+c1, c2 = st.columns([2, 1])
+axes = c1.radio("Axes", list(AXES), format_func=AXES.get, horizontal=True, key="cmp_axes",
+                help="Fit: one range that holds 98% of every model's codes on each axis. The prior's region: where a "
+                     "VAE's codes should be.")
+n = c2.slider("Manifold grid n", 6, 20, 12, key="cmp_n", help="n x n decoded images per model, one forward pass each.")
+live = any(registry().get(o.partition(":")[2]) is not None and registry().get(o.partition(":")[2]).state().active
+           for o in chosen if o.startswith("job:"))
+st.fragment(body, run_every=EXPLORE_POLL_SECONDS if live else None)(chosen, axes, n, live)

@@ -1,0 +1,244 @@
+"""AppTest: the teaching views of issue 7. Compare (loaded models on shared axes, and the
+three-variant preset run briefly on shapes), Training replay (scrubber, GIF button, rate and
+distortion, active units), the label map on the scatter, the math, and the sidebar card's weights."""
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from vae import checkpoint as ckpt_io
+from vae.config import ModelConfig, TrainConfig
+from vae.data import load_dataset
+from vae.replay import ReplayRecorder
+from vae.train import Trainer
+
+APP = Path(__file__).parents[1] / "app.py"
+NEW_PAGES = ["pages/compare.py", "pages/replay.py"]
+
+
+@pytest.fixture(scope="session")
+def teach_env(tmp_path_factory):
+    root = tmp_path_factory.mktemp("teach")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VAE_DATA_DIR", str(root / "data"))
+        mp.setenv("VAE_CHECKPOINT_DIR", str(root / "checkpoints"))
+        yield root
+
+
+def _train(folder: Path, name: str, latent_dim: int = 2, replay: bool = True, **train) -> Path:
+    data = load_dataset("shapes", "train"), load_dataset("shapes", "test")
+    cfg = TrainConfig(**{**dict(epochs=2, train_limit=1000, batch_size=128, device="cpu"), **train})
+    trainer = Trainer(ModelConfig(hidden=(64,), latent_dim=latent_dim), cfg, *data)
+    if replay:
+        ReplayRecorder(n_codes=200).attach(trainer)
+    trainer.run()
+    return ckpt_io.save(trainer.checkpoint_payload(), folder / f"{name}.pt")
+
+
+@pytest.fixture(scope="session")
+def models(teach_env):
+    """Small shapes models outside the checkpoints folder: with a replay (2-D, 4-D), without one, and an AE."""
+    folder = teach_env / "models"
+    return {"2d": _train(folder, "r2"), "4d": _train(folder, "r4", latent_dim=4),
+            "plain": _train(folder, "plain", replay=False), "ae": _train(folder, "ae", beta=0.0)}
+
+
+@pytest.fixture(autouse=True)
+def fresh(teach_env):
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield
+    from pages.common import registry
+
+    registry().stop_all()
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
+def _open(page: str, source=None) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    if source is not None:
+        at.session_state["model_source"] = source
+    at.run()
+    at.switch_page(page).run()
+    _no_exception(at)
+    return at
+
+
+def _no_exception(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def _figures(at: AppTest) -> list[dict]:
+    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+def _text(at: AppTest) -> str:
+    return " ".join(e.value for e in [*at.markdown, *at.caption, *at.info, *at.warning])
+
+
+@pytest.mark.parametrize("page", NEW_PAGES)
+def test_new_pages_without_a_model(page):
+    at = _open(page, None)
+    assert at.title[0].value in ("Compare", "Training replay")
+
+
+@pytest.mark.parametrize("page", NEW_PAGES)
+def test_new_pages_with_a_model_without_replay(models, page):
+    at = _open(page, ("path", str(models["plain"])))
+    if page == "pages/replay.py":
+        assert any("no replay" in i.value for i in at.info)
+        assert "active" in _text(at)  # the rest of the page still works
+
+
+# --- Training replay ------------------------------------------------------------------------------
+
+def test_replay_page_scrubs_epochs(models):
+    at = _open("pages/replay.py", ("path", str(models["2d"])))
+    slider = at.select_slider(key="rp_epoch")
+    assert slider.options == ["0", "1", "2"] and slider.value == 2
+    manifold, scatter, rd = _figures(at)
+    assert manifold["data"][0]["type"] == "image"
+    extent = scatter["layout"]["xaxis"]["range"]
+    assert rd["data"][0]["mode"] == "lines+markers+text" and len(rd["data"][0]["x"]) == 2
+    download = at.get("download_button")[0]
+    assert "Download GIF (3 epochs)" in download.proto.label
+    slider.set_value(0).run()
+    _no_exception(at)
+    assert any("before training" in c.value for c in at.caption)
+    assert _figures(at)[1]["layout"]["xaxis"]["range"] == extent, "one range for every epoch"
+    assert at.expander[0].label == "The math" and len(at.latex) >= 4
+
+
+def test_replay_page_shows_kl_per_dimension_for_4d(models):
+    at = _open("pages/replay.py", ("path", str(models["4d"])))
+    bars = [f for f in _figures(at) if f["data"][0]["type"] == "bar"]
+    assert len(bars) == 1 and bars[0]["data"][0]["x"] == ["z1", "z2", "z3", "z4"]
+    assert "of 4 latent dimensions active" in _text(at)
+
+
+def test_replay_page_follows_a_live_job():
+    from pages.common import registry
+
+    job = registry().start(ModelConfig(hidden=(32,)), TrainConfig(epochs=50, train_limit=500, device="cpu"))
+    deadline = time.monotonic() + 60
+    while job.view() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    at = _open("pages/replay.py", ("job", job.job_id))
+    assert at.toggle(key="rp_follow").value
+    scrubber = at.select_slider(key="rp_epoch")
+    assert str(scrubber.value) == scrubber.options[-1] and scrubber.disabled
+    job.stop()
+
+
+# --- Compare --------------------------------------------------------------------------------------
+
+def test_compare_shows_models_on_the_same_axes(models):
+    at = _open("pages/compare.py", ("path", str(models["2d"])))
+    assert at.multiselect(key="cmp_models").value == [f"path:{models['2d']}"]  # starts from this tab's model
+    folder = Path(os.environ["VAE_CHECKPOINT_DIR"])  # the AE as a checkpoint in the app's folder
+    folder.mkdir(exist_ok=True)
+    (folder / "ae.pt").write_bytes(models["ae"].read_bytes())
+    at.run()
+    at.multiselect(key="cmp_models").select(f"path:{folder / 'ae.pt'}")
+    at.run()
+    _no_exception(at)
+    figures = _figures(at)
+    scatters = [f for f in figures if any(t.get("name", "").startswith("prior") for t in f["data"])]
+    manifolds = [f for f in figures if f["data"][0]["type"] == "image"]
+    assert len(scatters) == 2 and len(manifolds) == 2
+    ranges = {tuple(np.round(f["layout"][axis]["range"], 4)) for f in scatters + manifolds for axis in ("xaxis", "yaxis")}
+    assert len(ranges) == 1, f"every plot spans the same range: {ranges}"
+    (lo, hi), = ranges
+    assert lo < -3 and 3 < hi < 3.5  # by default the prior's region: [-3, 3] plus half a cell
+    rd = [f for f in figures if f["data"][0].get("mode") == "lines+markers+text"][0]
+    assert [t["name"] for t in rd["data"]] == ["r2", "ae"]
+    assert "β 0, recon weight 1" in _text(at) and "plain autoencoder" in _text(at)
+    at.radio(key="cmp_axes").set_value("fit").run()
+    _no_exception(at)
+    figures = [f for f in _figures(at) if f["data"][0]["type"] == "image"
+               or any(t.get("name", "").startswith("prior") for t in f["data"])]
+    fitted = {tuple(np.round(f["layout"][axis]["range"], 4)) for f in figures for axis in ("xaxis", "yaxis")}
+    assert len(fitted) == 1 and fitted != ranges
+    assert any(row.get("model") == "ae" for row in at.dataframe[0].value.to_dict("records"))
+
+
+def test_compare_preset_trains_the_three_variants_as_one_job(teach_env):
+    from pages.common import registry
+
+    at = _open("pages/compare.py")
+    at.number_input(key="cmp_epochs").set_value(1)
+    at.number_input(key="cmp_limit").set_value(300)
+    at.button(key="cmp_start").click().run()
+    _no_exception(at)
+    group = registry().get(at.session_state["cmp_group"])
+    assert [m.name for m in group.members] == ["lecture-shapes-recon-only", "lecture-shapes-kl-only",
+                                                "lecture-shapes-elbo"]
+    assert len(registry().running()) <= 1
+    assert at.session_state["cmp_models"] == [f"job:{m.job_id}" for m in group.members]
+    for _ in range(3):  # a few polls while it trains
+        at.run()
+        _no_exception(at)
+    group.join(240)
+    assert group.state().status == "finished", group.state().message
+    at.run()
+    _no_exception(at)
+    assert len([f for f in _figures(at) if f["data"][0]["type"] == "image"]) == 3
+    assert "posterior collapse" in _text(at), "the KL-only model is flagged"
+    for member in group.members:
+        ckpt = ckpt_io.load(member.checkpoint_path)
+        assert ckpt.epoch == 1 and "replay" in ckpt.extras
+
+
+# --- scatter, train, sidebar ----------------------------------------------------------------------
+
+def test_scatter_label_map_shades_behind_the_points(models):
+    at = _open("pages/scatter.py", ("path", str(models["2d"])))
+    at.checkbox(key="sc_labelmap").check().run()
+    _no_exception(at)
+    figure = _figures(at)[0]
+    heat = [t for t in figure["data"] if t["type"] == "heatmap"]
+    assert len(heat) == 1 and figure["data"][-1]["name"].startswith("test image #")
+    assert any("majority label of the 15 nearest" in c.value for c in at.caption)
+    at.selectbox(key="sc_color").set_value("scale").run()  # a continuous colour: no label map
+    _no_exception(at)
+    assert not [t for t in _figures(at)[0]["data"] if t["type"] == "heatmap"]
+
+
+def test_scatter_label_map_in_the_pca_plane(models):
+    at = _open("pages/scatter.py", ("path", str(models["4d"])))
+    at.radio(key="sc_plane").set_value("PCA of the codes").run()
+    at.checkbox(key="sc_labelmap").check().run()
+    _no_exception(at)
+    assert [t for t in _figures(at)[0]["data"] if t["type"] == "heatmap"]
+
+
+def test_sidebar_card_shows_non_default_weights(models):
+    at = _open("pages/home.py", ("path", str(models["ae"])))
+    card = " ".join(m.value for m in at.sidebar.markdown)
+    assert "β / recon weight: **0 / 1**" in card
+    at = _open("pages/home.py", ("path", str(models["2d"])))
+    assert "β / recon weight" not in " ".join(m.value for m in at.sidebar.markdown)
+
+
+def test_train_page_reconstruction_weight_and_the_math():
+    from pages.common import registry
+
+    at = _open("pages/train.py")
+    at.number_input(key="f_epochs").set_value(1)
+    at.text_input(key="f_hidden").set_value("32")
+    at.number_input(key="f_recon_weight").set_value(0.0)
+    at.button(key="start").click().run()
+    _no_exception(at)
+    job = registry().get(at.session_state["job_id"])
+    assert job.train_cfg.recon_weight == 0.0
+    job.join(120)
+    at.run()
+    _no_exception(at)
+    assert at.expander[-1].label == "The math"
+    assert any(r"w\,R + \beta\,\mathrm{KL} = 0.00" in latex.value for latex in at.latex)
