@@ -2,6 +2,7 @@
 loads and encodings, and the sidebar card. Layout glue only; numbers come from vae/."""
 from __future__ import annotations
 
+import gc
 import math
 import os
 from dataclasses import dataclass
@@ -21,6 +22,16 @@ from vae.latent import encode_dataset
 # server's first run in the legacy one-file-per-page mode (a deep link would skip app.py).
 PagesManager.uses_pages_directory = False
 
+# A full gc.collect() walks the ~240k objects torch, plotly and streamlit create at import: ~130 ms
+# with the GIL held, during which the training thread stalls. Streamlit's own collection after every
+# rerun is off (.streamlit/config.toml, runner.postScriptGC); Python's automatic full collections
+# remain, so move everything alive at import (this module is imported once per server process) into
+# the permanent generation, and those collections walk only what the pages create since.
+import plotly.graph_objects  # noqa: E402,F401  (imported here so its objects are frozen too)
+
+gc.collect()
+gc.freeze()
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODELS = {"mnist": "default-mnist-2d.pt", "shapes": "default-shapes-2d.pt"}  # in checkpoint_dir()
 MAX_UPLOAD_MB = 50  # also server.maxUploadSize in .streamlit/config.toml
@@ -32,7 +43,7 @@ def checkpoint_dir() -> Path:
     return Path(os.environ.get("VAE_CHECKPOINT_DIR") or ROOT / "checkpoints").resolve()
 
 
-@st.cache_resource
+@st.cache_resource(max_entries=4)  # one per checkpoints folder; a server uses one, tests a few
 def _registry(folder: str) -> JobRegistry:
     return JobRegistry(folder)
 
@@ -133,6 +144,8 @@ def _card_body() -> None:
         rows = describe_view(view)
         if view.train_config is not None and (view.train_config.beta != 1 or view.train_config.recon_weight != 1):
             rows["β / recon weight"] = f"{view.train_config.beta:g} / {view.train_config.recon_weight:g}"
+        if view.train_config is not None and view.train_config.warmup_epochs > 0:
+            rows["β warm-up"] = f"{view.train_config.warmup_epochs:g} epochs"
         st.markdown("\n".join(f"- {k}: **{v}**" for k, v in rows.items()))
 
 
@@ -174,6 +187,22 @@ def encoded_test_set(view: ModelView, n: int = 5000) -> Encoded | None:
         return _encoded(view, view.key, view.dataset, str(data_dir()), n)
     except DatasetUnavailable as e:
         st.warning(str(e).split(". ")[0] + ". The decoded views still work; the scatter needs the test images.")
+        return None
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _train_codes(_view: ModelView, key: str, dataset: str, folder: str, n: int) -> tuple[np.ndarray, np.ndarray]:
+    data = load_dataset(dataset, "train", folder).subset(n)
+    return encode_dataset(_view.model, data.float_images())[0], data.labels.numpy()
+
+
+def encoded_train_codes(view: ModelView, n: int = 5000) -> tuple[np.ndarray, np.ndarray] | None:
+    """Posterior means (n, D) and labels of the first n training images, cached per model version
+    (for the label map); None, after one sentence, when the dataset is not on this machine."""
+    try:
+        return _train_codes(view, view.key, view.dataset, str(data_dir()), n)
+    except DatasetUnavailable as e:
+        st.warning(str(e).split(". ")[0] + ". The label map needs the training images.")
         return None
 
 

@@ -30,6 +30,26 @@ def held_code(view, encoded, dims: tuple[int, int]) -> tuple[np.ndarray | None, 
     return encoded.mu[index], f"{others} held at the code of test image #{index}"
 
 
+def side_scatter(view, encoded, dims: tuple[int, int], names: tuple[str, str], k: int, point: tuple[float, float]):
+    """The small scatter with the slider point starred. Only the star moves with a slider, so the
+    figure is built once per model, dims and size (tens of ms of plotly) and kept in this tab's
+    session; a move then replaces the star's coordinates alone (well under a millisecond)."""
+    key = (view.key, tuple(dims), k)
+    kept = st.session_state.get("_sl_fig")
+    if kept is not None and kept[0] == key:
+        fig = kept[1]
+        with fig.batch_update():
+            fig.data[-1].x, fig.data[-1].y = [point[0]], [point[1]]  # the star is the last trace
+        return fig
+    fig = latent_scatter(
+        encoded.mu[:k][:, list(dims)], encoded.labels[:k], encoded.class_names, highlight=point,
+        highlight_name="slider point", axis_titles=names, axis_range=(-LIMIT, LIMIT), height=460,
+        marker_size=5, opacity=0.6, legend_below=True, uirevision="sliders",
+    )
+    st.session_state["_sl_fig"] = (key, fig)
+    return fig
+
+
 def draw(was_live: bool) -> None:
     view = follow_model(was_live)
     if view is None:
@@ -62,11 +82,7 @@ def draw(was_live: bool) -> None:
                        if encoded is None else "a 1-D latent space has no plane to draw."))
             return
         k = min(SIDE_POINTS, len(encoded.mu))
-        fig = latent_scatter(
-            encoded.mu[:k][:, list(dims)], encoded.labels[:k], encoded.class_names, highlight=(v1, v2),
-            highlight_name="slider point", axis_titles=names, axis_range=(-LIMIT, LIMIT), height=460,
-            marker_size=5, opacity=0.6, legend_below=True, uirevision="sliders",
-        )
+        fig = side_scatter(view, encoded, dims, names, k, (v1, v2))
         st.plotly_chart(fig, key="sl_scatter", config={"displayModeBar": False})
         st.caption(f"Star: the slider point. Dots: posterior means of {k:,} test images, by label.")
 

@@ -148,7 +148,6 @@ def live_view(job: TrainingJob) -> None:
     if isinstance(job, VariantsJob):
         st.page_link("pages/compare.py", label="These curves are the full ELBO's: see all three side by side on the "
                      "Compare page", icon=":material/view_column:")
-    math_expander(history, {}, job.train_cfg, job.model_cfg.latent_dim)
 
 
 def live_fragment(job: TrainingJob) -> None:
@@ -178,3 +177,8 @@ elif job.state().active:
     live_fragment(job)
 else:
     live_view(job)
+if job is not None:
+    # Outside the polling fragment: typeset equations redrawn every second cost the browser more than
+    # the charts do (on a 2-core laptop, training throughput paid for it). Its numbers are those of
+    # this page's last full run, and it says which epoch they come from.
+    math_expander(job.history(), {}, job.train_cfg, job.model_cfg.latent_dim)
