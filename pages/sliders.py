@@ -3,17 +3,21 @@ point is marked among the test codes. The widgets live in a fragment, so a slide
 only this part (and, while a job trains, it polls and follows the newest snapshot)."""
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import streamlit as st
 
 from pages.common import EXPLORE_CODES, encoded_test_set, explore_fragment, follow_model, pick_dims, require_model
-from vae.figures import latent_scatter
+from vae.figures import PALETTE, class_color
 from vae.latent import decode_codes, grid_codes, to_uint8, upscale_nearest
+from vae.raster import ScatterCanvas
 
 LIMIT = 4.0  # slider range: +/- 4 prior standard deviations
 STEP = 0.05
 ZOOM = 12  # 28 px -> 336 px, nearest neighbour: crisp on a projector
-SIDE_POINTS = 2000  # test codes on the small scatter: enough to see the clusters, cheap to resend
+SIDE_POINTS = 2000  # test codes on the small scatter: enough to see the clusters
+SIDE_PX = 360  # the small scatter's side in pixels
 
 
 def held_code(view, encoded, dims: tuple[int, int]) -> tuple[np.ndarray | None, str]:
@@ -30,24 +34,26 @@ def held_code(view, encoded, dims: tuple[int, int]) -> tuple[np.ndarray | None, 
     return encoded.mu[index], f"{others} held at the code of test image #{index}"
 
 
-def side_scatter(view, encoded, dims: tuple[int, int], names: tuple[str, str], k: int, point: tuple[float, float]):
-    """The small scatter with the slider point starred. Only the star moves with a slider, so the
-    figure is built once per model, dims and size (tens of ms of plotly) and kept in this tab's
-    session; a move then replaces the star's coordinates alone (well under a millisecond)."""
+def side_scatter(view, encoded, dims: tuple[int, int], k: int, point: tuple[float, float]) -> np.ndarray:
+    """The small scatter as a picture (vae/raster.py): the codes are drawn once per model, dims and
+    size, and kept in this tab's session; a move stamps the point on a copy. An image swaps in a few
+    ms, where a plotly chart redrawn on every move held the browser 150-300 ms before the decoded
+    image could show (docs/benchmarks.md, Explore latency)."""
     key = (view.key, tuple(dims), k)
-    kept = st.session_state.get("_sl_fig")
-    if kept is not None and kept[0] == key:
-        fig = kept[1]
-        with fig.batch_update():
-            fig.data[-1].x, fig.data[-1].y = [point[0]], [point[1]]  # the star is the last trace
-        return fig
-    fig = latent_scatter(
-        encoded.mu[:k][:, list(dims)], encoded.labels[:k], encoded.class_names, highlight=point,
-        highlight_name="slider point", axis_titles=names, axis_range=(-LIMIT, LIMIT), height=460,
-        marker_size=5, opacity=0.6, legend_below=True, uirevision="sliders",
-    )
-    st.session_state["_sl_fig"] = (key, fig)
-    return fig
+    kept = st.session_state.get("_sl_canvas")
+    if kept is None or kept[0] != key:
+        canvas = ScatterCanvas(encoded.mu[:k][:, list(dims)], encoded.labels[:k], PALETTE, size=SIDE_PX,
+                               lo=-LIMIT, hi=LIMIT)
+        st.session_state["_sl_canvas"] = kept = (key, canvas)
+    return kept[1].with_marker(point)
+
+
+def legend(labels: np.ndarray, class_names: list[str]) -> str:
+    """One coloured dot and name per class present, as HTML (names escaped)."""
+    present = sorted(set(int(v) for v in np.unique(labels)))
+    return " &nbsp; ".join(
+        f'<span style="color:{class_color(i)};font-size:1.3em">●</span> '
+        f'{html.escape(class_names[i] if i < len(class_names) else str(i))}' for i in present)
 
 
 def draw(was_live: bool) -> None:
@@ -82,9 +88,11 @@ def draw(was_live: bool) -> None:
                        if encoded is None else "a 1-D latent space has no plane to draw."))
             return
         k = min(SIDE_POINTS, len(encoded.mu))
-        fig = side_scatter(view, encoded, dims, names, k, (v1, v2))
-        st.plotly_chart(fig, key="sl_scatter", config={"displayModeBar": False})
-        st.caption(f"Star: the slider point. Dots: posterior means of {k:,} test images, by label.")
+        st.image(side_scatter(view, encoded, dims, k, (v1, v2)), width="content", output_format="PNG",
+                 caption=f"{names[0]} → right, {names[1]} ↑, over [−{LIMIT:g}, {LIMIT:g}]; grid lines at every "
+                         f"integer. Ringed dot: the slider point. Dashed: the prior's 1σ and 2σ circles.")
+        st.markdown(legend(encoded.labels[:k], encoded.class_names), unsafe_allow_html=True)
+        st.caption(f"Dots: posterior means of {k:,} test images, by label.")
 
 
 st.title("Latent sliders")

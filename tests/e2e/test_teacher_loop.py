@@ -187,7 +187,7 @@ def test_3a_sliders_move_the_image(page, state, app_server, console_errors):
     needs(state, "trained", "training")
     go(page, "sliders", "Latent sliders")
     wait_until(lambda: image_srcs(page), 30, "/sliders: the decoded image never drew", page=page)
-    wait_until(lambda: plot_drawn(page), 30, "/sliders: the scatter of test codes never drew", page=page)
+    wait_until(lambda: len(image_srcs(page)) >= 2, 30, "/sliders: the scatter of test codes never drew", page=page)
     wait_for_app_idle(page)
     before = image_srcs(page)[0]
     # Streamlit 1.67 sliders are react-aria: a visually hidden <input type="range"> takes the keys.
