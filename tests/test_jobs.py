@@ -1,4 +1,7 @@
 """Background training jobs without any UI: lifecycle, snapshots, autosave, faults, the cap."""
+import os
+import sys
+import threading
 import time
 
 import pytest
@@ -141,3 +144,25 @@ def test_max_jobs_env(monkeypatch):
     assert jobs_mod.default_max_jobs() == 3
     monkeypatch.delenv("VAE_MAX_JOBS")
     assert jobs_mod.default_max_jobs() == (2 if torch.cuda.is_available() else 1)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread priorities are a Linux feature")
+def test_the_training_thread_runs_at_a_lower_priority_than_the_server(tmp_path, monkeypatch):
+    from vae.jobs import lower_this_threads_priority, training_nice
+
+    monkeypatch.setenv("VAE_TRAIN_NICE", "7")
+    assert training_nice() == 7
+    before = os.getpriority(os.PRIO_PROCESS, 0)
+    seen = {}
+
+    def worker():
+        seen["nice"] = lower_this_threads_priority()
+        seen["workers"] = torch.get_num_threads()
+
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join()
+    assert seen["nice"] == min(before + 7, 19)
+    assert os.getpriority(os.PRIO_PROCESS, 0) == before  # the calling (server) thread is untouched
+    monkeypatch.setenv("VAE_TRAIN_NICE", "0")
+    assert lower_this_threads_priority() is None  # 0: leave priorities alone

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -21,6 +22,29 @@ from .data import DatasetUnavailable, load_dataset
 from .model import VAE
 from .replay import REPLAY_KEY, ReplayRecorder
 from .train import Trainer, TrainingDiverged
+
+def training_nice() -> int:
+    """How much lower than the server's the training thread's CPU priority is: VAE_TRAIN_NICE
+    (0-19), else 10. Pages, the browser on the same laptop and other tabs get a core first; the
+    job still takes every cycle they leave."""
+    env = os.environ.get("VAE_TRAIN_NICE", "").strip()
+    return min(int(env), 19) if env.isdigit() else 10
+
+
+def lower_this_threads_priority(step: int | None = None) -> int | None:
+    """Raises the calling thread's nice value by `step` (Linux: a thread id is a scheduling entity,
+    and the threads it starts, such as torch's OpenMP workers, inherit it). Returns the new nice
+    value, or None where threads cannot be prioritised apart (other systems) or it is not allowed."""
+    step = training_nice() if step is None else step
+    if step <= 0 or not sys.platform.startswith("linux") or not hasattr(threading, "get_native_id"):
+        return None
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(os.getpriority(os.PRIO_PROCESS, tid) + step, 19))
+        return os.getpriority(os.PRIO_PROCESS, tid)
+    except OSError:
+        return None
+
 
 SNAPSHOT_SECONDS = 3.0  # also publish weights mid-epoch, so long epochs still animate the explore pages
 FINISHED_JOBS_KEPT = 10
@@ -158,6 +182,7 @@ class TrainingJob:
 
     # ---- the training thread: never touches streamlit ----
     def _run(self) -> None:
+        lower_this_threads_priority()  # before torch starts this thread's worker threads
         try:
             trainer = self._build_trainer()
             trainer.run()
@@ -304,6 +329,7 @@ class VariantsJob(TrainingJob):
         return self.members[-1].view()
 
     def _run(self) -> None:
+        lower_this_threads_priority()
         try:
             data = self._load_data()  # once: every member trains on the very same tensors
             lanes = [(member, member._build_trainer(data)) for member in self.members]
