@@ -18,7 +18,7 @@ from bench.report import ROOT, load_average
 from tests.e2e.conftest import (CHROMIUM, CHROMIUM_ARGS, DEFAULT_SHAPES, HEALTH_TIMEOUT, VIEWPORT, AppServer, _health,
                                 _stop, free_port, missing_requirement, wait_for_app_idle)
 
-__all__ = ["app_folders", "serve", "chromium", "new_context", "new_page", "open_app", "wait_for_app_idle", "check_load", "wait_for_quiet", "exit_on_sigterm", "ForeignLoad", "measure_alone", "streamlit_options", "set_args", "options_line"]
+__all__ = ["app_folders", "serve", "chromium", "new_context", "new_page", "open_app", "wait_for_app_idle", "check_load", "wait_for_quiet", "exit_on_sigterm", "add_common_arguments", "ForeignLoad", "measure_alone", "streamlit_options", "set_args", "options_line"]
 
 
 def app_folders(base: Path) -> tuple[Path, Path]:
@@ -207,6 +207,16 @@ def wait_for_quiet(max_wait_s: float, busy_below: float = 0.10, window_s: float 
         if not said:
             print(f"CPUs {busy:.0%} busy: waiting up to {max_wait_s:.0f} s for them to be quiet", flush=True)
             said = True
+
+
+def add_common_arguments(parser) -> None:
+    """--wait-quiet, --set and --no-write, which the benchmarks writing docs/benchmarks.md all take."""
+    parser.add_argument("--wait-quiet", type=float, default=0, metavar="S",
+                        help="first wait up to S seconds for the CPUs to be idle (a shared machine)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a Streamlit config option for the project's server, to measure a change, "
+                             "e.g. --set runner.postScriptGC=true (repeatable)")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
 
 
 def streamlit_options(pairs: list[str]) -> dict[str, str]:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from bench.browser import chromium, exit_on_sigterm, new_page, open_app, serve, wait_for_app_idle
 from bench.report import ROOT
-from tests.e2e.conftest import SCREENSHOTS, exception_texts, screenshot
+from tests.e2e.conftest import exception_texts, screenshot
 
 MAIN = '[data-testid="stMain"]'
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.browser import (check_load, chromium, exit_on_sigterm, measure_alone, new_context, new_page, open_app,
+from bench.browser import (add_common_arguments, check_load, chromium, exit_on_sigterm, measure_alone, new_context, new_page, open_app,
                            options_line, serve, set_args, streamlit_options, wait_for_app_idle, wait_for_quiet)
 from bench.report import ROOT, machine_line, median, replace_section
 
@@ -326,12 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--moves", type=int, default=30, help="measured slider moves per app (default 30)")
     parser.add_argument("--loads", type=int, default=5, help="page loads per page after the cold one (default 5)")
-    parser.add_argument("--wait-quiet", type=float, default=0, metavar="S",
-                        help="first wait up to S seconds for the CPUs to be idle (a shared machine)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="a Streamlit config option for the project's server, to measure a change, "
-                             "e.g. --set runner.postScriptGC=false (repeatable)")
-    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    add_common_arguments(parser)
     args = parser.parse_args(argv)
     options = streamlit_options(args.set)
     exit_on_sigterm()

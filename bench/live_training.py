@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.browser import (check_load, chromium, exit_on_sigterm, measure_alone, new_page, open_app, serve,
+from bench.browser import (add_common_arguments, check_load, chromium, exit_on_sigterm, measure_alone, new_page, open_app, serve,
                            options_line, set_args, streamlit_options, wait_for_app_idle, wait_for_quiet)
 from bench.report import ROOT, load_average, machine_line, median, replace_section
 from vae import checkpoint as ckpt_io
@@ -115,14 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=8,
                         help="epochs per run, at least 2 (default 8: an idle 2-core machine trains a shapes epoch in "
                              "~1.5 s, so the app's once-a-second redraws need a few epochs to weigh in)")
-    parser.add_argument("--wait-quiet", type=float, default=0, metavar="S",
-                        help="first wait up to S seconds for the CPUs to be idle (a shared machine)")
     parser.add_argument("--retries", type=int, default=3,
                         help="runs measured again when other work took > 0.15 cores meanwhile (default 3)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="a Streamlit config option for the project's server, to measure a change, "
-                             "e.g. --set runner.postScriptGC=false (repeatable)")
-    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    add_common_arguments(parser)
     args = parser.parse_args(argv)
     options = streamlit_options(args.set)
     if args.epochs < 2:

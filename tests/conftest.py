@@ -51,3 +51,30 @@ def _apptest_uses_navigation():
     PagesManager.uses_pages_directory = False
     yield
     app_test.PagesManager = original
+
+
+# --- AppTest helpers shared by the page tests -------------------------------------------------------
+
+APP = ROOT / "app.py"
+
+
+def app_test(source=None, timeout: float = 60):
+    """AppTest of app.py, run once; the tab's model is set to source (("path" | "job" | "upload", ref))
+    first when given, as a user's earlier choice would have."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(APP), default_timeout=timeout)
+    if source is not None:
+        at.session_state["model_source"] = source
+    return at.run()
+
+
+def assert_no_exception(at, where: str = "") -> None:
+    assert not at.exception, f"{where + ': ' if where else ''}{[e.value for e in at.exception]}"
+
+
+def open_page(page: str, source=None, timeout: float = 60):
+    """app_test, then page (e.g. "pages/sliders.py"), checked free of exceptions."""
+    at = app_test(source, timeout).switch_page(page).run()
+    assert_no_exception(at, page)
+    return at

@@ -7,6 +7,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from tests.conftest import app_test, assert_no_exception
 from vae import checkpoint as ckpt_io
 from vae.config import ModelConfig, TrainConfig
 from vae.data import load_dataset
@@ -48,19 +49,14 @@ def env(tmp_path, monkeypatch, shapes_dir):
     st.cache_resource.clear()
 
 
-def _app(source=None) -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=60)
-    if source is not None:
-        at.session_state["model_source"] = source
-    return at.run()
+_app = app_test
 
 
 def _on(at: AppTest, page: str) -> AppTest:
     return at.switch_page(page).run()
 
 
-def _no_exception(at: AppTest, where: str):
-    assert not at.exception, f"{where}: {[e.value for e in at.exception]}"
+_no_exception = assert_no_exception
 
 
 @pytest.mark.parametrize("page", PAGES)

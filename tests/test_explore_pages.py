@@ -15,6 +15,7 @@ import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from tests.conftest import assert_no_exception, open_page
 from vae import checkpoint as ckpt_io
 from vae.config import ModelConfig, TrainConfig
 from vae.data import SHAPE_NAMES, load_dataset
@@ -59,17 +60,8 @@ def fresh_caches(explore_env):
     st.cache_data.clear()
 
 
-def _open(page: str, source) -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=60)
-    at.session_state["model_source"] = source
-    at.run()
-    at.switch_page(page).run()
-    _no_exception(at)
-    return at
-
-
-def _no_exception(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
+_open = open_page
+_no_exception = assert_no_exception
 
 
 def _figure(at: AppTest, index: int = 0) -> dict:

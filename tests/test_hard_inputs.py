@@ -28,7 +28,7 @@ from hypothesis import strategies as hs
 from streamlit.testing.v1 import AppTest
 
 import vae.cli as cli
-from tests.conftest import ROOT, tiny_dataset
+from tests.conftest import ROOT, app_test, tiny_dataset
 from vae import checkpoint as ckpt_io
 from vae import jobs as jobs_mod
 from vae.checkpoint import CheckpointError
@@ -526,11 +526,7 @@ def app_env(tmp_path, monkeypatch):
     st.cache_resource.clear()
 
 
-def _app(source=None) -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=60)
-    if source is not None:
-        at.session_state["model_source"] = source
-    return at.run()
+_app = app_test
 
 
 @pytest.mark.parametrize("name", ["../../outside", "/etc/passwd", ".hidden", "taken"])

@@ -19,7 +19,7 @@ from vae.jobs import JobLimitReached, JobRegistry, VariantsJob
 from vae.latent import (active_units, encode_dataset, kl_per_dimension, knn_label_map, latent_usage,
                         square_extent)
 from vae.loss import kl_divergence
-from vae.replay import (MAX_FRAMES, REPLAY_KEY, Replay, ReplayError, ReplayRecorder, check_replay, crowded_frame,
+from vae.replay import (REPLAY_KEY, Replay, ReplayError, ReplayRecorder, check_replay, crowded_frame,
                         replay_extent, replay_frame_image, replay_from_extras, replay_gif)
 from vae.teaching import LECTURE_VARIANTS, lecture_variants, loss_numbers, math_lines, variant_of
 from vae.train import Trainer

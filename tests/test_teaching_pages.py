@@ -11,6 +11,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from tests.conftest import assert_no_exception, open_page
 from vae import checkpoint as ckpt_io
 from vae.config import ModelConfig, TrainConfig
 from vae.data import load_dataset
@@ -61,17 +62,10 @@ def fresh(teach_env):
 
 
 def _open(page: str, source=None) -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=120)
-    if source is not None:
-        at.session_state["model_source"] = source
-    at.run()
-    at.switch_page(page).run()
-    _no_exception(at)
-    return at
+    return open_page(page, source, timeout=120)
 
 
-def _no_exception(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
+_no_exception = assert_no_exception
 
 
 def _figures(at: AppTest) -> list[dict]:

@@ -4,12 +4,10 @@ import math
 import os
 import pickle
 import threading
-import zipfile
 
 import pytest
 import torch
 
-from tests.conftest import tiny_dataset
 from vae import checkpoint as ckpt_io
 from vae.checkpoint import CheckpointError
 from vae.config import ModelConfig, TrainConfig

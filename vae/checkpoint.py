@@ -186,7 +186,7 @@ def _unpickle_safely(raw: bytes, label: str) -> Any:
             ) from None
         raise CheckpointError(f"{label} is corrupt or truncated and cannot be read; save or download it again.") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError, TypeError,
-            IndexError, AttributeError, UnicodeDecodeError, MemoryError, OverflowError) as e:
+            IndexError, AttributeError, UnicodeDecodeError, MemoryError, OverflowError):
         raise CheckpointError(f"{label} is corrupt, truncated or not a PyTorch checkpoint; save or download it again.") from None
 
 
