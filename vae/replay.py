@@ -275,7 +275,7 @@ def replay_frame_image(replay: Replay, frame: int, class_names: list[str], title
     if title:
         draw.text((width - MARGIN, 8), title, fill=(90, 90, 90), font=_font(16), anchor="ra")
     foot = HEADER + PANEL + 8
-    draw.text((MARGIN, foot), f"decoded at z1, z2 in [{replay.grid[0]:g}, {replay.grid[-1]:g}] (the grey square, right)",
+    draw.text((MARGIN, foot), f"decoded at z1, z2 in [{replay.grid[0]:g}, {replay.grid[-1]:g}] (outlined on the right)",
               fill=(90, 90, 90), font=_font(15))
     x = 2 * MARGIN + PANEL
     for label in np.unique(replay.labels):
