@@ -11,7 +11,7 @@ import streamlit as st
 
 from pages.common import (EXPLORE_POLL_SECONDS, checkpoint_dir, data_dir, encoded_test_set, load_checkpoint, registry,
                           test_set_size)
-from pages.explain import math_expander, numbers_rows
+from pages.explain import math_expander, numbers_rows, usage_note
 from vae import checkpoint as ckpt_io
 from vae.config import ConfigError, ModelConfig, TrainConfig
 from vae.data import DATASET_NAMES, dataset_available
@@ -199,11 +199,7 @@ def draw_columns(chosen: list[str], axes: str, n: int, was_live: bool) -> None:
         enc = encoded.get(view.key)
         if enc is None:
             return
-        found = latent_usage(enc.mu, enc.logvar)
-        if found.collapsed:
-            st.warning(found.sentence(), icon=":material/compress:")
-        else:
-            st.caption(found.sentence())
+        usage_note(latent_usage(enc.mu, enc.logvar))
 
     for draw in (scatter, manifold, usage):
         row(resolved, draw)

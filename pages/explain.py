@@ -21,6 +21,14 @@ def math_expander(history: list[dict], test_metrics: dict[str, float], train_cfg
             st.caption("The numbers appear once the model has trained for a few steps.")
 
 
+def usage_note(usage, quiet=st.caption) -> None:
+    """A latent_usage result in words: a warning when the posterior collapsed, else `quiet`."""
+    if usage.collapsed:
+        st.warning(usage.sentence(), icon=":material/compress:")
+    else:
+        quiet(usage.sentence())
+
+
 def numbers_rows(numbers: dict[str, LossNumbers | None]) -> list[dict]:
     """One table row per model for the Compare page: the terms, the weights, what was minimised."""
     rows = []

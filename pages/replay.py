@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from pages.common import EXPLORE_CODES, encoded_test_set, explore_fragment, follow_model, require_model
-from pages.explain import math_expander
+from pages.explain import math_expander, usage_note
 from vae.figures import kl_per_dim_figure, latent_scatter, manifold_figure, rate_distortion_figure
 from vae.latent import latent_usage, upscale_nearest
 from vae.replay import frame_plane, replay_extent, replay_from_extras, replay_gif
@@ -63,10 +63,7 @@ def usage_section(view) -> None:
     if encoded is None:
         return
     usage = latent_usage(encoded.mu, encoded.logvar)
-    if usage.collapsed:
-        st.warning(usage.sentence(), icon=":material/compress:")
-    else:
-        st.markdown(usage.sentence())
+    usage_note(usage, quiet=st.markdown)
     if view.model_config.latent_dim > 2:
         st.plotly_chart(kl_per_dim_figure(usage.kl, usage.active), key="rp_kl_dims", config={"displayModeBar": False})
     st.caption(f"Over {len(encoded.mu):,} test images. A dimension is active when its posterior mean varies over the "

@@ -23,6 +23,7 @@ from .model import VAE
 from .replay import REPLAY_KEY, ReplayRecorder
 from .train import Trainer, TrainingDiverged
 
+
 def training_nice() -> int:
     """How much lower than the server's the training thread's CPU priority is: VAE_TRAIN_NICE
     (0-19), else 10. Pages, the browser on the same laptop and other tabs get a core first; the
