@@ -9,9 +9,9 @@ import numpy as np
 import streamlit as st
 
 from pages.common import EXPLORE_CODES, encoded_test_set, explore_fragment, follow_model, pick_dims, require_model
-from vae.figures import PALETTE, class_color
+from vae.figures import class_color
 from vae.latent import decode_codes, grid_codes, to_uint8, upscale_nearest
-from vae.raster import ScatterCanvas
+from vae.replay import mark_point, scatter_panel
 
 LIMIT = 4.0  # slider range: +/- 4 prior standard deviations
 STEP = 0.05
@@ -35,17 +35,16 @@ def held_code(view, encoded, dims: tuple[int, int]) -> tuple[np.ndarray | None, 
 
 
 def side_scatter(view, encoded, dims: tuple[int, int], k: int, point: tuple[float, float]) -> np.ndarray:
-    """The small scatter as a picture (vae/raster.py): the codes are drawn once per model, dims and
-    size, and kept in this tab's session; a move stamps the point on a copy. An image swaps in a few
-    ms, where a plotly chart redrawn on every move held the browser 150-300 ms before the decoded
-    image could show (docs/benchmarks.md, Explore latency)."""
+    """The small scatter as a picture (vae/replay.py's scatter_panel, as in the replay GIF): the codes
+    are drawn once per model, dims and size, and kept in this tab's session; a move marks the point
+    on a copy. An image swaps in a few ms, where a plotly chart redrawn on every move held the
+    browser 150-300 ms before the decoded image could show (docs/benchmarks.md, Explore latency)."""
     key = (view.key, tuple(dims), k)
-    kept = st.session_state.get("_sl_canvas")
+    kept = st.session_state.get("_sl_panel")
     if kept is None or kept[0] != key:
-        canvas = ScatterCanvas(encoded.mu[:k][:, list(dims)], encoded.labels[:k], PALETTE, size=SIDE_PX,
-                               lo=-LIMIT, hi=LIMIT)
-        st.session_state["_sl_canvas"] = kept = (key, canvas)
-    return kept[1].with_marker(point)
+        panel = scatter_panel(encoded.mu[:k][:, list(dims)], encoded.labels[:k], (-LIMIT, LIMIT), size=SIDE_PX)
+        st.session_state["_sl_panel"] = kept = (key, panel)
+    return mark_point(kept[1], point, (-LIMIT, LIMIT))
 
 
 def legend(labels: np.ndarray, class_names: list[str]) -> str:
@@ -89,8 +88,8 @@ def draw(was_live: bool) -> None:
             return
         k = min(SIDE_POINTS, len(encoded.mu))
         st.image(side_scatter(view, encoded, dims, k, (v1, v2)), width="content", output_format="PNG",
-                 caption=f"{names[0]} → right, {names[1]} ↑, over [−{LIMIT:g}, {LIMIT:g}]; grid lines at every "
-                         f"integer. Ringed dot: the slider point. Dashed: the prior's 1σ and 2σ circles.")
+                 caption=f"{names[0]} → right, {names[1]} ↑, over [−{LIMIT:g}, {LIMIT:g}]; grey lines: the axes "
+                         f"through 0. Ringed dot: the slider point. Dashed: the prior's 1σ and 2σ circles.")
         st.markdown(legend(encoded.labels[:k], encoded.class_names), unsafe_allow_html=True)
         st.caption(f"Dots: posterior means of {k:,} test images, by label.")
 

@@ -20,7 +20,8 @@ from vae.latent import (active_units, encode_dataset, kl_per_dimension, knn_labe
                         square_extent)
 from vae.loss import kl_divergence
 from vae.replay import (REPLAY_KEY, Replay, ReplayError, ReplayRecorder, check_replay, crowded_frame,
-                        replay_extent, replay_frame_image, replay_from_extras, replay_gif)
+                        mark_point, replay_extent, replay_frame_image, replay_from_extras, replay_gif,
+                        scatter_panel)
 from vae.teaching import LECTURE_VARIANTS, lecture_variants, loss_numbers, math_lines, variant_of
 from vae.train import Trainer
 
@@ -484,3 +485,27 @@ def test_rate_distortion_goes_log_when_one_model_reconstructs_nothing():
     fig = rate_distortion_figure({"a": HISTORY, "kl-only": dead})
     assert fig.layout.yaxis.type == "log" and 1000 in fig.layout.yaxis.tickvals and 100 in fig.layout.yaxis.tickvals
     assert rate_distortion_figure({"a": HISTORY}).layout.yaxis.type == "linear"
+
+
+# --- the scatter panel (replay GIF, Latent sliders) -------------------------------------------------
+
+def test_scatter_panel_puts_each_code_in_its_class_colour_where_it_lies():
+    from vae.figures import PALETTE
+
+    xy = np.array([[-2.0, 3.0], [2.5, -1.5]], np.float32)
+    panel = scatter_panel(xy, np.array([0, 1]), (-4.0, 4.0), size=201, dot=3)
+    assert panel.shape == (201, 201, 3) and panel.dtype == np.uint8
+    for (x, y), label in zip(xy, (0, 1)):
+        col, row = round((x + 4) * 25), round((4 - y) * 25)  # 200 px over 8 units, z2 upwards
+        assert tuple(panel[row, col]) == tuple(int(PALETTE[label][i:i + 2], 16) for i in (1, 3, 5))
+
+
+def test_mark_point_marks_a_copy_and_holds_outside_points_at_the_edge():
+    panel = scatter_panel(np.zeros((0, 2), np.float32), np.zeros(0, int), (-4.0, 4.0), size=201)
+    before = panel.copy()
+    a, b = mark_point(panel, (1.0, 2.0), (-4.0, 4.0)), mark_point(panel, (-3.0, -1.0), (-4.0, 4.0))
+    np.testing.assert_array_equal(panel, before)  # the cached panel is never drawn on
+    assert tuple(a[50, 125]) == (0, 0, 0) and tuple(b[50, 125]) != (0, 0, 0)  # (1, 2) -> col 125, row 50
+    assert tuple(a[50, 125 + 5]) == (255, 255, 255)  # the white ring around the black centre
+    edge = mark_point(panel, (9.0, 0.0), (-4.0, 4.0))
+    assert tuple(edge[100, 200]) == (0, 0, 0)  # clipped to z1 = 4: the right edge, still visible

@@ -211,6 +211,13 @@ def _hex_rgb(color: str) -> tuple[int, int, int]:
     return tuple(int(color[i:i + 2], 16) for i in (1, 3, 5))
 
 
+def _to_pixels(x, y, extent: tuple[float, float], size: int):
+    """Latent (x, y) -> panel pixel (col, row) over extent on both axes, up being +z2."""
+    lo, hi = extent
+    scale = (size - 1) / (hi - lo)
+    return (np.asarray(x) - lo) * scale, (hi - np.asarray(y)) * scale
+
+
 def scatter_panel(xy: np.ndarray, labels: np.ndarray, extent: tuple[float, float], size: int = PANEL,
                   dot: int = 2, manifold_edges: tuple[float, float] | None = None) -> np.ndarray:
     """(size, size, 3) uint8: codes as dots coloured by label on a fixed range, with the prior's 1 and
@@ -222,11 +229,9 @@ def scatter_panel(xy: np.ndarray, labels: np.ndarray, extent: tuple[float, float
 
     img = Image.new("RGB", (size, size), "white")
     draw = ImageDraw.Draw(img)
-    lo, hi = extent
-    scale = (size - 1) / (hi - lo)
 
     def px(x, y):
-        return (np.asarray(x) - lo) * scale, (hi - np.asarray(y)) * scale
+        return _to_pixels(x, y, extent, size)
 
     ox, oy = px(0.0, 0.0)
     draw.line([(0, oy), (size, oy)], fill=(215, 215, 215))
@@ -243,6 +248,22 @@ def scatter_panel(xy: np.ndarray, labels: np.ndarray, extent: tuple[float, float
     for xi, yi, label in zip(x, y, labels):
         draw.ellipse([xi - dot, yi - dot, xi + dot, yi + dot], fill=_hex_rgb(PALETTE[int(label) % len(PALETTE)]))
     draw.rectangle([0, 0, size - 1, size - 1], outline=(150, 150, 150))
+    return np.asarray(img)
+
+
+def mark_point(panel: np.ndarray, point: tuple[float, float], extent: tuple[float, float],
+               radius: float = 7.0) -> np.ndarray:
+    """A copy of a scatter_panel picture with `point` marked: a black-ringed white disc with a black
+    centre, held at the edge when the point lies outside extent, so it never disappears."""
+    from PIL import Image, ImageDraw
+
+    lo, hi = extent
+    x, y = (float(np.clip(v, lo, hi)) for v in point)
+    cx, cy = (float(v) for v in _to_pixels(x, y, extent, panel.shape[0]))
+    img = Image.fromarray(panel)
+    draw = ImageDraw.Draw(img)
+    for r, fill in ((radius + 1.5, (0, 0, 0)), (radius, (255, 255, 255)), (radius * 0.45, (0, 0, 0))):
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=fill)
     return np.asarray(img)
 
 
