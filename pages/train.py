@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import streamlit as st
 
@@ -12,6 +13,8 @@ from vae.config import ARCHITECTURES, LIKELIHOODS, ConfigError, ModelConfig, Tra
 from vae.data import DATASET_NAMES, DatasetUnavailable, dataset_available, load_dataset
 from vae.figures import loss_curves
 from vae.jobs import JobLimitReached, TrainingJob, VariantsJob
+
+CURVES_SECONDS = 3.0  # while a job trains; the progress line above the curves moves every POLL_SECONDS
 
 DATASET_LABELS = {"mnist": "MNIST digits", "fashion-mnist": "Fashion-MNIST", "kmnist": "Kuzushiji-MNIST",
                   "shapes": "Shapes (built in, no download)"}
@@ -112,6 +115,19 @@ def watched_job() -> TrainingJob | None:
     return job
 
 
+def curves_figure(job_id: str, history: list, active: bool):
+    """This tab's loss-curve figure for the job. While the job runs its data are replaced at most every
+    CURVES_SECONDS and the same figure is sent in between: an unchanged chart costs the browser nothing,
+    where redrawing it every second took a quarter of a core in software rendering, and on a 2-core
+    laptop training paid for it (docs/benchmarks.md, "Live training"). One figure per tab, updated in place."""
+    kept = st.session_state.get("_curves")
+    now = time.monotonic()
+    if kept is None or kept[0] != job_id or not active or now - kept[2] >= CURVES_SECONDS:
+        fig = loss_curves(history, reuse=kept[1] if kept and kept[0] == job_id else None)
+        st.session_state["_curves"] = kept = (job_id, fig, now)
+    return kept[1]
+
+
 def live_view(job: TrainingJob) -> None:
     state = job.state()
     head, stop_col = st.columns([5, 1])
@@ -138,10 +154,11 @@ def live_view(job: TrainingJob) -> None:
     ))
     history = job.history()
     if history:
-        # One figure per tab, its data replaced each second: rebuilding it would cost more than drawing it.
-        fig = loss_curves(history, reuse=st.session_state.get("_curves_fig"))
-        st.session_state["_curves_fig"] = fig
-        st.plotly_chart(fig, key="curves", config={"displayModeBar": False})
+        st.plotly_chart(curves_figure(job.job_id, history, state.active), key="curves",
+                        config={"displayModeBar": False})
+        if state.active:
+            st.caption(f"The curves redraw every {CURVES_SECONDS:g} s while the job trains; the line above every "
+                       f"{POLL_SECONDS:g} s.")
     else:
         st.caption("Loading data and building the model…")
     st.session_state["history_len"] = len(history)
