@@ -11,7 +11,7 @@ import streamlit as st
 from pages.common import EXPLORE_CODES, encoded_test_set, explore_fragment, follow_model, pick_dims, require_model
 from vae.figures import class_color
 from vae.latent import decode_codes, grid_codes, to_uint8, upscale_nearest
-from vae.replay import mark_point, scatter_panel
+from vae.replay import MarkablePanel, scatter_panel
 
 LIMIT = 4.0  # slider range: +/- 4 prior standard deviations
 STEP = 0.05
@@ -34,17 +34,17 @@ def held_code(view, encoded, dims: tuple[int, int]) -> tuple[np.ndarray | None, 
     return encoded.mu[index], f"{others} held at the code of test image #{index}"
 
 
-def side_scatter(view, encoded, dims: tuple[int, int], k: int, point: tuple[float, float]) -> np.ndarray:
-    """The small scatter as a picture (vae/replay.py's scatter_panel, as in the replay GIF): the codes
-    are drawn once per model, dims and size, and kept in this tab's session; a move marks the point
-    on a copy. An image swaps in a few ms, where a plotly chart redrawn on every move held the
+def side_scatter(view, encoded, dims: tuple[int, int], k: int, point: tuple[float, float]) -> bytes:
+    """The small scatter as a PNG (vae/replay.py's scatter_panel, as in the replay GIF): the codes are
+    drawn once per model, dims and size, and kept in this tab's session as a MarkablePanel; a move
+    marks the point on a copy, about half a millisecond. A plotly chart redrawn on every move held the
     browser 150-300 ms before the decoded image could show (docs/benchmarks.md, Explore latency)."""
     key = (view.key, tuple(dims), k)
     kept = st.session_state.get("_sl_panel")
     if kept is None or kept[0] != key:
         panel = scatter_panel(encoded.mu[:k][:, list(dims)], encoded.labels[:k], (-LIMIT, LIMIT), size=SIDE_PX)
-        st.session_state["_sl_panel"] = kept = (key, panel)
-    return mark_point(kept[1], point, (-LIMIT, LIMIT))
+        st.session_state["_sl_panel"] = kept = (key, MarkablePanel(panel, (-LIMIT, LIMIT)))
+    return kept[1].png(point)
 
 
 def legend(labels: np.ndarray, class_names: list[str]) -> str:

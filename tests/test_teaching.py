@@ -20,7 +20,7 @@ from vae.latent import (active_units, encode_dataset, kl_per_dimension, knn_labe
                         square_extent)
 from vae.loss import kl_divergence
 from vae.replay import (REPLAY_KEY, Replay, ReplayError, ReplayRecorder, check_replay, crowded_frame,
-                        mark_point, replay_extent, replay_frame_image, replay_from_extras, replay_gif,
+                        MarkablePanel, mark_point, replay_extent, replay_frame_image, replay_from_extras, replay_gif,
                         scatter_panel)
 from vae.teaching import LECTURE_VARIANTS, lecture_variants, loss_numbers, math_lines, variant_of
 from vae.train import Trainer
@@ -498,6 +498,25 @@ def test_scatter_panel_puts_each_code_in_its_class_colour_where_it_lies():
     for (x, y), label in zip(xy, (0, 1)):
         col, row = round((x + 4) * 25), round((4 - y) * 25)  # 200 px over 8 units, z2 upwards
         assert tuple(panel[row, col]) == tuple(int(PALETTE[label][i:i + 2], 16) for i in (1, 3, 5))
+
+
+def test_markable_panel_png_is_mark_points_picture_and_falls_back_to_rgb():
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    xy = rng.normal(size=(300, 2)).astype(np.float32)
+    panel = scatter_panel(xy, rng.integers(0, 10, 300), (-4.0, 4.0), size=181)
+    marked = MarkablePanel(panel, (-4.0, 4.0))
+    assert marked.fills is not None  # a dozen or so colours: held as a palette image
+    for point in ((0.3, -1.2), (9.0, 9.0), (-4.0, 2.5)):
+        png = marked.png(point)
+        shown = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+        np.testing.assert_array_equal(shown, mark_point(panel, point, (-4.0, 4.0)))
+    noisy = rng.integers(0, 256, (64, 64, 3)).astype(np.uint8)  # thousands of colours: kept as RGB
+    fallback = MarkablePanel(noisy, (-4.0, 4.0))
+    assert fallback.fills is None
+    shown = np.asarray(Image.open(io.BytesIO(fallback.png((1.0, 1.0)))).convert("RGB"))
+    np.testing.assert_array_equal(shown, mark_point(noisy, (1.0, 1.0), (-4.0, 4.0)))
 
 
 def test_mark_point_marks_a_copy_and_holds_outside_points_at_the_edge():
