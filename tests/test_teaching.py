@@ -446,7 +446,9 @@ def test_cli_records_a_replay_and_exports_the_gif(tmp_path, monkeypatch, capsys)
     out = tmp_path / "r.pt"
     assert main(["train", *tiny, "--out", str(out)]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert 0 < result["replay_seconds"] < result["train_seconds"]
+    # both are timed and reported; how they compare is a benchmark's business (a tiny run on a fast machine
+    # trains in 10 ms, less than drawing one replay frame), so the test only checks they are there
+    assert result["replay_seconds"] > 0 and result["train_seconds"] > 0
     assert list(replay_from_extras(ckpt_io.load(out).extras).epochs) == [0, 1, 2]
     assert main(["train", *tiny, "--epochs", "3", "--resume", str(out)]) == 0  # a resumed run extends it
     capsys.readouterr()
@@ -457,7 +459,7 @@ def test_cli_records_a_replay_and_exports_the_gif(tmp_path, monkeypatch, capsys)
     assert exported["frames"] == 4 and Image.open(gif).n_frames == 4 and exported["bytes"] == gif.stat().st_size
     plain = tmp_path / "plain.pt"
     assert main(["train", *tiny, "--no-replay", "--out", str(plain)]) == 0
-    capsys.readouterr()
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["replay_seconds"] is None
     assert main(["replay", str(plain), "--gif", str(tmp_path / "x.gif")]) == 2
     assert "holds no training replay" in capsys.readouterr().err
 
