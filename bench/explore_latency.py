@@ -4,9 +4,11 @@ how soon the 20 x 20 manifold and the 5,000-point scatter draw after the page st
     .venv/bin/python -m bench.explore_latency               # 30 slider moves per app, 5 loads per page
     .venv/bin/python -m bench.explore_latency --moves 60 --loads 9
 
-Two servers run side by side, started the same way: `streamlit run app.py` (the project, with the
-shipped shapes model) and a minimal reference app written to a temp folder at run time (one
-st.slider and one st.image of a 28 x 28 array upscaled 12x nearest, PNG, like the sliders page).
+Servers run side by side, started the same way: `streamlit run app.py` (the project, with the
+shipped shapes model) and minimal reference apps written to a temp folder at run time: one
+st.slider and one st.image of a 28 x 28 array upscaled 12x nearest, PNG, like the sliders page
+(the reference the target is measured against), and the same two widgets inside an st.fragment
+(what the issue asks the sliders page to be: the cost of the fragment alone, for scale).
 
 Slider latency: the first slider's thumb is focused and ArrowRight pressed; the page records, with
 performance.now(), the keydown, the moment the st.image <img> gets a new src (the figure quoted),
@@ -52,6 +54,26 @@ REFERENCE_APP = textwrap.dedent('''\
     st.image(image, caption=f"image at z1 = {v:.2f}", width="content", output_format="PNG")
 ''')
 
+# The same two elements in a fragment, as the sliders page has them (its issue asks for one): the
+# difference to REFERENCE_APP is what a fragment rerun costs in Streamlit itself.
+REFERENCE_FRAGMENT_APP = textwrap.dedent('''\
+    """For scale in bench/explore_latency.py: REFERENCE_APP's slider and image inside a fragment."""
+    import numpy as np
+    import streamlit as st
+
+
+    @st.fragment
+    def body():
+        v = st.slider("z1", -4.0, 4.0, 0.0, 0.05, key="z1")
+        rng = np.random.default_rng(int(round((v + 4.0) * 100)))
+        image = np.clip(np.rint(rng.random((28, 28)) * 255.0), 0, 255).astype(np.uint8)
+        image = np.repeat(np.repeat(image, 12, axis=0), 12, axis=1)
+        st.image(image, caption=f"image at z1 = {v:.2f}", width="content", output_format="PNG")
+
+
+    body()
+''')
+
 REFERENCE_PLOT_APP = textwrap.dedent('''\
     """For scale in bench/explore_latency.py: a page with one tiny plotly chart and nothing else."""
     import plotly.graph_objects as go
@@ -92,6 +114,15 @@ ARM_JS = """() => {
     window.__m = {old: el ? el.src : null, kd: null, src: null, load: null};
     window.__lt = [];
     return window.__m.old;
+}"""
+# What a move that never finished left behind (for the error message).
+STUCK_JS = """() => {
+    const el = document.querySelector('[data-testid="stImage"] img');
+    const th = document.querySelector('[data-testid="stSlider"] [role="slider"]');
+    return JSON.stringify({move: window.__m, img: el && {src: el.src.slice(-60), complete: el.complete,
+        naturalWidth: el.naturalWidth}, slider: th && th.getAttribute('aria-valuenow'),
+        state: document.querySelector('[data-testid="stApp"]')?.getAttribute('data-test-connection-state'),
+        running: !!document.querySelector('[data-testid="stStatusWidget"]')});
 }"""
 MOVE_DONE_JS = """() => { const m = window.__m; return m && m.kd !== null && m.src !== null && m.load !== null; }"""
 MOVE_RESULT_JS = """() => {
@@ -186,8 +217,8 @@ def percentile(values, q: float) -> float:
 class SliderPage:
     """A tab on one app with its slider focused, ready to be moved a step at a time."""
 
-    def __init__(self, browser, url: str, path: str, label: str):
-        self.label = label
+    def __init__(self, browser, url: str, path: str, label: str, turn_at: float | None = None):
+        self.label, self.turn_at = label, turn_at  # turn back at +/- turn_at (default: the slider's ends)
         self.page = new_page(browser)
         if path:
             open_app(self.page, url)  # the root first, then the page
@@ -208,13 +239,24 @@ class SliderPage:
         """One step (turning back at the ends of the range); returns its timings in ms."""
         value, low, high = (float(self.thumb.get_attribute(a) or "nan") for a in ("aria-valuenow", "aria-valuemin",
                                                                                    "aria-valuemax"))
+        if self.turn_at is not None:  # far out, a decoder can draw the same picture for two neighbouring points
+            low, high = max(low, -self.turn_at - 0.5), min(high, self.turn_at + 0.5)
         if value >= high - 0.5:
             self.key = "ArrowLeft"
         elif value <= low + 0.5:
             self.key = "ArrowRight"
+        from playwright.sync_api import Error as PlaywrightError
+
         self.page.evaluate(ARM_JS)
         self.thumb.press(self.key)
-        self.page.wait_for_function(MOVE_DONE_JS, polling=10, timeout=30_000)
+        try:
+            self.page.wait_for_function(MOVE_DONE_JS, polling=10, timeout=30_000)
+        except PlaywrightError:
+            shot = Path(tempfile.gettempdir()) / f"stuck-{self.label.replace(' ', '-').replace('/', '')}.png"
+            self.page.screenshot(path=str(shot), full_page=True)
+            raise SystemExit(f"{self.label}: no new image had loaded 30 s after {self.key} at z1 = {value:g}; "
+                             f"the page shows {self.page.evaluate(STUCK_JS)}; screenshot {shot}; text: "
+                             f"{self.page.inner_text('body')[:600]!r}") from None
         m = self.page.evaluate(MOVE_RESULT_JS)
         wait_for_app_idle(self.page, settle=0.2)  # the rest of the rerun (e.g. the side scatter) is done
         return {"src": m["src"] - m["kd"], "load": m["load"] - m["kd"], "busy": m["busy"]}
@@ -230,22 +272,22 @@ class SliderPage:
         return self.thumb.get_attribute("aria-valuenow") or self.thumb.input_value()
 
 
-def measure_sliders(browser, project_url: str, reference_url: str, moves: int) -> tuple[SliderPage, SliderPage]:
-    project = SliderPage(browser, project_url, "sliders", "project /sliders")
-    reference = SliderPage(browser, reference_url, "", "reference app")
-    for p in (project, reference):
+def measure_sliders(browser, apps: list[tuple[str, str, str]], moves: int) -> list[SliderPage]:
+    """apps: (url, path, label) each; moves per app, in alternating blocks of BLOCK after WARMUP moves."""
+    pages = [SliderPage(browser, url, path, label) for url, path, label in apps]
+    for p in pages:
         before = p.value()
         for _ in range(WARMUP):
             p.move()
         if p.value() == before:
             raise SystemExit(f"{p.label}: the arrow keys did not move the slider (value stays {before})")
-    while len(project.samples) < moves or len(reference.samples) < moves:
-        for p in (project, reference):
+    while any(len(p.samples) < moves for p in pages):
+        for p in pages:
             if len(p.samples) < moves:
                 p.block(min(BLOCK, moves - len(p.samples)))
-    for p in (project, reference):
+    for p in pages:
         p.page.context.close()
-    return project, reference
+    return pages
 
 
 def measure_loads(context, url: str, path: str, drawn_js: str, loads: int) -> list[dict]:
@@ -337,12 +379,15 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="vae-explore-bench-") as tmp, contextlib.ExitStack() as stack:
         base = Path(tmp)
         scripts = {}
-        for name, text in (("reference", REFERENCE_APP), ("reference-plot", REFERENCE_PLOT_APP)):
+        for name, text in (("reference", REFERENCE_APP), ("reference-fragment", REFERENCE_FRAGMENT_APP),
+                           ("reference-plot", REFERENCE_PLOT_APP)):
             (base / name).mkdir()
             scripts[name] = base / name / f"{name.replace('-', '_')}_app.py"
             scripts[name].write_text(text)
         app = stack.enter_context(serve(ROOT / "app.py", base / "app", "app", options))
         ref = stack.enter_context(serve(scripts["reference"], base / "reference", "reference"))
+        ref_frag = stack.enter_context(serve(scripts["reference-fragment"], base / "reference-fragment",
+                                             "reference-fragment"))
         ref_plot = stack.enter_context(serve(scripts["reference-plot"], base / "reference-plot", "reference-plot"))
         browser = stack.enter_context(chromium())
 
@@ -378,14 +423,16 @@ def main(argv: list[str] | None = None) -> int:
                              ("reference: one tiny plotly chart", floor_plot)):
             print(f"{label}: first {loads[0]['t']:.3f} s; then {times(loads[1:], 3)} s; median milestones "
                   f"{milestones(loads[1:])}", flush=True)
-        project, reference = measure_sliders(browser, app.url, ref.url, args.moves)
-        for server in (app, ref, ref_plot):
+        project, reference, fragment = measure_sliders(
+            browser, [(app.url, "sliders", "project /sliders"), (ref.url, "", "reference app"),
+                      (ref_frag.url, "", "for scale: the reference's slider and image in a fragment")], args.moves)
+        for server in (app, ref, ref_frag, ref_plot):
             tb = server.tracebacks()
             if tb:
                 raise SystemExit(f"traceback in the server output:\n{tb}")
 
     rows = []
-    for p in (project, reference):
+    for p in (project, reference, fragment):
         src = [s["src"] for s in p.samples]
         load = [s["load"] for s in p.samples]
         busy = [s["busy"] for s in p.samples]
@@ -396,6 +443,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{rows[-1][5]:.0f} ms ({len(src)} moves)", flush=True)
     ratio = rows[0][1] / rows[1][1]
     load_ratio = rows[0][3] / rows[1][3]
+    fragment_ratio = rows[2][1] / rows[1][1]  # what a fragment alone costs, against the same reference
     slider_ok, slider_load_ok = ratio <= SLIDER_TARGET, load_ratio <= SLIDER_TARGET
     mf_warm, sc_warm = median([r["t"] for r in manifold[1:]]), median([r["t"] for r in scatter[1:]])
     mf_ok, sc_ok = mf_warm <= LOAD_TARGET_S, sc_warm <= LOAD_TARGET_S
@@ -407,7 +455,8 @@ def main(argv: list[str] | None = None) -> int:
         return "PASS" if ok else "FAIL"
 
     print(f"slider p50 project/reference: new src {ratio:.2f} -> {word(slider_ok)}, image loaded {load_ratio:.2f} -> "
-          f"{word(slider_load_ok)} (<= {SLIDER_TARGET}); manifold median {mf_warm:.3f} s -> {word(mf_ok)}; "
+          f"{word(slider_load_ok)} (<= {SLIDER_TARGET}); the reference in a fragment/reference: new src "
+          f"{fragment_ratio:.2f}; manifold median {mf_warm:.3f} s -> {word(mf_ok)}; "
           f"scatter median {sc_warm:.3f} s -> {word(sc_ok)} (<= {LOAD_TARGET_S:g} s)")
     if args.no_write:
         return 0
@@ -437,7 +486,10 @@ def main(argv: list[str] | None = None) -> int:
     lines += [
         "",
         f"p50 project / reference: new src **{ratio:.2f}** (target ≤ {SLIDER_TARGET} {verdict(slider_ok)}); "
-        f"image loaded **{load_ratio:.2f}** ({verdict(slider_load_ok)}).",
+        f"image loaded **{load_ratio:.2f}** ({verdict(slider_load_ok)}). For scale, the reference's own slider and "
+        f"image put in an `st.fragment` (as the issue asks of the sliders page) take **{fragment_ratio:.2f}x** the "
+        f"reference's new-src time: that much of the budget goes to Streamlit's fragment rerun before the page does "
+        f"anything; the project is {rows[0][1] / rows[2][1]:.2f}x that fragment app.",
         "",
         "**Page load to chart drawn**, a new tab each time (a new Streamlit session; one browser context per server, "
         "so the browser cache is kept as a user's is), from navigation start (the page's `performance.now()`). "
@@ -461,10 +513,10 @@ def main(argv: list[str] | None = None) -> int:
         load_row("for scale: a minimal app with one tiny `st.plotly_chart`, to it drawn", floor_plot, "—"),
         "",
         f"Other work on the machine (CPU the rest of the machine used meanwhile, its busy time less this benchmark's "
-        f"process tree's): at most {max(f for p in (project, reference) for f in p.foreign):.2f} cores during a kept "
+        f"process tree's): at most {max(f for p in (project, reference, fragment) for f in p.foreign):.2f} cores during a kept "
         f"block of slider moves, {max(r['foreign'] for r in manifold + scatter):.2f} during a kept page load; "
         f"blocks or loads during which it passed 0.15 cores were measured again once the machine was quiet "
-        f"({project.thrown + reference.thrown + sum(r['thrown'] for r in manifold + scatter + floor_image + floor_plot)} "
+        f"({project.thrown + reference.thrown + fragment.thrown + sum(r['thrown'] for r in manifold + scatter + floor_image + floor_plot)} "
         f"thrown away this time).",
         "",
         f"For scale: in a fresh tab, a minimal Streamlit app with one two-point plotly chart draws it "

@@ -13,10 +13,14 @@ Chromium, driven from one thread with playwright's sync API:
 2. A teacher tab starts a shapes job on the Train page (1000 epochs, the form's other defaults) and
    stays there, its live view polling; the job trains through every wave and is stopped at the end.
 3. Each wave opens --sessions tabs (each its own Streamlit session, one per browser context) on the
-   four Explore pages, then for --duration seconds goes round them: each tab in turn moves one of its
+   four Explore pages; for --duration seconds each tab acts at a student's pace: after a pause drawn
+   at random (exponential, mean --think seconds, so the tabs never act in step) it moves one of its
    page's sliders one step (a rerun) or, every few moves, clicks the sidebar link to the next Explore
-   page; without waiting for those reruns, the probe then makes one timed move. The tabs close at the
-   end of the wave.
+   page, without waiting for the app. The probe makes one timed move about every PROBE_GAP_S seconds
+   in between, so its moves land wherever the others' reruns happen to be. With --think 0 the tabs
+   instead go round back to back and the probe moves right after each round, behind all of their
+   reruns every time (a worst case: the figures of earlier runs were taken that way). The tabs close
+   at the end of the wave.
 
 Errors counted (the target is zero): exception boxes in any tab, uncaught page errors and console
 errors (bench/ shares the e2e tests' filter: superseded-image 404s are counted apart, and an image
@@ -28,6 +32,7 @@ section of docs/reliability.md.
 from __future__ import annotations
 
 import argparse
+import random
 import re
 import sys
 import tempfile
@@ -49,6 +54,9 @@ EXPLORE = ["sliders", "manifold", "scatter", "reconstructions"]
 SLIDERS = '[data-testid="stMain"] [data-testid="stSlider"] [role="slider"]'
 MOVES_PER_PAGE = 4  # slider steps a session makes on a page before it clicks on to the next one
 LATENCY_TARGET = 2.0  # under load / idle, p50
+THINK_S = 5.0  # a student's mean pause between two actions (a slider step or a page change)
+PROBE_GAP_S = 1.0  # between the probe's timed moves while the sessions browse at their pace
+CHECK_EVERY_S = 5.0  # the tabs are checked for exception boxes this often during a wave
 FLAT_MB = 50.0  # a later wave may leave at most this much more resident memory than the first
 SETTLE_S = 15.0  # after a wave's tabs close, before memory is read
 JOB_NAME = "load-bench"
@@ -173,8 +181,40 @@ class Wave:
     probe: list[dict] = field(default_factory=list)
 
 
-def run_wave(browser, server, probe: SliderPage, teacher, n: int, duration: float, errors: Errors,
-             console: ConsoleErrors) -> Wave:
+def browse(sessions: list[Session], probe: SliderPage, duration: float, think: float, seed: int, errors: Errors,
+           wave: Wave, pid: int) -> None:
+    """duration seconds of the sessions acting and the probe moving (see the module's docstring, step 3)."""
+    rng = random.Random(seed)
+    t0 = last_check = time.monotonic()
+    due = [t0 + rng.expovariate(1.0 / think) for _ in sessions] if think > 0 else []
+    next_probe = t0 + PROBE_GAP_S
+    while time.monotonic() - t0 < duration:
+        if think > 0:
+            for i, s in enumerate(sessions):
+                now = time.monotonic()
+                if due[i] <= now:
+                    s.act(errors)
+                    due[i] = now + rng.expovariate(1.0 / think)
+        else:  # back to back, the probe right behind each round
+            for s in sessions:
+                s.act(errors)
+            next_probe = time.monotonic()
+        wave.rounds += 1
+        wave.peak_mb = max(wave.peak_mb, rss_mb(pid))
+        if time.monotonic() >= next_probe:
+            wave.probe.append(probe.move())
+            next_probe = time.monotonic() + PROBE_GAP_S
+        if time.monotonic() - last_check >= CHECK_EVERY_S:
+            for s in sessions:
+                errors.check(s.page, s.where())
+            last_check = time.monotonic()
+        wait = min(due + [next_probe]) - time.monotonic() if think > 0 else 0
+        if wait > 0:
+            time.sleep(min(wait, 0.05))
+
+
+def run_wave(browser, server, probe: SliderPage, teacher, n: int, duration: float, think: float, seed: int,
+             errors: Errors, console: ConsoleErrors) -> Wave:
     pid, wave = server.process.pid, Wave(n)
     epoch_start, _ = job_progress(teacher)
     sessions = []
@@ -184,15 +224,7 @@ def run_wave(browser, server, probe: SliderPage, teacher, n: int, duration: floa
             wave.peak_mb = max(wave.peak_mb, rss_mb(pid))
         print(f"  {n} sessions open; RSS {rss_mb(pid):.0f} MB", flush=True)
         t0 = time.monotonic()
-        while time.monotonic() - t0 < duration:
-            for s in sessions:
-                s.act(errors)
-            wave.rounds += 1
-            wave.peak_mb = max(wave.peak_mb, rss_mb(pid))
-            if wave.rounds % 5 == 0:
-                for s in sessions:
-                    errors.check(s.page, s.where())
-            wave.probe.append(probe.move())
+        browse(sessions, probe, duration, think, seed, errors, wave, pid)
         wave.seconds = time.monotonic() - t0
     wave.foreign = foreign.cores
     wave.actions = sum(s.actions for s in sessions)
@@ -231,6 +263,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sessions", type=int, default=10, help="browser sessions per wave (default 10)")
     parser.add_argument("--duration", type=float, default=75, help="seconds of load per wave (default 75)")
     parser.add_argument("--waves", type=int, default=2, help="waves of sessions that come and go (default 2)")
+    parser.add_argument("--think", type=float, default=THINK_S, metavar="S",
+                        help=f"a session's mean pause between actions, seconds (default {THINK_S:g}); 0: back to back, "
+                             "the probe right behind each round (a worst case)")
     parser.add_argument("--moves", type=int, default=30, help="timed slider moves with the server idle (default 30)")
     parser.add_argument("--wait-quiet", type=float, default=0, metavar="S",
                         help="first wait up to S seconds for the CPUs to be idle (a shared machine)")
@@ -247,7 +282,9 @@ def main(argv: list[str] | None = None) -> int:
             chromium() as browser:
         pid = server.process.pid
         mem = {"server started": rss_mb(pid)}
-        probe = SliderPage(browser, server.url, "sliders", "probe")  # it opens /sliders by URL: watched from here on
+        # It opens /sliders by URL (watched from here on) and stays within z1 in [-2, 2]: over a long run it would
+        # otherwise reach the slider's end, where two neighbouring points can decode to the same picture.
+        probe = SliderPage(browser, server.url, "sliders", "probe", turn_at=2.0)
         console.watch(probe.page)
         for _ in range(3):
             probe.move()  # warm-up
@@ -261,7 +298,8 @@ def main(argv: list[str] | None = None) -> int:
         waves = []
         for w in range(args.waves):
             print(f"wave {w + 1}: opening {args.sessions} sessions", flush=True)
-            wave = run_wave(browser, server, probe, teacher, args.sessions, args.duration, errors, console)
+            wave = run_wave(browser, server, probe, teacher, args.sessions, args.duration, args.think, w, errors,
+                            console)
             waves.append(wave)
             mem[f"wave {w + 1}: peak"] = wave.peak_mb
             mem[f"wave {w + 1}: {SETTLE_S:.0f} s after its tabs closed"] = wave.after_mb
@@ -306,13 +344,18 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.sessions + 2} tabs share this machine's CPUs (a classroom has a browser per student).",
         "",
         f"Reproduce: `.venv/bin/python -m bench.load_sessions --sessions {args.sessions} --duration {args.duration:g} "
-        f"--waves {args.waves} --moves {args.moves}` ({elapsed / 60:.1f} minutes). `streamlit run app.py` with the "
+        f"--waves {args.waves} --moves {args.moves} --think {args.think:g}` ({elapsed / 60:.1f} minutes). `streamlit run app.py` with the "
         "project's .streamlit/config.toml and the shipped shapes model; one headless Chromium driven from one thread. "
         f"A teacher tab starts a shapes job on the Train page (1000 epochs, the form's defaults) and watches its live "
         f"view; then {args.waves} waves of {args.sessions} sessions (a browser context each) open on the four Explore "
-        f"pages and, for {args.duration:g} s, take turns: one slider step (a rerun), or every {MOVES_PER_PAGE} steps "
-        f"a click on the sidebar link to the next Explore page, without waiting for the app; after each round a probe "
-        f"tab on /sliders makes one timed move. The tabs close at the end of each wave; the job is stopped at the end.",
+        f"pages and, for {args.duration:g} s, act: one slider step (a rerun), or every {MOVES_PER_PAGE} steps a click "
+        f"on the sidebar link to the next Explore page, without waiting for the app. " + (
+            f"Each session acts at a student's pace, after a random pause (exponential, mean {args.think:g} s, so the "
+            f"tabs never act in step), and a probe tab on /sliders makes one timed move about every {PROBE_GAP_S:g} s "
+            f"in between, landing wherever the others' reruns happen to be." if args.think > 0 else
+            "The sessions act back to back, and after each round a probe tab on /sliders makes one timed move, right "
+            "behind all of their reruns every time (the worst case).") +
+        " The tabs close at the end of each wave; the job is stopped at the end.",
         "",
         "**Errors** (target: zero)",
         "",
