@@ -6,7 +6,7 @@
 Both ways train the same config: shapes, latent 2, hidden "auto", batch 128, lr 1e-3, seed 0.
 The CLI is `python -m vae train ... --json --quiet`; the app is `streamlit run app.py` with the
 Train page open in Debian's chromium, Start pressed, and the page left open, its live view polling
-once a second, until it says "<name>: finished". Throughput comes from each run's saved checkpoint
+once a second (the progress line; the loss curves redraw every 3 s), until it says "<name>: finished". Throughput comes from each run's saved checkpoint
 (the epoch records' samples/s, which time the training loop only), as the median over epochs 2..N
 (epoch 1 warms up). CLI and app runs alternate (CLI first on even repeats, app first on odd ones)
 so drift in the machine's load hits both. The figures go into the "## Live training overhead
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=2, help="CLI/app pairs (default 2)")
     parser.add_argument("--epochs", type=int, default=8,
                         help="epochs per run, at least 2 (default 8: an idle 2-core machine trains a shapes epoch in "
-                             "~1.5 s, so the app's once-a-second redraws need a few epochs to weigh in)")
+                             "~1.5 s, so the app's live redraws need a few epochs to weigh in)")
     parser.add_argument("--retries", type=int, default=3,
                         help="runs measured again when other work took > 0.15 cores meanwhile (default 3)")
     add_common_arguments(parser)
@@ -175,8 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         SECTION,
         "",
-        f"Training throughput with the Train page open in headless Chromium (its live view redrawing the loss "
-        f"curves once a second, the sidebar card every 2 s) against the headless CLI, same config: shapes, latent "
+        f"Training throughput with the Train page open in headless Chromium (its live view polling once a second: "
+        f"the progress line every second, the loss curves every 3 s, the sidebar card every 2 s) against the headless CLI, same config: shapes, latent "
         f"{LATENT}, hidden auto ({hidden}), batch {BATCH}, lr {LR}, seed 0, {args.epochs} epochs. Samples/s are the "
         f"checkpoints' epoch records (training loop only), median over epochs 2..{args.epochs} of {args.repeats} "
         f"alternating runs each (epoch 1 is warm-up).",
