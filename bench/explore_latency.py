@@ -118,9 +118,9 @@ ARM_JS = """() => {
 # What a move that never finished left behind (for the error message).
 STUCK_JS = """() => {
     const el = document.querySelector('[data-testid="stImage"] img');
-    const th = document.querySelector('[data-testid="stSlider"] [role="slider"]');
+    const th = document.querySelector('[data-testid="stSlider"] [role="slider"], [data-testid="stSlider"] input');
     return JSON.stringify({move: window.__m, img: el && {src: el.src.slice(-60), complete: el.complete,
-        naturalWidth: el.naturalWidth}, slider: th && th.getAttribute('aria-valuenow'),
+        naturalWidth: el.naturalWidth}, slider: th && (th.getAttribute('aria-valuenow') || th.value),
         state: document.querySelector('[data-testid="stApp"]')?.getAttribute('data-test-connection-state'),
         running: !!document.querySelector('[data-testid="stStatusWidget"]')});
 }"""
@@ -237,8 +237,7 @@ class SliderPage:
 
     def move(self) -> dict:
         """One step (turning back at the ends of the range); returns its timings in ms."""
-        value, low, high = (float(self.thumb.get_attribute(a) or "nan") for a in ("aria-valuenow", "aria-valuemin",
-                                                                                   "aria-valuemax"))
+        value, low, high = float(self.value()), self.bound("min"), self.bound("max")
         if self.turn_at is not None:  # far out, a decoder can draw the same picture for two neighbouring points
             low, high = max(low, -self.turn_at - 0.5), min(high, self.turn_at + 0.5)
         if value >= high - 0.5:
@@ -270,6 +269,11 @@ class SliderPage:
 
     def value(self) -> str:
         return self.thumb.get_attribute("aria-valuenow") or self.thumb.input_value()
+
+    def bound(self, end: str) -> float:
+        """The slider's "min" or "max": an ARIA thumb's aria-valuemin/-max, else the range input's own attribute
+        (reading only the ARIA one, the probe of bench/load_sessions.py never turned and stuck at the end)."""
+        return float(self.thumb.get_attribute(f"aria-value{end}") or self.thumb.get_attribute(end) or "nan")
 
 
 def measure_sliders(browser, apps: list[tuple[str, str, str]], moves: int) -> list[SliderPage]:
