@@ -106,12 +106,17 @@ def start_job(model_cfg: ModelConfig, train_cfg: TrainConfig, name: str) -> None
 
 
 def watched_job() -> TrainingJob | None:
-    """This tab's job, else the newest one in the process (a second tab sees the same training)."""
+    """The job this tab shows: its own while it runs, else the newest running one in the process (a
+    second tab sees the same training), else the last one it showed. A job the tab has shown stays
+    its own, so that when it is stopped or finishes, here or in another tab, its curves and final
+    message stay on the page instead of giving way to the empty form."""
     reg = registry()
     job = reg.get(st.session_state.get("job_id"))
-    if job is None:
+    if job is None or not job.state().active:
         running = reg.running()
-        job = running[-1] if running else None
+        if running:
+            job = running[-1]
+            st.session_state["job_id"] = job.job_id
     return job
 
 

@@ -204,3 +204,23 @@ def test_uploading_a_good_checkpoint_makes_it_current(env, small_checkpoint):
     _no_exception(at, "upload")
     assert at.session_state["model_source"][0] == "upload"
     assert "default-shapes-2d" not in at.session_state["model_source"][1]
+
+
+def test_a_second_tab_that_stops_the_job_keeps_showing_it(env):
+    """A tab that did not start the job (a second browser tab) sees it, and once it presses Stop the
+    stopped job's status and curves stay, rather than the page falling back to the empty form."""
+    at = _start(_app(), epochs=200)
+    job = _job(at)
+    deadline = time.time() + 30
+    while job.state().step < 5 and time.time() < deadline:
+        time.sleep(0.1)
+    other = _on(_app(), "pages/train.py")  # a new session: it never pressed Start
+    _no_exception(other, "second tab")
+    assert other.session_state["job_id"] == job.job_id
+    other.button(key="stop").click().run()
+    job.join(5)
+    assert job.state().status == "stopped"
+    other.run()
+    _no_exception(other, "after stop")
+    assert any(f"{job.state().name}: stopped" in h.value for h in other.subheader)
+    assert not any("Pick settings and press Start" in i.value for i in other.info)
