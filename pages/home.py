@@ -35,23 +35,16 @@ def _label(info: ckpt_io.CheckpointInfo) -> str:
     return f"{info.name} · {info.dataset} · z={info.latent_dim} · {info.epochs} ep · −ELBO {elbo}"
 
 
+infos = ckpt_io.list_checkpoints(checkpoint_dir())
+readable = [i for i in infos if not i.error]
+
 with load_col, st.container(border=True):
     st.subheader("② Load a checkpoint")
-    infos = ckpt_io.list_checkpoints(checkpoint_dir())
-    readable = [i for i in infos if not i.error]
     if not readable:
         st.info(f"No checkpoints in {checkpoint_dir()} yet; train one first.")
     else:
-        st.dataframe(
-            [{"name": i.name, "data": i.dataset, "z": i.latent_dim, "ep": i.epochs,
-              "−ELBO": None if math.isnan(i.test_elbo) else round(i.test_elbo, 1),
-              "date": i.created[5:16].replace("T", " ")} for i in readable],
-            hide_index=True, key="ckpt_table", height=min(36 * (len(readable) + 1) + 2, 250),
-            column_config={"z": st.column_config.NumberColumn(help="latent dim", width=40),
-                           "ep": st.column_config.NumberColumn(help="epochs", width=40),
-                           "−ELBO": st.column_config.NumberColumn(help="test negative ELBO, nats", width=70)},
-        )
-        choice = st.selectbox("Checkpoint", readable, format_func=_label, key="ckpt_choice")
+        choice = st.selectbox("Checkpoint", readable, format_func=_label, key="ckpt_choice",
+                              help="Every saved model is listed, with its date, under these three cards.")
         if st.button("Load", key="load_ckpt", type="primary"):
             use_source(("path", choice.path))
             st.session_state["model_notice"] = f"Loaded {choice.name}."
@@ -83,6 +76,15 @@ with upload_col, st.container(border=True):
     if st.session_state.get("upload_error"):
         st.error(st.session_state["upload_error"], icon=":material/block:")
         st.caption("The current model is unchanged.")
+
+if readable:  # full width, so every column reads on a projector (in the card it was cut off)
+    st.markdown(f"**Saved checkpoints** ({len(readable)}, in `{checkpoint_dir()}`): pick one in card ② to load it.")
+    st.dataframe(
+        [{"checkpoint": i.name, "dataset": i.dataset, "latent dim": i.latent_dim, "epochs": i.epochs,
+          "test −ELBO (nats)": None if math.isnan(i.test_elbo) else round(i.test_elbo, 1),
+          "saved (UTC)": i.created[:16].replace("T", " ")} for i in readable],
+        hide_index=True, key="ckpt_table", width="stretch", height=min(35 * (len(readable) + 1) + 3, 250),
+    )
 
 view = current_view()
 st.divider()

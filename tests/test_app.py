@@ -224,3 +224,20 @@ def test_a_second_tab_that_stops_the_job_keeps_showing_it(env):
     _no_exception(other, "after stop")
     assert any(f"{job.state().name}: stopped" in h.value for h in other.subheader)
     assert not any("Pick settings and press Start" in i.value for i in other.info)
+
+
+def test_home_lists_saved_checkpoints_full_width_with_their_metrics(env, small_checkpoint):
+    import shutil
+
+    env.mkdir(parents=True)
+    shutil.copy(small_checkpoint, env / "lecture-a.pt")
+    at = _app()
+    _no_exception(at, "home")
+    assert len(at.dataframe) == 1
+    table = at.dataframe[0].value
+    assert list(table.columns) == ["checkpoint", "dataset", "latent dim", "epochs", "test −ELBO (nats)", "saved (UTC)"]
+    row = table[table["checkpoint"] == "lecture-a"].iloc[0]
+    info = ckpt_io.load(env / "lecture-a.pt")
+    assert row["dataset"] == "shapes" and row["latent dim"] == 2 and row["epochs"] == info.epoch
+    assert abs(row["test −ELBO (nats)"] - info.test_metrics["elbo"]) < 0.06 and len(row["saved (UTC)"]) == 16
+    assert [o for o in at.selectbox(key="ckpt_choice").options if "lecture-a" in o]
