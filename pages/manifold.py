@@ -19,8 +19,8 @@ def controls(latent_dim: int) -> tuple[int, float, str, tuple[int, int] | bool, 
                             "cell holds the same prior mass (Kingma & Welling 2013, Fig. 4).")
     radius = st.slider("Radius r", 0.5, 6.0, 3.0, 0.5, key="mf_radius", disabled=spacing != "linear",
                        help="Linear spacing covers [-r, r] on both axes.")
-    overlay = st.checkbox("Overlay the test codes", value=False, key="mf_overlay",
-                          help="Posterior means of test images, colored by label, on the same axes.")
+    overlay = st.checkbox("Test codes", value=False, key="mf_overlay",
+                          help="Overlay the posterior means of test images, colored by label, on the same axes.")
     dims = pick_dims(latent_dim, "mf")
     if latent_dim > 2 and dims:
         st.caption(f"The other {latent_dim - 2} dimensions are held at 0.")
@@ -63,7 +63,7 @@ def draw(was_live: bool) -> None:
     with side:
         st.caption(caption(spacing, codes is not None))
         st.download_button(
-            f"Download PNG ({tiled.shape[1]} x {tiled.shape[0]} px)", png_bytes(tiled),
+            "Download PNG", png_bytes(tiled), help=f"The grid alone, {tiled.shape[1]} x {tiled.shape[0]} px.",
             file_name=f"manifold-{view.name}-{n}x{n}-{spacing}.png", mime="image/png", key="mf_download",
             on_click="ignore", icon=":material/download:",
         )

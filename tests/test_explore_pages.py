@@ -144,7 +144,7 @@ def test_manifold_grid_size_spacing_and_overlay(models):
     assert sum(len(_array(t["x"])) for t in _class_traces(figure)) == 2000
     assert any("normal CDF" in c.value for c in at.caption)
     download = at.get("download_button")[0]
-    assert "196 x 196" in download.proto.label
+    assert "196 x 196" in download.proto.help
 
 
 def test_manifold_other_dims(models):
