@@ -78,7 +78,8 @@ with upload_col, st.container(border=True):
         st.caption("The current model is unchanged.")
 
 if readable:  # full width, so every column reads on a projector (in the card it was cut off)
-    st.markdown(f"**Saved checkpoints** ({len(readable)}, in `{checkpoint_dir()}`): pick one in card ② to load it.")
+    st.markdown(f"**Saved checkpoints** ({len(readable)}): pick one in card ② to load it.",
+                help=f"The folder: {checkpoint_dir()} (set by $VAE_CHECKPOINT_DIR).")
     st.dataframe(
         [{"checkpoint": i.name, "dataset": i.dataset, "latent dim": i.latent_dim, "epochs": i.epochs,
           "test −ELBO (nats)": None if math.isnan(i.test_elbo) else round(i.test_elbo, 1),
