@@ -52,6 +52,7 @@ def test_job_runs_publishes_and_autosaves(tmp_path, tiny_loader, monkeypatch):
     assert sum(r["kind"] == "step" for r in history) == 8  # 8 steps/epoch, log_every 2 -> 4 per epoch
     ckpt = ckpt_io.load(state.checkpoint_path)
     assert ckpt.epoch == 2 and ckpt.history == history
+    assert ckpt.optimizer_state, "a Train-page job keeps its optimizer, so `python -m vae train --resume` goes on"
     view = job.view()
     assert view.key.startswith("job:") and not view.live
     for k, v in view.model.state_dict().items():

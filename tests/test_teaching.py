@@ -368,6 +368,7 @@ def test_variants_train_as_one_job_each_to_its_own_checkpoint(tmp_path, tiny_loa
     ckpts = [ckpt_io.load(tmp_path / f"{n}.pt") for n in names]
     assert [(c.train_config.beta, c.train_config.recon_weight) for c in ckpts] == [(0, 1), (1, 0), (1, 1)]
     assert all(list(replay_from_extras(c.extras).epochs) == [0, 1, 2] for c in ckpts)
+    assert all(c.optimizer_state is None for c in ckpts)  # finished variants are saved slim (~1/3 the size)
     # Same seed, same data: one initial model, so the epoch-0 frames agree.
     first = [replay_from_extras(c.extras) for c in ckpts]
     np.testing.assert_array_equal(first[0].codes[0], first[2].codes[0])
@@ -394,6 +395,7 @@ def test_variants_stop_together_and_save(tmp_path, tiny_loader):
     assert group.state().status == "stopped"
     assert {m.state().status for m in group.members} == {"stopped"}
     assert all(ckpt_io.load(m.checkpoint_path).step == m.state().step for m in group.members)
+    assert all(ckpt_io.load(m.checkpoint_path).optimizer_state for m in group.members)  # stopped: can resume
 
 
 def test_one_diverging_variant_does_not_stop_the_others(tmp_path, tiny_loader, monkeypatch):

@@ -128,6 +128,9 @@ class TrainingJob:
         self._view_cache: ModelView | None = None
         self._last_snapshot_time = 0.0
         self._started = time.time()
+        # A finished run's last save leaves the optimizer out (a third of the size) when set: the lecture's
+        # variants are for looking at, not for training on. Autosaves and a stopped run keep it, to resume.
+        self.slim_when_finished = False
         self._thread = threading.Thread(target=self._run, name=f"train-{job_id}", daemon=True)
 
     # ---- control (any thread) ----
@@ -245,9 +248,10 @@ class TrainingJob:
             self._snapshot, self._version = snapshot, self._version + 1
         self._last_snapshot_time = time.monotonic()
 
-    def _save(self, trainer: Trainer) -> None:
+    def _save(self, trainer: Trainer, slim: bool = False) -> None:
         try:
-            ckpt_io.save(trainer.checkpoint_payload(notes=trainer.train_data.source), self.checkpoint_path)
+            ckpt_io.save(trainer.checkpoint_payload(include_optimizer=not slim, notes=trainer.train_data.source),
+                         self.checkpoint_path)
         except CheckpointError as e:  # keep training: the weights are still in memory
             with self._lock:
                 self._message = f"Autosave failed: {e}"
@@ -261,7 +265,7 @@ class TrainingJob:
             trainer.history.append(record)
             with self._lock:
                 self._history.append(record)
-        self._save(trainer)
+        self._save(trainer, slim=self.slim_when_finished and status == "finished")
         with self._lock:
             message = self._message
         done = f"{status}: saved {self.checkpoint_path.name}" if not message else f"{status}: {message}"
@@ -305,6 +309,7 @@ class VariantsJob(TrainingJob):
         self.members = list(members)
         for member in self.members:
             member.stop_event = self.stop_event  # one Stop ends them all
+            member.slim_when_finished = True
 
     def stop(self) -> None:
         super().stop()
