@@ -18,8 +18,14 @@ from vae.data import DatasetUnavailable, dataset_available, load_dataset, resolv
 from vae.jobs import JobRegistry, ModelView
 from vae.latent import encode_dataset
 
-# app.py drives navigation with st.navigation; a folder named pages/ would otherwise put a
-# server's first run in the legacy one-file-per-page mode (a deep link would skip app.py).
+# app.py drives navigation with st.navigation, but a folder named pages/ puts a server's very first
+# run in Streamlit's legacy one-file-per-page mode: a deep link (say /sliders) as the first request
+# runs that page without app.py, under a navigation listing every file here (common, explain, ...).
+# This module is imported by every page and by app.py, so the flag goes off here; if it was on, this
+# is that first run, and it starts again at once, through app.py's navigation.
+if PagesManager.uses_pages_directory:
+    PagesManager.uses_pages_directory = False
+    st.rerun()
 PagesManager.uses_pages_directory = False
 
 # A full gc.collect() walks the ~240k objects torch, plotly and streamlit create at import: ~130 ms

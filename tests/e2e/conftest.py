@@ -38,6 +38,9 @@ BENIGN_CONSOLE = [
     # request fails. Only the browser tab's icon is missing; the page's own icons use the bundled font.
     (re.compile(r"^Failed to load resource: net::ERR_"),
      re.compile(r"^https://fonts\.gstatic\.com/s/i/short-term/release/materialsymbolsrounded/[a-z0-9_]+/default/24px\.svg$")),
+    # A tab opened at a page's URL (a bookmark, /sliders) does not know the app's base path: Streamlit's
+    # frontend first asks /sliders/_stcore/... (404), then /_stcore/..., and connects. Only the probe fails.
+    (re.compile(r"status of 404"), re.compile(r"^http://127\.0\.0\.1:\d+/[a-z-]+/_stcore/(health|host-config)$")),
 ]
 
 
