@@ -17,18 +17,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import tempfile
 import time
 from pathlib import Path
 
 from bench.browser import add_common_arguments, chromium, exit_on_sigterm, new_page, open_app, serve, streamlit_options, \
     wait_for_quiet
-from bench.live_training import BATCH, LR, epoch_rates
+from bench.live_training import BATCH, LR, epoch_rates, start_from_train_page
 from bench.report import ROOT, machine_line, median, replace_section
 
 SECTION = "## Where live training's CPU goes (browser)"
 JOB = "cpu-split"
+EPOCHS = 300  # more than the windows can finish
 HZ = os.sysconf("SC_CLK_TCK")
 
 
@@ -103,15 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             serve(ROOT / "app.py", Path(tmp) / "app", "app", streamlit_options(args.set)) as server, \
             chromium() as browser:
         page = new_page(browser)
-        open_app(page, server.url)
-        open_app(page, f"{server.url}/train")
-        page.get_by_text("Train a VAE").first.wait_for()
-        for label, value in (("Epochs", "300"), ("Batch size", str(BATCH)), ("Learning rate", LR),
-                             ("Checkpoint name (optional)", JOB)):
-            field = page.get_by_label(label, exact=True)
-            field.fill(value)
-            field.press("Tab")
-        page.get_by_role("button", name=re.compile("Start training")).click()
+        start_from_train_page(page, server, EPOCHS, JOB)
         page.wait_for_selector(".js-plotly-plot", timeout=120_000)
         checkpoint = server.checkpoint_dir / f"{JOB}.pt"
         time.sleep(5)

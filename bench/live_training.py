@@ -58,25 +58,33 @@ def run_cli(epochs: int, data_dir: Path, out: Path) -> dict:
     return {"mode": "CLI", "rates": epoch_rates(out), "wall": wall, "hidden": summary.get("hidden"), "chart": None}
 
 
+def start_from_train_page(page, server, epochs: int, name: str) -> float:
+    """Opens the Train page in `page` (the root first, as a user arrives), fills the form with this
+    benchmark's config (shapes, hidden auto: the form's defaults, checked) and presses Start; returns
+    the perf_counter time of the click."""
+    open_app(page, server.url)
+    open_app(page, f"{server.url}/train")
+    page.get_by_text("Train a VAE").first.wait_for()
+    dataset = page.get_by_role("combobox", name="Dataset", exact=True).input_value()
+    hidden = page.get_by_label("Hidden sizes", exact=True).input_value()
+    if not dataset.startswith("Shapes") or hidden != "auto":
+        raise SystemExit(f"the Train form's defaults changed (dataset {dataset!r}, hidden {hidden!r}): "
+                         "the app would not train the benchmark's config")
+    for label, value in (("Epochs", str(epochs)), ("Batch size", str(BATCH)), ("Latent dim", str(LATENT)),
+                         ("Learning rate", LR), ("Checkpoint name (optional)", name)):
+        field = page.get_by_label(label, exact=True)
+        field.fill(value)
+        field.press("Tab")
+    t0 = time.perf_counter()
+    page.get_by_role("button", name=re.compile("Start training")).click()
+    return t0
+
+
 def run_app(browser, server, epochs: int, name: str) -> dict:
     """One training job started from the Train page, watched until it finishes."""
     page = new_page(browser)
     try:
-        open_app(page, server.url)  # the root first, as a user arrives, then the Train page
-        open_app(page, f"{server.url}/train")
-        page.get_by_text("Train a VAE").first.wait_for()
-        dataset = page.get_by_role("combobox", name="Dataset", exact=True).input_value()
-        hidden = page.get_by_label("Hidden sizes", exact=True).input_value()
-        if not dataset.startswith("Shapes") or hidden != "auto":
-            raise SystemExit(f"the Train form's defaults changed (dataset {dataset!r}, hidden {hidden!r}): "
-                             "the two runs would not train the same config")
-        for label, value in (("Epochs", str(epochs)), ("Batch size", str(BATCH)), ("Latent dim", str(LATENT)),
-                             ("Learning rate", LR), ("Checkpoint name (optional)", name)):
-            field = page.get_by_label(label, exact=True)
-            field.fill(value)
-            field.press("Tab")
-        t0 = time.perf_counter()
-        page.get_by_role("button", name=re.compile("Start training")).click()
+        t0 = start_from_train_page(page, server, epochs, name)
         # The page stays open and polls; every ~2 s read how many points the first loss curve has.
         readings: list[tuple[float, int]] = []
         deadline = t0 + 120 + epochs * 600
