@@ -1,7 +1,8 @@
-"""A class at once, on 127.0.0.1: N browser sessions browse the Explore pages and move their sliders
-while one job trains, and a probe tab times slider-to-image against the same tab with the server idle.
+"""A class at once, on 127.0.0.1: N sessions browse the Explore pages and move their sliders while one
+job trains, and a probe tab times slider-to-image against the same tab with the server idle.
 
     .venv/bin/python -m bench.load_sessions                        # 10 sessions, 2 waves of 75 s
+    .venv/bin/python -m bench.load_sessions --clients browser      # the same, every session a Chromium tab
     .venv/bin/python -m bench.load_sessions --sessions 4 --duration 30 --waves 1 --no-write
 
 One `streamlit run app.py` (the project's own settings, the shipped shapes model) and one headless
@@ -12,22 +13,28 @@ Chromium, driven from one thread with playwright's sync API:
    that image having loaded), kept only when other work on the machine stayed under 0.15 cores.
 2. A teacher tab starts a shapes job on the Train page (1000 epochs, the form's other defaults) and
    stays there, its live view polling; the job trains through every wave and is stopped at the end.
-3. Each wave opens --sessions tabs (each its own Streamlit session, one per browser context) on the
-   four Explore pages; for --duration seconds each tab acts at a student's pace: after a pause drawn
-   at random (exponential, mean --think seconds, so the tabs never act in step) it moves one of its
-   page's sliders one step (a rerun) or, every few moves, clicks the sidebar link to the next Explore
-   page, without waiting for the app. The probe makes one timed move about every PROBE_GAP_S seconds
-   in between, so its moves land wherever the others' reruns happen to be. With --think 0 the tabs
-   instead go round back to back and the probe moves right after each round, behind all of their
-   reruns every time (a worst case: the figures of earlier runs were taken that way). The tabs close
-   at the end of the wave.
+3. Each wave opens --sessions sessions (each its own Streamlit session) on the four Explore pages; for
+   --duration seconds each acts at a student's pace: after a pause drawn at random (exponential, mean
+   --think seconds, so the sessions never act in step) it moves one of its page's sliders one step (a
+   rerun) or, every few moves, goes to the next Explore page by its sidebar link, without waiting for
+   the app. The probe makes one timed move about every PROBE_GAP_S seconds in between, so its moves land
+   wherever the others' reruns happen to be. With --think 0 the sessions act back to back instead (a
+   worst case). The sessions close at the end of the wave.
 
-Errors counted (the target is zero): exception boxes in any tab, uncaught page errors and console
-errors (bench/ shares the e2e tests' filter: superseded-image 404s are counted apart, and an image
-still shown broken is an error), tracebacks in the server's output, and a job that does not end as
-"stopped". Resident memory (VmRSS of the streamlit process) is read before the sessions, at each
-wave's peak and after its tabs close. The figures go into the "## Many sessions while a job trains"
-section of docs/reliability.md.
+   --clients wire (the default): each session is a bench/st_wire.py WireSession, which speaks
+   Streamlit's protocol as a tab does (it loads the page's scripts, opens the websocket, sends the
+   reruns a tab sends, follows run_every fragments and fetches every image it is sent) but draws
+   nothing: in a classroom every student's browser draws on the student's own laptop, and the server
+   sees only this. --clients browser: each session is a tab (a browser context) of this machine's
+   Chromium, so the server's two cores also draw all of the students' pages (a worst case).
+
+Errors counted (the target is zero): exception boxes in any tab or session, uncaught page errors and
+console errors (bench/ shares the e2e tests' filter: superseded-image 404s are counted apart, and an
+image still shown broken is an error), a session's websocket dropping, tracebacks in the server's
+output, and a job that does not end as "stopped". Resident memory (VmRSS of the streamlit process) is
+read before the sessions, at each wave's peak and after its sessions close. The figures go into the
+"## Many sessions while a job trains" section of docs/reliability.md (--clients browser: the section
+after it).
 """
 from __future__ import annotations
 
@@ -46,9 +53,12 @@ from bench.browser import (ForeignLoad, check_load, chromium, exit_on_sigterm, m
                            serve, wait_for_app_idle, wait_for_quiet)
 from bench.explore_latency import SliderPage, percentile
 from bench.report import ROOT, load_average, machine_line, replace_section
+from bench.live_cpu_split import HZ, _ticks, chromium_ticks, server_ticks
+from bench.st_wire import WireErrors, WireLoop, WireSession
 from tests.e2e.conftest import _BROKEN_IMAGES_JS, ConsoleErrors, exception_texts
 
 SECTION = "## Many sessions while a job trains"
+BROWSER_SECTION = "## Many sessions while a job trains, every page drawn on the server too"
 RELIABILITY_MD = ROOT / "docs" / "reliability.md"
 EXPLORE = ["sliders", "manifold", "scatter", "reconstructions"]
 SLIDERS = '[data-testid="stMain"] [data-testid="stSlider"] [role="slider"]'
@@ -179,6 +189,33 @@ class Wave:
     epochs: tuple[int, int] = (0, 0)
     samples_per_sec: float = float("nan")
     probe: list[dict] = field(default_factory=list)
+    images: int = 0  # images the wire sessions fetched
+    assets: int = 0  # scripts and style sheets a wire session fetched on opening
+    cores: dict = field(default_factory=dict)  # while the sessions acted: server's page work, the job, Chromium
+
+
+class CpuSplit:
+    """Cores used over a stretch of time by the server's own work (every thread at nice 0, exited script
+    threads included: the process's total less its niced threads), the training job (the niced threads)
+    and Chromium (all its processes)."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+
+    def _read(self) -> tuple[int, int, int]:
+        total = _ticks(f"/proc/{self.pid}/stat")[0]
+        _, niced = server_ticks(self.pid)
+        return total - niced, niced, chromium_ticks()
+
+    def __enter__(self):
+        self.t0, self.start = time.monotonic(), self._read()
+        return self
+
+    def __exit__(self, *exc):
+        seconds = max(time.monotonic() - self.t0, 1e-3) * HZ
+        end = self._read()
+        self.cores = {k: (b - a) / seconds for k, a, b in zip(("server", "job", "chromium"), self.start, end)}
+        return False
 
 
 def browse(sessions: list[Session], probe: SliderPage, duration: float, think: float, seed: int, errors: Errors,
@@ -224,8 +261,9 @@ def run_wave(browser, server, probe: SliderPage, teacher, n: int, duration: floa
             wave.peak_mb = max(wave.peak_mb, rss_mb(pid))
         print(f"  {n} sessions open; RSS {rss_mb(pid):.0f} MB", flush=True)
         t0 = time.monotonic()
-        browse(sessions, probe, duration, think, seed, errors, wave, pid)
-        wave.seconds = time.monotonic() - t0
+        with CpuSplit(pid) as split:
+            browse(sessions, probe, duration, think, seed, errors, wave, pid)
+        wave.seconds, wave.cores = time.monotonic() - t0, split.cores
     wave.foreign = foreign.cores
     wave.actions = sum(s.actions for s in sessions)
     epoch_end, wave.samples_per_sec = job_progress(teacher)
@@ -237,6 +275,54 @@ def run_wave(browser, server, probe: SliderPage, teacher, n: int, duration: floa
     console.media_404.clear()
     for s in sessions:
         s.page.context.close()
+    time.sleep(SETTLE_S)
+    wave.after_mb = rss_mb(pid)
+    return wave
+
+
+def probe_while(probe: SliderPage, duration: float, wave: Wave, pid: int, done=lambda: False) -> None:
+    """The probe's timed moves, one about every PROBE_GAP_S seconds, for duration seconds."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < duration and not done():
+        wave.peak_mb = max(wave.peak_mb, rss_mb(pid))
+        wave.probe.append(probe.move())
+        wave.rounds += 1
+        pause = t0 + PROBE_GAP_S * wave.rounds - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+
+
+def run_wire_wave(loop: WireLoop, server, probe: SliderPage, teacher, n: int, duration: float, think: float,
+                  seed: int, wire_errors: WireErrors) -> Wave:
+    """A wave of n wire sessions (bench/st_wire.py: the protocol a tab speaks, without the drawing), each opened
+    on an Explore page as a new tab is, then acting at a student's pace for duration seconds while the probe
+    makes its timed moves."""
+    pid, wave = server.process.pid, Wave(n)
+    epoch_start, _ = job_progress(teacher)
+    sessions = [WireSession(server.url, EXPLORE[i % len(EXPLORE)], i, wire_errors, EXPLORE) for i in range(n)]
+    with ForeignLoad() as foreign:
+        for s in sessions:
+            loop.run(s.open(MOVES_PER_PAGE), 120)
+            wave.peak_mb = max(wave.peak_mb, rss_mb(pid))
+        print(f"  {n} sessions open; RSS {rss_mb(pid):.0f} MB", flush=True)
+        t0 = time.monotonic()
+        rng = random.Random(seed)
+        with CpuSplit(pid) as split:
+            futures = [loop.submit(s.browse(duration, think, random.Random(rng.random()), MOVES_PER_PAGE))
+                       for s in sessions]
+            probe_while(probe, duration, wave, pid)
+            for f in futures:
+                f.result(60)
+        wave.seconds, wave.cores = time.monotonic() - t0, split.cores
+    wave.foreign = foreign.cores
+    wave.actions = sum(s.actions for s in sessions)
+    wave.images = sum(s.images_fetched for s in sessions)
+    wave.assets = max(len(s.assets) for s in sessions)
+    epoch_end, wave.samples_per_sec = job_progress(teacher)
+    wave.epochs = (epoch_start, epoch_end)
+    for s in sessions:
+        loop.run(s.settle(60), 90)
+        loop.run(s.close(), 30)
     time.sleep(SETTLE_S)
     wave.after_mb = rss_mb(pid)
     return wave
@@ -269,6 +355,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--moves", type=int, default=30, help="timed slider moves with the server idle (default 30)")
     parser.add_argument("--wait-quiet", type=float, default=0, metavar="S",
                         help="first wait up to S seconds for the CPUs to be idle (a shared machine)")
+    parser.add_argument("--clients", choices=("wire", "browser"), default="wire",
+                        help="wire (default): each session speaks Streamlit's protocol as a tab does, its drawing left "
+                             "to the student's own machine (bench/st_wire.py); browser: each session is a tab in this "
+                             "machine's Chromium too, so the server also draws every student's page")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/reliability.md alone")
     args = parser.parse_args(argv)
     exit_on_sigterm()
@@ -277,7 +367,8 @@ def main(argv: list[str] | None = None) -> int:
     load_start = check_load("at the start")
     print(f"load average at the start: {load_start}", flush=True)
     t_start = time.monotonic()
-    console, errors = ConsoleErrors(), Errors()
+    console, errors, wire_errors = ConsoleErrors(), Errors(), WireErrors()
+    loop = WireLoop() if args.clients == "wire" else None
     with tempfile.TemporaryDirectory(prefix="vae-load-bench-") as tmp, serve(ROOT / "app.py", Path(tmp), "app") as server, \
             chromium() as browser:
         pid = server.process.pid
@@ -298,12 +389,17 @@ def main(argv: list[str] | None = None) -> int:
         waves = []
         for w in range(args.waves):
             print(f"wave {w + 1}: opening {args.sessions} sessions", flush=True)
-            wave = run_wave(browser, server, probe, teacher, args.sessions, args.duration, args.think, w, errors,
-                            console)
+            if loop is not None:
+                wave = run_wire_wave(loop, server, probe, teacher, args.sessions, args.duration, args.think, w,
+                                     wire_errors)
+            else:
+                wave = run_wave(browser, server, probe, teacher, args.sessions, args.duration, args.think, w, errors,
+                                console)
             waves.append(wave)
             mem[f"wave {w + 1}: peak"] = wave.peak_mb
             mem[f"wave {w + 1}: {SETTLE_S:.0f} s after its tabs closed"] = wave.after_mb
-            print(f"wave {w + 1}: {wave.actions} actions in {wave.seconds:.0f} s, probe new src p50 "
+            print(f"wave {w + 1}: {wave.actions} actions in {wave.seconds:.0f} s, cores "
+                  f"{', '.join(f'{k} {v:.2f}' for k, v in wave.cores.items())}, probe new src p50 "
                   f"{latency(wave.probe, 'src')[0]:.0f} ms; RSS peak {wave.peak_mb:.0f} MB, after {wave.after_mb:.0f} MB",
                   flush=True)
         errors.check(teacher, "teacher /train")
@@ -313,14 +409,18 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(SETTLE_S)
         mem["job stopped"] = rss_mb(pid)
         tracebacks = server.tracebacks()
+    if loop is not None:
+        loop.close()
     elapsed = time.monotonic() - t_start
+    errors.exceptions.update(wire_errors.exceptions)
+    errors.broken_images += wire_errors.broken_images
 
     loaded = [m for w in waves for m in w.probe]
     rows = {"idle (probe alone, no job)": idle, "under load (probe while the sessions browse and the job trains)": loaded}
     ratios = {key: latency(loaded, key)[0] / latency(idle, key)[0] for key in ("src", "load")}
     ratios90 = {key: latency(loaded, key)[1] / latency(idle, key)[1] for key in ("src", "load")}
     n_errors = (len(errors.exceptions) + len(errors.broken_images) + len(console.messages) + bool(tracebacks)
-                + (status != "stopped"))
+                + len(wire_errors.dropped) + (status != "stopped"))
     growth = max(w.after_mb for w in waves[1:]) - waves[0].after_mb if len(waves) > 1 else float("nan")
 
     def word(ok: bool) -> str:
@@ -328,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"errors {n_errors}; latency p50 ratio new src {ratios['src']:.2f}, image loaded {ratios['load']:.2f}; "
           f"memory {', '.join(f'{k} {v:.0f} MB' for k, v in mem.items())}; {elapsed:.0f} s in all", flush=True)
-    for text in sorted(errors.exceptions)[:5] + errors.broken_images[:5] + console.messages[:5]:
+    for text in sorted(errors.exceptions)[:5] + errors.broken_images[:5] + console.messages[:5] + wire_errors.dropped[:5]:
         print(f"  error: {text}", flush=True)
     if tracebacks:
         print(f"  server traceback: {tracebacks[:1500]}", flush=True)
@@ -337,39 +437,60 @@ def main(argv: list[str] | None = None) -> int:
 
     actions = sum(w.actions for w in waves)
     seconds = sum(w.seconds for w in waves)
+    wire = args.clients == "wire"
+    section = SECTION if wire else BROWSER_SECTION
+    who = (f"The server, the teacher's and the probe's Chromium tabs and the {args.sessions} wire sessions share this "
+           f"machine's CPUs; the students' pages are drawn on their own machines, as in a classroom." if wire else
+           f"The server, the browser and its {args.sessions + 2} tabs share this machine's CPUs: every student's page "
+           f"is drawn here too, on the server's two cores (a worst case; a classroom has a browser per student).")
+    sessions_are = (
+        f"{args.sessions} wire sessions (`bench/st_wire.py`: a tab without the drawing; each opens as a new tab does, "
+        f"GET / and the {max(w.assets for w in waves)} scripts and style sheets it names, then the websocket, and fetches every image it is sent from "
+        f"/media/)" if wire else f"{args.sessions} sessions (a browser context each)")
     lines = [
-        SECTION,
+        section,
         "",
-        f"Measured {machine_line()}; load average at the start {load_start}. The server, the browser and its "
-        f"{args.sessions + 2} tabs share this machine's CPUs (a classroom has a browser per student).",
+        f"Measured {machine_line()}; load average at the start {load_start}. {who}",
         "",
         f"Reproduce: `.venv/bin/python -m bench.load_sessions --sessions {args.sessions} --duration {args.duration:g} "
-        f"--waves {args.waves} --moves {args.moves} --think {args.think:g}` ({elapsed / 60:.1f} minutes). `streamlit run app.py` with the "
+        f"--waves {args.waves} --moves {args.moves} --think {args.think:g} --clients {args.clients}` "
+        f"({elapsed / 60:.1f} minutes). `streamlit run app.py` with the "
         "project's .streamlit/config.toml and the shipped shapes model; one headless Chromium driven from one thread. "
         f"A teacher tab starts a shapes job on the Train page (1000 epochs, the form's defaults) and watches its live "
-        f"view; then {args.waves} waves of {args.sessions} sessions (a browser context each) open on the four Explore "
+        f"view; then {args.waves} waves of {sessions_are} open on the four Explore "
         f"pages and, for {args.duration:g} s, act: one slider step (a rerun), or every {MOVES_PER_PAGE} steps a click "
         f"on the sidebar link to the next Explore page, without waiting for the app. " + (
             f"Each session acts at a student's pace, after a random pause (exponential, mean {args.think:g} s, so the "
-            f"tabs never act in step), and a probe tab on /sliders makes one timed move about every {PROBE_GAP_S:g} s "
+            f"sessions never act in step), and a probe tab on /sliders makes one timed move about every {PROBE_GAP_S:g} s "
             f"in between, landing wherever the others' reruns happen to be." if args.think > 0 else
             "The sessions act back to back, and after each round a probe tab on /sliders makes one timed move, right "
             "behind all of their reruns every time (the worst case).") +
-        " The tabs close at the end of each wave; the job is stopped at the end.",
+        " The sessions close at the end of each wave; the job is stopped at the end.",
         "",
         "**Errors** (target: zero)",
         "",
         "| kind | count |",
         "| --- | --- |",
-        f"| exception boxes in any tab | {len(errors.exceptions)} |",
-        f"| uncaught page errors and console errors | {len(console.messages)} |",
+        f"| exception boxes in any tab or session | {len(errors.exceptions)} |",
+        f"| uncaught page errors and console errors (the browser's tabs) | {len(console.messages)} |",
         f"| images still shown broken when a wave ended | {len(errors.broken_images)} |",
+    ] + ([f"| sessions whose websocket dropped | {len(wire_errors.dropped)} |"] if wire else []) + [
         f"| tracebacks in the server's output | {int(bool(tracebacks))} |",
         f"| job status after Stop | {status} |",
         "",
-        f"Total: **{n_errors}** {word(n_errors == 0)}. For the record, not counted: the driver found a tab too busy to "
-        f"take a key or a click within 10 s {errors.stalls} times in {actions:,} actions "
-        f"({actions / max(seconds, 1):.1f} actions a second over {seconds:.0f} s of load).",
+        f"Total: **{n_errors}** {word(n_errors == 0)}. " + (
+            f"The sessions acted {actions:,} times ({actions / max(seconds, 1):.1f} actions a second over {seconds:.0f} s "
+            f"of load) and fetched {sum(w.images for w in waves):,} images; {wire_errors.superseded_images} fetches "
+            f"found an image a newer rerun had already replaced (not counted: a browser's tab sees the same)."
+            if wire else
+            f"For the record, not counted: the driver found a tab too busy to "
+            f"take a key or a click within 10 s {errors.stalls} times in {actions:,} actions "
+            f"({actions / max(seconds, 1):.1f} actions a second over {seconds:.0f} s of load)."),
+        "",
+        "**Where the CPU went** while the sessions acted (cores; 2 on this machine): " + "; ".join(
+            f"wave {i + 1}: the server's page work {w.cores.get('server', float('nan')):.2f}, the training job "
+            f"{w.cores.get('job', float('nan')):.2f}, Chromium {w.cores.get('chromium', float('nan')):.2f}"
+            for i, w in enumerate(waves)) + ".",
         "",
         "**Slider to image** on the probe tab (/sliders, shapes model), ms: new src = keydown to the `st.image` "
         "`<img>` getting its new src; image loaded = to that image decoded (what the eye sees).",
@@ -407,7 +528,7 @@ def main(argv: list[str] | None = None) -> int:
             f"the machine {w.foreign:.2f} cores" for i, w in enumerate(waves)) + ".",
     ]
     replace_section("\n".join(lines) + "\n", RELIABILITY_MD)
-    print(f"wrote {SECTION!r} into docs/reliability.md (load average now {load_average()})")
+    print(f"wrote {section!r} into docs/reliability.md (load average now {load_average()})")
     return 0 if n_errors == 0 else 1
 
 
