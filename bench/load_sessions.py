@@ -191,6 +191,7 @@ class Wave:
     probe: list[dict] = field(default_factory=list)
     images: int = 0  # images the wire sessions fetched
     assets: int = 0  # scripts and style sheets a wire session fetched on opening
+    chunks: list = field(default_factory=list)  # the element chunks the wire sessions loaded (PlotlyChart, ...)
     cores: dict = field(default_factory=dict)  # while the sessions acted: server's page work, the job, Chromium
 
 
@@ -317,7 +318,8 @@ def run_wire_wave(loop: WireLoop, server, probe: SliderPage, teacher, n: int, du
     wave.foreign = foreign.cores
     wave.actions = sum(s.actions for s in sessions)
     wave.images = sum(s.images_fetched for s in sessions)
-    wave.assets = max(len(s.assets) for s in sessions)
+    wave.assets = max(s.page_assets for s in sessions)
+    wave.chunks = sorted({a.rsplit('/', 1)[-1].split('.')[0] for s in sessions for a in s.assets[s.page_assets:]})
     epoch_end, wave.samples_per_sec = job_progress(teacher)
     wave.epochs = (epoch_start, epoch_end)
     for s in sessions:
@@ -420,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
     ratios = {key: latency(loaded, key)[0] / latency(idle, key)[0] for key in ("src", "load")}
     ratios90 = {key: latency(loaded, key)[1] / latency(idle, key)[1] for key in ("src", "load")}
     n_errors = (len(errors.exceptions) + len(errors.broken_images) + len(console.messages) + bool(tracebacks)
-                + len(wire_errors.dropped) + (status != "stopped"))
+                + len(wire_errors.dropped) + len(wire_errors.failed_static) + (status != "stopped"))
     growth = max(w.after_mb for w in waves[1:]) - waves[0].after_mb if len(waves) > 1 else float("nan")
 
     def word(ok: bool) -> str:
@@ -428,7 +430,8 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"errors {n_errors}; latency p50 ratio new src {ratios['src']:.2f}, image loaded {ratios['load']:.2f}; "
           f"memory {', '.join(f'{k} {v:.0f} MB' for k, v in mem.items())}; {elapsed:.0f} s in all", flush=True)
-    for text in sorted(errors.exceptions)[:5] + errors.broken_images[:5] + console.messages[:5] + wire_errors.dropped[:5]:
+    for text in (sorted(errors.exceptions)[:5] + errors.broken_images[:5] + console.messages[:5] + wire_errors.dropped[:5]
+                 + wire_errors.failed_static[:5]):
         print(f"  error: {text}", flush=True)
     if tracebacks:
         print(f"  server traceback: {tracebacks[:1500]}", flush=True)
@@ -445,8 +448,9 @@ def main(argv: list[str] | None = None) -> int:
            f"is drawn here too, on the server's two cores (a worst case; a classroom has a browser per student).")
     sessions_are = (
         f"{args.sessions} wire sessions (`bench/st_wire.py`: a tab without the drawing; each opens as a new tab does, "
-        f"GET / and the {max(w.assets for w in waves)} scripts and style sheets it names, then the websocket, and fetches every image it is sent from "
-        f"/media/)" if wire else f"{args.sessions} sessions (a browser context each)")
+        f"GET / and the {max(w.assets for w in waves)} scripts and style sheets it names, then the websocket; like a tab it "
+        f"loads an element's code the first time it is shown one ({', '.join(sorted({c for w in waves for c in w.chunks}))}), "
+        f"and fetches every image it is sent from /media/)" if wire else f"{args.sessions} sessions (a browser context each)")
     lines = [
         section,
         "",
@@ -474,7 +478,8 @@ def main(argv: list[str] | None = None) -> int:
         f"| exception boxes in any tab or session | {len(errors.exceptions)} |",
         f"| uncaught page errors and console errors (the browser's tabs) | {len(console.messages)} |",
         f"| images still shown broken when a wave ended | {len(errors.broken_images)} |",
-    ] + ([f"| sessions whose websocket dropped | {len(wire_errors.dropped)} |"] if wire else []) + [
+    ] + ([f"| sessions whose websocket dropped | {len(wire_errors.dropped)} |",
+          f"| scripts that did not load | {len(wire_errors.failed_static)} |"] if wire else []) + [
         f"| tracebacks in the server's output | {int(bool(tracebacks))} |",
         f"| job status after Stop | {status} |",
         "",

@@ -31,13 +31,26 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import streamlit
 import websockets
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 MAIN = 0  # delta_path[0]: the main area (1 is the sidebar)
 ASSET_RE = re.compile(r'(?:src|href)="(\./static/[^"]+\.(?:js|css))"')
+# The frontend loads an element's code the first time a page shows one (plotly.js, 4.7 MB, with the first
+# chart): its chunk is named after the element, e.g. PlotlyChart.<hash>.js, in Streamlit's own static folder.
+STATIC_JS = Path(streamlit.__file__).parent / "static" / "static" / "js"
+CHUNK_NAMES = {"imgs": "ImageList", "markdown": "StreamlitMarkdown", "plotly_chart": "PlotlyChart"}
+
+
+def element_chunk(kind: str) -> str | None:
+    """The static path of the chunk the frontend loads to draw an element of this kind, if there is one."""
+    name = CHUNK_NAMES.get(kind) or "".join(part.title() for part in kind.split("_"))
+    found = sorted(STATIC_JS.glob(f"{name}.*.js"))
+    return f"static/js/{found[0].name}" if found else None
 
 
 def http_get(url: str, timeout: float = 30.0) -> tuple[int, bytes]:
@@ -70,6 +83,7 @@ class WireErrors:
     exceptions: list[str] = field(default_factory=list)
     broken_images: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
+    failed_static: list[str] = field(default_factory=list)  # the page's scripts, or an element's chunk
     superseded_images: int = 0  # fetched too late: a newer rerun had already replaced it (a browser's 404 too)
 
 
@@ -92,7 +106,9 @@ class WireSession:
         self.moves, self.direction = 0, 1
         self.reader: asyncio.Task | None = None
         self.closing = False
-        self.assets: list[str] = []
+        self.assets: list[str] = []  # static files fetched: the page's own, then each element kind's chunk
+        self.kinds_seen: set[str] = set()
+        self.page_assets = 0
 
     def where(self) -> str:
         return f"session {self.index + 1} /{self.explore[self.at]}"
@@ -103,8 +119,9 @@ class WireSession:
         if status != 200:
             self.errors.dropped.append(f"{self.where()}: GET / answered {status}")
         self.assets = ASSET_RE.findall(html.decode(errors="replace"))
+        self.page_assets = len(self.assets)
         for asset in self.assets:
-            await asyncio.to_thread(http_get, f"{self.base}/{asset[2:]}")
+            await self._get(asset[2:])
         ws_url = self.base.replace("http://", "ws://") + "/_stcore/stream"
         self.ws = await websockets.connect(ws_url, subprotocols=["streamlit"], max_size=None, ping_interval=None)
         self.reader = asyncio.create_task(self._read())
@@ -213,6 +230,12 @@ class WireSession:
 
     def _element(self, path: tuple, element, fragment_id: str) -> None:
         kind = element.WhichOneof("type")
+        if kind not in self.kinds_seen:  # the first of its kind in this tab: its code is loaded once
+            self.kinds_seen.add(kind)
+            chunk = element_chunk(kind)
+            if chunk and f"./{chunk}" not in self.assets:
+                self.assets.append(f"./{chunk}")
+                self._spawn(self._get(chunk))
         if kind == "exception" and not element.exception.is_warning:
             self.errors.exceptions.append(f"{self.where()}: {element.exception.type}: {element.exception.message[:300]}")
         elif kind == "slider" and path and path[0] == MAIN and not element.slider.disabled:
@@ -226,9 +249,17 @@ class WireSession:
                 if img.url.startswith("/media/"):
                     key = path + (i,)
                     self.images[key] = img.url
-                    task = asyncio.get_running_loop().create_task(self._fetch(key, img.url))
-                    self.fetches.add(task)
-                    task.add_done_callback(self.fetches.discard)
+                    self._spawn(self._fetch(key, img.url))
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self.fetches.add(task)
+        task.add_done_callback(self.fetches.discard)
+
+    async def _get(self, path: str) -> None:
+        status, _ = await asyncio.to_thread(http_get, f"{self.base}/{path}")
+        if status != 200:
+            self.errors.failed_static.append(f"{self.where()}: /{path} ({status})")
 
     async def _fetch(self, key: tuple, url: str) -> None:
         status, _ = await asyncio.to_thread(http_get, self.base + url)
