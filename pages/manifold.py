@@ -38,9 +38,10 @@ def overlay_codes(view, dims: tuple[int, int]):
 def caption(spacing: str, overlaid: bool) -> str:
     if spacing == "gaussian":
         return ("Cells sit at Gaussian quantiles: each holds the same prior mass, so the axes are not linear in z; "
-                "the ticks give z at each cell centre." + (" Test codes are placed through the normal CDF, so each "
-                                                           "dot lands on the cell of its z." if overlaid else ""))
-    return "Ticks at every cell centre give its z." + (
+                "the labels give z, the small ticks mark cell centres." + (
+                    " Test codes are placed through the normal CDF, so each dot lands on the cell of its z."
+                    if overlaid else ""))
+    return "Small ticks mark cell centres; hover a cell for its z." + (
         " Dots: posterior means of test images on the same axes." if overlaid else "")
 
 

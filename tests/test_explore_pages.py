@@ -132,7 +132,8 @@ def test_manifold_grid_size_spacing_and_overlay(models):
     at = _open("pages/manifold.py", ("path", str(models[2])))
     assert _manifold_png(at).shape == (20 * 28, 20 * 28)
     layout = _figure(at)["layout"]
-    assert len(layout["xaxis"]["tickvals"]) == 20 and layout["xaxis"]["ticktext"][0] == "-3.00"
+    assert len(layout["xaxis"]["minor"]["tickvals"]) == 20  # a small tick at each cell centre
+    assert layout["xaxis"]["ticktext"] == ["−3", "−2", "−1", "0", "1", "2", "3"]  # labels at round z, as on the scatter
     at.slider(key="mf_n").set_value(7).run()
     assert _manifold_png(at).shape == (7 * 28, 7 * 28)
     at.radio(key="mf_spacing").set_value("gaussian").run()

@@ -29,7 +29,8 @@ from vae.latent import (
     project_codes,
     reconstruct,
     sample_indices,
-    tick_labels,
+    round_ticks,
+    format_tick,
     tile_images,
     tile_rows,
     to_uint8,
@@ -232,16 +233,29 @@ def test_grid_cell_edges():
     assert grid_cell_edges(np.array([2.0])) == pytest.approx((1.5, 2.5))
 
 
-@pytest.mark.parametrize("n", [5, 11, 20, 21, 30])
-def test_tick_labels_label_ends_and_stay_symmetric(n):
-    values = grid_axis(n)
-    labels = tick_labels(values, max_labels=11)
-    assert len(labels) == n and labels[0] == "-3.00" and labels[-1] == "3.00"
-    shown = [i for i, label in enumerate(labels) if label]
-    assert len(shown) <= 11 + 1
-    assert shown == [n - 1 - i for i in reversed(shown)]  # mirror-symmetric
-    if n <= 11:
-        assert all(labels)
+@pytest.mark.parametrize("lo, hi, expected", [
+    (-3.16, 3.16, [-3, -2, -1, 0, 1, 2, 3]),
+    (-6.3, 6.3, [-6, -4, -2, 0, 2, 4, 6]),
+    (-1.96, 1.96, [-1.5, -1, -0.5, 0, 0.5, 1, 1.5]),
+    (-0.625, 0.625, [-0.6, -0.4, -0.2, 0, 0.2, 0.4, 0.6]),
+    (0.3, 4.2, [0.5, 1, 1.5, 2, 2.5, 3, 3.5, 4]),
+])
+def test_round_ticks_are_round_inside_the_range_and_few(lo, hi, expected):
+    ticks = round_ticks(lo, hi, max_ticks=11)
+    np.testing.assert_allclose(ticks, expected, atol=1e-12)
+
+
+@pytest.mark.parametrize("max_ticks", [3, 5, 9, 11])
+@pytest.mark.parametrize("r", [0.5, 1.0, 2.5, 3.0, 4.7, 6.0])
+def test_round_ticks_hold_zero_and_respect_the_limit(r, max_ticks):
+    ticks = round_ticks(-r, r, max_ticks)
+    assert 2 <= len(ticks) <= max_ticks and 0.0 in ticks
+    assert ticks.min() >= -r - 1e-9 and ticks.max() <= r + 1e-9
+    np.testing.assert_allclose(ticks, -ticks[::-1])  # symmetric, like the grid
+
+
+def test_format_tick_writes_numbers_as_people_do():
+    assert [format_tick(v) for v in (-3.0, -2.5, -0.0, 0.0, 0.25, 1e-13, 2.0)] == ["−3", "−2.5", "0", "0", "0.25", "0", "2"]
 
 
 # --- paths, prior, PCA ----------------------------------------------------------------------------
@@ -419,9 +433,14 @@ def test_manifold_figure_image_and_axes(spacing):
     assert image.x0 - image.dx / 2 == pytest.approx(lo) and image.x0 + (n * 28 - 0.5) * image.dx == pytest.approx(hi)
     assert image.y0 - image.dy / 2 == pytest.approx(lo)
     layout = fig.layout
-    np.testing.assert_allclose(layout.xaxis.tickvals, grid_plot_coords(xs, spacing), atol=1e-6)
-    assert layout.xaxis.ticktext[0] == f"{xs[0]:.2f}" and list(layout.xaxis.range) == pytest.approx([lo, hi])
+    # Small ticks at every cell centre; labels at round z values, placed where the axis puts z.
+    np.testing.assert_allclose(layout.xaxis.minor.tickvals, grid_plot_coords(xs, spacing), atol=1e-6)
+    labelled = [float(t.replace("−", "-")) for t in layout.xaxis.ticktext]
+    np.testing.assert_allclose(layout.xaxis.tickvals, grid_plot_coords(np.array(labelled), spacing), atol=1e-6)
+    assert 0.0 in labelled and labelled == sorted(labelled) and all(v == round(v * 4) / 4 for v in labelled)
+    assert list(layout.xaxis.range) == pytest.approx([lo, hi])
     assert ("Gaussian" in layout.xaxis.title.text) == (spacing == "gaussian")
     # The overlay's first code sits at the centre of the top-left cell.
     first = next(t for t in fig.data if t.name == "a")
-    assert (first.x[0], first.y[0]) == pytest.approx((layout.xaxis.tickvals[0], layout.yaxis.tickvals[-1]), abs=1e-6)
+    assert (first.x[0], first.y[0]) == pytest.approx((layout.xaxis.minor.tickvals[0], layout.yaxis.minor.tickvals[-1]),
+                                                     abs=1e-6)

@@ -9,7 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .latent import grid_cell_edges, grid_plot_coords, png_bytes, prior_contour, tick_labels
+from .latent import format_tick, grid_cell_edges, grid_plot_coords, png_bytes, prior_contour, round_ticks
 
 # Colours that stay distinct on a washed-out projector (Okabe-Ito + Tableau extras).
 PALETTE = [
@@ -252,19 +252,29 @@ def _png_uri(image: np.ndarray) -> str:
 
 
 def _grid_axis_layout(values: np.ndarray, spacing: str, title: str, max_labels: int) -> dict:
-    """Ticks at every cell centre labelled with the grid's z values (about max_labels of them)."""
+    """Labelled ticks at round values of z (as on the scatter's axes, so the two compare at a glance) and
+    small unlabelled ticks at every cell centre. With Gaussian spacing both sit where Phi(z) puts them."""
     centres = grid_plot_coords(values, spacing)
+    lo, hi = grid_cell_edges(centres)
+    if spacing == "linear":
+        labelled = round_ticks(lo, hi, max_labels)
+    else:  # the axis is Phi(z): half-integers of z read well, and the outer cells' z bound them
+        labelled = round_ticks(float(values[0]), float(values[-1]), max_labels)
+    at = grid_plot_coords(labelled, spacing)
+    keep = (at >= lo) & (at <= hi)
     return dict(
-        title_text=title, tickmode="array", tickvals=centres.tolist(), ticktext=tick_labels(values, max_labels),
-        range=list(grid_cell_edges(centres)), showgrid=False, zeroline=False, ticks="outside", ticklen=4,
+        title_text=title, tickmode="array", tickvals=at[keep].tolist(),
+        ticktext=[format_tick(v) for v in labelled[keep]], range=[lo, hi], showgrid=False, zeroline=False,
+        ticks="outside", ticklen=7, minor=dict(tickmode="array", tickvals=centres.tolist(), ticks="outside",
+                                                ticklen=3, showgrid=False),
     )
 
 
 def manifold_axis_title(dim: int, spacing: str) -> str:
     """dim is 0-based; people read z1, z2, ..."""
     if spacing == "gaussian":
-        return f"z{dim + 1}  (Gaussian quantiles: equal prior mass per cell; ticks give z)"
-    return f"z{dim + 1}  (ticks at cell centres)"
+        return f"z{dim + 1}  (Gaussian quantiles: equal prior mass per cell)"
+    return f"z{dim + 1}"
 
 
 def manifold_figure(
@@ -282,7 +292,7 @@ def manifold_figure(
 
     tiled: uint8 (len(ys)*h, len(xs)*w) from tile_images(decode_grid(...)), top row = largest y.
     The axes are z for linear spacing and the prior CDF Phi(z) for gaussian spacing (where the
-    quantile cells are even), ticked at every cell centre with the z value there. overlay:
+    quantile cells are even), labelled at round values of z, with a small tick at every cell centre. overlay:
     (codes (N, 2) in z, labels, class names), mapped the same way so dots land on their cells.
     """
     w = tiled.shape[1] // len(xs)  # cell width, pixels

@@ -151,13 +151,26 @@ def grid_cell_edges(centres: np.ndarray) -> tuple[float, float]:
     return float(centres[0] - width / 2), float(centres[-1] + width / 2)
 
 
-def tick_labels(values: np.ndarray, max_labels: int = 11, fmt: str = "{:.2f}") -> list[str]:
-    """One label per value, but only about max_labels of them non-empty, so a tick can sit at every
-    cell centre without the labels running together. Every k-th label counted from both ends, so
-    both ends are labelled and the pattern is mirror-symmetric like the grid."""
-    n = len(values)
-    k = max(1, -(-(n - 1) // max(max_labels - 1, 1)))  # ceil((n - 1) / (max_labels - 1))
-    return [fmt.format(float(v)) if min(i, n - 1 - i) % k == 0 else "" for i, v in enumerate(values)]
+def round_ticks(lo: float, hi: float, max_ticks: int = 9) -> np.ndarray:
+    """Round values of z to label an axis over [lo, hi]: the multiples of the smallest step in
+    1, 2, 2.5, 5 x 10^k that gives at most max_ticks of them (0 among them whenever it is in range),
+    as a scatter plot's axis would have them."""
+    lo, hi = float(min(lo, hi)), float(max(lo, hi))
+    span = max(hi - lo, 1e-9)
+    for exponent in range(int(np.floor(np.log10(span / max(max_ticks, 1)))) - 1, 12):
+        for mantissa in (1.0, 2.0, 2.5, 5.0):
+            step = mantissa * 10.0 ** exponent
+            first, last = np.ceil(lo / step - 1e-9), np.floor(hi / step + 1e-9)
+            if last - first + 1 <= max_ticks:
+                return (np.arange(first, last + 1) * step).astype(np.float64)
+    return np.array([lo, hi])
+
+
+def format_tick(value: float) -> str:
+    """A round tick value as people write it: -3, -2.5, 0, 0.25 (no trailing zeros, a true minus sign)."""
+    text = f"{value:.4f}".rstrip("0").rstrip(".")
+    text = "0" if text in ("-0", "") else text
+    return text.replace("-", "−")
 
 
 def sample_indices(n: int, k: int, seed: int) -> np.ndarray:
