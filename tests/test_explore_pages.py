@@ -167,6 +167,8 @@ def test_scatter_one_trace_per_class_with_counts(models):
         np.testing.assert_array_equal(labels[ids], label)
     assert sum(len(_array(t["x"])) for t in traces) == SHAPES_TEST_SIZE
     assert sum(t["name"].startswith("prior") for t in _figure(at)["data"]) == 2
+    legend = _figure(at)["layout"]["legend"]  # a row over the plot: beside it, it took a third of the width at 1280 px
+    assert legend["orientation"] == "h" and legend["y"] > 1 and legend["yanchor"] == "bottom"
 
 
 def test_scatter_pick_a_point_and_color_by_a_factor(models):

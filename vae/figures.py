@@ -169,6 +169,7 @@ def latent_scatter(
     opacity: float = 0.75,
     show_legend: bool = True,
     legend_below: bool = False,
+    legend_above: bool = False,
     uirevision: str = "scatter",
     label_map: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     webgl: bool = True,
@@ -178,7 +179,8 @@ def latent_scatter(
 
     xy: (N, 2); labels: (N,) ints; indices: (N,) ids carried as customdata (default 0..N-1), so a
     clicked point tells which item it is. prior_centre None leaves the circles out. legend_below
-    (implied by `color`) puts the legend under the plot, where it takes no width from it.
+    (implied by `color`) puts the legend under the plot, where it takes no width from it; legend_above,
+    in a row over it, in sight on a 1280 x 800 projector before any scrolling.
     label_map: (xs, ys, labels (len(ys), len(xs))) from latent.knn_label_map, shaded behind the points.
     webgl=False draws SVG: for several scatters on one page (a browser gives few WebGL contexts).
     """
@@ -197,7 +199,9 @@ def latent_scatter(
             hovertemplate=f"{highlight_name} (%{{x:.2f}}, %{{y:.2f}})<extra></extra>",
         ))
     legend = dict(itemsizing="constant", title_text="")
-    if legend_below or color is not None:  # a colour bar takes the right-hand side
+    if legend_above:
+        legend.update(orientation="h", yanchor="bottom", y=1.01, x=0)
+    elif legend_below or color is not None:  # a colour bar takes the right-hand side
         legend.update(orientation="h", yanchor="top", y=-0.12 if height >= 600 else -0.18, x=0)
     # constrain="domain": equal units on both axes by shrinking the plot area, not by widening a range.
     fig.update_xaxes(title_text=axis_titles[0], zeroline=False, range=axis_range, constrain="domain")
