@@ -27,8 +27,8 @@ def pick_frame(epochs: list[int], live: bool) -> int:
 def replay_section(view, was_live: bool) -> None:
     replay = replay_from_extras(view.extras)
     if replay is None:
-        st.info("This model has no replay: it was saved before replays were recorded (like the shipped default "
-                "models). Train one on the Train page or with `python -m vae train`, and every epoch is kept.")
+        st.info("This model has no replay: it was trained with `--no-replay` or saved before replays were recorded. "
+                "Train one on the Train page or with `python -m vae train`, and its epochs are kept.")
         return
     frame = pick_frame([int(e) for e in replay.epochs], view.live)
     extent = replay_extent(replay)

@@ -4,6 +4,7 @@ math filled in with a model's numbers, and the three-variant job."""
 import io
 import math
 import time
+import zlib
 
 import numpy as np
 import pytest
@@ -19,7 +20,8 @@ from vae.jobs import JobLimitReached, JobRegistry, VariantsJob
 from vae.latent import (active_units, encode_dataset, kl_per_dimension, knn_label_map, latent_usage,
                         square_extent)
 from vae.loss import kl_divergence
-from vae.replay import (REPLAY_KEY, Replay, ReplayError, ReplayRecorder, check_replay, crowded_frame,
+from vae.replay import (PACKED_VERSION, REPLAY_KEY, Replay, ReplayError, ReplayRecorder, check_replay, crowded_frame,
+                        pack_replay, planned_epochs,
                         MarkablePanel, mark_point, replay_extent, replay_frame_image, replay_from_extras, replay_gif,
                         scatter_panel)
 from vae.teaching import LECTURE_VARIANTS, lecture_variants, loss_numbers, math_lines, variant_of
@@ -176,14 +178,32 @@ def test_replay_changes_nothing_in_training(tiny_data):
     assert [r.get("test_elbo") for r in plain.history] == [r.get("test_elbo") for r in recorded.history]
 
 
-def test_replay_thins_long_runs_evenly_keeping_first_and_last(tiny_data):
+def test_replay_thins_long_runs_keeping_first_last_and_the_early_epochs(tiny_data):
     trainer = _trainer(tiny_data, epochs=12, train_limit=16)
     ReplayRecorder(n_codes=8, grid=2, max_frames=5).attach(trainer)
     trainer.run()
-    epochs = list(replay_from_extras(trainer.extras).epochs)
-    assert len(epochs) == 5 and epochs[0] == 0 and epochs[-1] == 12
-    assert max(np.diff(epochs)) <= 2 * min(np.diff(epochs)) + 1
+    epochs = [int(e) for e in replay_from_extras(trainer.extras).epochs]
+    assert epochs == sorted(planned_epochs(12, 5)) == [0, 1, 3, 6, 12]  # about even in log(1 + epoch)
     assert crowded_frame(np.array([0, 1, 2, 6, 10])) == 1
+
+
+@pytest.mark.parametrize("total, frames", [(20, 6), (20, 8), (50, 50), (100, 50), (1000, 50), (1, 2), (7, 3)])
+def test_planned_epochs_fit_the_budget_and_favour_early_epochs(total, frames):
+    planned = sorted(planned_epochs(total, frames))
+    assert len(planned) == min(total + 1, frames) and planned[0] == 0 and planned[-1] == total
+    gaps = np.diff(planned)
+    assert (gaps >= 1).all() and (np.diff(gaps) >= -1).all()  # gaps widen (give or take rounding), never shrink much
+    assert sorted(planned_epochs(20, 6)) == [0, 1, 2, 5, 10, 20]
+
+
+def test_a_stopped_run_keeps_the_frame_of_the_epoch_it_stopped_at(tiny_data):
+    trainer = _trainer(tiny_data, epochs=20, train_limit=16)
+    ReplayRecorder(n_codes=8, grid=2, max_frames=4).attach(trainer)  # plans 0, 2, 7, 20
+    trainer.add_callback("on_epoch_end", lambda tr, rec: tr.stop_event.set() if tr.epoch == 4 else None)
+    trainer.run()
+    replay = replay_from_extras(trainer.extras)
+    assert [int(e) for e in replay.epochs] == [0, 2, 4]
+    assert np.isfinite(replay.metrics[-1]).all()  # epoch 4's test figures
 
 
 def test_replay_survives_a_checkpoint_round_trip_and_resume(tiny_data, tmp_path):
@@ -194,6 +214,9 @@ def test_replay_survives_a_checkpoint_round_trip_and_resume(tiny_data, tmp_path)
     ckpt = ckpt_io.load(path)  # weights_only=True inside
     saved = ckpt.extras[REPLAY_KEY]
     assert set(saved) == set(trainer.extras[REPLAY_KEY]) and saved["version"] == 1
+    on_disk = torch.load(path, weights_only=True)["extras"][REPLAY_KEY]  # packed: the manifolds as one zlib stream
+    assert on_disk["version"] == PACKED_VERSION and on_disk["manifolds"].dim() == 1
+    assert len(on_disk["manifolds"]) < saved["manifolds"].numel()  # ~a fifth for real pictures; noise here
     for key, value in trainer.extras[REPLAY_KEY].items():
         if isinstance(value, torch.Tensor):  # exact, dtype included; the epoch-0 metrics are NaN
             torch.testing.assert_close(saved[key], value, rtol=0, atol=0, equal_nan=True)
@@ -237,6 +260,39 @@ def test_a_damaged_replay_is_refused_with_a_sentence(tiny_data, tmp_path, damage
     with pytest.raises(ReplayError):
         check_replay(replay, 2, n_classes=3)
     path = ckpt_io.save(trainer.checkpoint_payload(extras={REPLAY_KEY: replay}), tmp_path / "bad.pt")
+    with pytest.raises(ckpt_io.CheckpointError, match="bad.pt holds a training replay that cannot be used"):
+        ckpt_io.load(path)
+
+
+def test_an_unpacked_replay_from_an_older_file_still_loads(tiny_data, tmp_path):
+    trainer, replay = _good_replay(tiny_data)
+    payload = trainer.checkpoint_payload()
+    payload["extras"][REPLAY_KEY] = replay  # as files were written before the manifolds were packed
+    ckpt = ckpt_io.load(ckpt_io.save(payload, tmp_path / "v1.pt"))
+    assert torch.equal(ckpt.extras[REPLAY_KEY]["manifolds"], replay["manifolds"])
+
+
+def _zlib_tensor(data: bytes) -> torch.Tensor:
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8)
+
+
+@pytest.mark.parametrize("damage", [
+    lambda r: r.update(manifolds=_zlib_tensor(b"not zlib at all")),
+    lambda r: r.update(manifolds=r["manifolds"][: len(r["manifolds"]) // 2]),  # cut short
+    lambda r: r.update(manifolds=_zlib_tensor(zlib.compress(bytes(10_000_000)))),  # inflates far past its frames
+    lambda r: r.update(manifolds=torch.cat([r["manifolds"], r["manifolds"]])),  # a second stream after the first
+    lambda r: r.update(manifolds=r["manifolds"].float()),
+    lambda r: r.update(epochs=torch.zeros(10_000, dtype=torch.int64)),  # more frames than any run keeps
+])
+def test_a_damaged_packed_replay_is_refused_with_a_sentence(tiny_data, tmp_path, damage):
+    trainer, replay = _good_replay(tiny_data)
+    packed = dict(pack_replay(replay))
+    damage(packed)
+    with pytest.raises(ReplayError):
+        check_replay(packed, 2, n_classes=3)
+    payload = trainer.checkpoint_payload()
+    payload["extras"][REPLAY_KEY] = packed
+    path = ckpt_io.save(payload, tmp_path / "bad.pt")
     with pytest.raises(ckpt_io.CheckpointError, match="bad.pt holds a training replay that cannot be used"):
         ckpt_io.load(path)
 
@@ -464,6 +520,9 @@ def test_cli_records_a_replay_and_exports_the_gif(tmp_path, monkeypatch, capsys)
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["replay_seconds"] is None
     assert main(["replay", str(plain), "--gif", str(tmp_path / "x.gif")]) == 2
     assert "holds no training replay" in capsys.readouterr().err
+    few = tmp_path / "few.pt"  # --replay-frames: the planned epochs only, as the shipped defaults were saved
+    assert main(["train", *tiny, "--epochs", "6", "--replay-frames", "3", "--out", str(few)]) == 0
+    assert [int(e) for e in replay_from_extras(ckpt_io.load(few).extras).epochs] == sorted(planned_epochs(6, 3))
 
 
 def test_robust_extent_ignores_a_few_far_codes_but_holds_every_model():

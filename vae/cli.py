@@ -17,7 +17,7 @@ from . import checkpoint as ckpt_io
 from .config import ConfigError, ModelConfig, TrainConfig
 from .data import DATASET_NAMES, DatasetUnavailable, load_dataset
 from .loss import iw_log_likelihood
-from .replay import ReplayRecorder, replay_from_extras, replay_gif
+from .replay import MAX_FRAMES, ReplayRecorder, replay_from_extras, replay_gif
 from .train import Trainer, TrainingDiverged, evaluate_model
 
 DEFAULT_CHECKPOINT_DIR = Path("checkpoints")
@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--slim", action="store_true", help="leave the optimizer state out of the final checkpoint")
     t.add_argument("--no-replay", action="store_true",
                    help="record no training replay (by default each epoch keeps 500 test codes and an 8x8 manifold)")
+    t.add_argument("--replay-frames", default=None, metavar="N",
+                   help=f"keep at most N replay frames, evenly spread, the first and last included (2-{MAX_FRAMES}, "
+                        f"default {MAX_FRAMES}): a smaller file")
     t.add_argument("--json", action="store_true", help="print one JSON object as the last line of stdout")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -165,10 +168,11 @@ def _prepare_trainer(args) -> tuple[Trainer, Path]:
 
 
 def cmd_train(args) -> dict:
+    frames = _int_arg("--replay-frames", args.replay_frames, 2, MAX_FRAMES) or MAX_FRAMES
     trainer, out = _prepare_trainer(args)
     notes = args.notes or trainer.train_data.source
     # The replay first: the autosave below then writes each epoch's frame with it.
-    replay = None if args.no_replay else ReplayRecorder(seed=trainer.cfg.seed).attach(trainer)
+    replay = None if args.no_replay else ReplayRecorder(seed=trainer.cfg.seed, max_frames=frames).attach(trainer)
     bar = ProgressBar(trainer.steps_per_epoch * trainer.cfg.epochs, enabled=not args.quiet)
     trainer.add_callback("on_step", bar.on_step)
     trainer.add_callback("on_epoch_end", bar.on_epoch_end)
@@ -263,9 +267,18 @@ def _print_human(result: dict) -> None:
               f"(recon {result['test_recon']:.2f}, KL {result['test_kl']:.2f}){iw}.")
 
 
+def _refuse_blank_paths(args) -> None:
+    """A file name of spaces would read as a file named ' ': say so in words instead."""
+    for attr, what in (("path", "the checkpoint's path"), ("resume", "--resume"), ("out", "--out"), ("gif", "--gif")):
+        value = getattr(args, attr, None)
+        if value is not None and not value.strip():
+            raise UsageError(f"{what} is blank; give a file name, e.g. checkpoints/default-shapes-2d.pt.")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        _refuse_blank_paths(args)
         result = {"train": cmd_train, "eval": cmd_eval, "replay": cmd_replay, "list": cmd_list}[args.command](args)
     except (ConfigError, UsageError, ckpt_io.CheckpointError, DatasetUnavailable) as e:
         print(f"error: {e}", file=sys.stderr)

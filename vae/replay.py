@@ -4,13 +4,16 @@ A ReplayRecorder subscribes to the Trainer's `on_epoch_end` and keeps, for every
 untrained model, epoch 0), the posterior means of a fixed test subset in the plane (z1, z2) and a
 small decoded manifold over that plane. The frames live in `trainer.extras["replay"]`, so every
 checkpoint the trainer writes carries them; they are stored compactly (codes float16, images
-uint8) as a plain dict of tensors, read back with `torch.load(weights_only=True)` and checked by
+uint8, zlib-packed on disk by `pack_replay`: ~11 kB a frame instead of 50 kB) as a plain dict of
+tensors, read back with `torch.load(weights_only=True)` and checked (and unpacked) by
 `check_replay`. `replay_gif` turns them into an animated GIF: decoded manifold beside the scatter.
 """
 from __future__ import annotations
 
+import functools
 import io
 import time
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,11 +22,12 @@ import torch
 from .latent import decode_grid, grid_axis, sample_indices, tile_images, upscale_nearest
 
 REPLAY_KEY = "replay"  # in trainer.extras and the checkpoint's extras
-REPLAY_VERSION = 1
+REPLAY_VERSION = 1  # in memory, and on disk before manifolds were packed
+PACKED_VERSION = 2  # on disk: "manifolds" is the zlib stream of the uint8 (T, H, W) array
 REPLAY_CODES = 500  # test images followed through training
 REPLAY_GRID = 8  # manifold tiles per side: 224 x 224 px of uint8, about 50 kB a frame
 REPLAY_RADIUS = 3.0  # the manifold covers [-3, 3] on z1 and z2: the prior's 3-sigma square
-MAX_FRAMES = 50  # longer runs are thinned evenly (first and last kept): <= 2.5 MB of frames
+MAX_FRAMES = 50  # longer runs keep a log-even choice of epochs (planned_epochs): <= ~0.7 MB packed
 MAX_REPLAY_CODES = 10_000
 MAX_REPLAY_GRID = 32
 TILE = 28
@@ -80,10 +84,20 @@ class ReplayRecorder:
             if trainer.epoch == 0:
                 self.capture(trainer, None)
         trainer.add_callback("on_epoch_end", self.capture)
+        trainer.add_callback("on_train_end", self._last_frame)
         return self
 
+    def _last_frame(self, trainer, _record) -> None:
+        """A run that stopped after an epoch without a planned frame still ends on a frame of its own."""
+        raw = trainer.extras.get(REPLAY_KEY)
+        if raw is not None and int(raw["epochs"][-1]) < trainer.epoch:
+            last = next((r for r in reversed(trainer.history) if r.get("kind") == "epoch"), {})
+            self.capture(trainer, None, last)
+
     @torch.no_grad()
-    def capture(self, trainer, record: dict | None) -> None:
+    def capture(self, trainer, record: dict | None, metrics_from: dict | None = None) -> None:
+        if record is not None and not self._wanted(trainer):
+            return
         t0 = time.perf_counter()
         model, d = trainer.model, trainer.model_cfg.latent_dim
         was_training = model.training
@@ -96,13 +110,19 @@ class ReplayRecorder:
         else:  # one row over z1
             tiles = model.decode(torch.from_numpy(xs[:, None]).to(mu.device))[:, 0].cpu().numpy()[None]
         model.train(was_training)
-        record = record or {}
+        record = record or metrics_from or {}
         metrics = [record.get("test_recon", float("nan")), record.get("test_kl", float("nan"))]
         frame = {"epochs": torch.tensor([trainer.epoch], dtype=torch.int64), "codes": codes[None],
                  "manifolds": torch.from_numpy(tile_images(tiles))[None],
                  "metrics": torch.tensor([metrics], dtype=torch.float32)}
         trainer.extras[REPLAY_KEY] = self._append(trainer.extras.get(REPLAY_KEY), frame, xs)
         self.seconds += time.perf_counter() - t0
+
+    def _wanted(self, trainer) -> bool:
+        """Whether this epoch's end gets a frame: a planned epoch (planned_epochs) or the run's last one
+        (a stopped run's last frame comes from _last_frame)."""
+        total = int(trainer.cfg.epochs)
+        return trainer.epoch in planned_epochs(total, self.max_frames) or trainer.epoch >= total
 
     def _append(self, old: dict | None, frame: dict, xs: np.ndarray) -> dict:
         """A new dict (never mutated: readers in other threads may hold the old one)."""
@@ -118,21 +138,71 @@ class ReplayRecorder:
         return out
 
 
+@functools.lru_cache(maxsize=64)
+def planned_epochs(total: int, frames: int) -> frozenset[int]:
+    """The epochs (0 and total among them) whose frames a run of `total` epochs keeps when it may keep
+    `frames`: every epoch when they fit, else about evenly spread in log(1 + epoch), since a latent space
+    organises itself mostly in its first epochs (6 of 20: 0, 1, 2, 5, 10, 20)."""
+    if total + 1 <= frames:
+        return frozenset(range(total + 1))
+    for k in range(frames, 4 * frames + 8):
+        chosen = np.unique(np.rint(np.expm1(np.linspace(0.0, np.log1p(total), k))).astype(int))
+        if len(chosen) >= frames:
+            break
+    while len(chosen) > frames:
+        chosen = np.delete(chosen, crowded_frame(chosen))
+    return frozenset(int(e) for e in chosen)
+
+
 def crowded_frame(epochs: np.ndarray) -> int:
-    """The inner frame whose removal leaves the most even spacing: the one with the smallest span
-    between its two neighbours (the first and last frames are always kept)."""
-    epochs = np.asarray(epochs, np.float64)
-    spans = epochs[2:] - epochs[:-2]  # (T - 2,)
+    """The inner frame whose removal leaves the most even spacing in log(1 + epoch): the one with the
+    smallest such span between its two neighbours (the first and last frames are always kept). A latent
+    space organises itself mostly in the first epochs, so a thinned replay keeps more of them: eight
+    frames of 20 epochs are 0, 1, 2, 4, 6, 9, 14, 20 rather than 0, 3, 6, ..., 20."""
+    position = np.log1p(np.maximum(np.asarray(epochs, np.float64), 0.0))
+    spans = position[2:] - position[:-2]  # (T - 2,)
     return int(np.argmin(spans)) + 1
 
 
+def pack_replay(raw: dict) -> dict:
+    """The replay as written to disk: its manifolds zlib-packed into one uint8 tensor (a new dict)."""
+    if raw.get("version") != REPLAY_VERSION:
+        return raw
+    stream = zlib.compress(raw["manifolds"].contiguous().numpy().tobytes(), 6)
+    return {**raw, "version": PACKED_VERSION, "manifolds": torch.frombuffer(bytearray(stream), dtype=torch.uint8)}
+
+
+def _unpack_manifolds(stream, shape: tuple[int, int, int]) -> torch.Tensor:
+    """The (T, H, W) uint8 manifolds from a packed replay's zlib stream; never inflates past their size."""
+    if not isinstance(stream, torch.Tensor) or stream.dtype != torch.uint8 or stream.dim() != 1:
+        raise ReplayError("its packed 'manifolds' entry is not a uint8 byte string")
+    size = shape[0] * shape[1] * shape[2]
+    inflate = zlib.decompressobj()
+    try:
+        data = inflate.decompress(stream.numpy().tobytes(), size)
+    except zlib.error:
+        raise ReplayError("its packed manifolds are not a zlib stream") from None
+    if len(data) != size or inflate.unconsumed_tail or inflate.unused_data or not inflate.eof:
+        raise ReplayError("its packed manifolds do not hold exactly its frames")
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8).reshape(shape)
+
+
 def check_replay(value, latent_dim: int, n_classes: int | None = None) -> dict:
-    """The stored replay dict if it is well formed for a model of latent_dim, else ReplayError."""
+    """The replay dict, unpacked (see pack_replay), if it is well formed for a model of latent_dim,
+    else ReplayError."""
     if not isinstance(value, dict):
         raise ReplayError("it is not a mapping")
     expected = {"version", "epochs", "indices", "labels", "codes", "manifolds", "grid", "metrics"}
     if set(value) != expected:
         raise ReplayError(f"its entries are {sorted(map(str, value))}, not {sorted(expected)}")
+    if value["version"] == PACKED_VERSION:
+        epochs, grid = value["epochs"], value["grid"]
+        if not all(isinstance(t, torch.Tensor) and t.dim() == 1 for t in (epochs, grid)) or not (
+                1 <= len(epochs) <= 10 * MAX_FRAMES and 1 <= len(grid) <= MAX_REPLAY_GRID):
+            raise ReplayError("its arrays have shapes that do not fit together or this model")
+        rows = len(grid) if latent_dim >= 2 else 1
+        manifolds = _unpack_manifolds(value["manifolds"], (len(epochs), rows * TILE, len(grid) * TILE))
+        value = {**value, "version": REPLAY_VERSION, "manifolds": manifolds}
     if value["version"] != REPLAY_VERSION:
         raise ReplayError(f"its version is {value['version']!r}")
     tensors = {k: value[k] for k in expected - {"version"}}
