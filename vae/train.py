@@ -12,7 +12,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .checkpoint import Checkpoint, build_payload
@@ -54,6 +53,17 @@ def lr_at(train_cfg: TrainConfig, progress: float) -> float:
 def _relu_backward(grad: torch.Tensor, relu_out: torch.Tensor) -> torch.Tensor:
     """grad where the ReLU's output is positive, else 0: autograd's own ReLU backward, one pass."""
     return torch.ops.aten.threshold_backward(grad, relu_out, 0)
+
+
+def _bce_with_logits_sum(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """sum(BCE-with-logits) = sum(softplus(a) - x * a), with softplus(a) = relu(a) - log(sigmoid(|a|))
+    (sigmoid(|a|) lies in [0.5, 1], so the log is well conditioned). The same value as
+    F.binary_cross_entropy_with_logits(..., reduction="sum") to float32 rounding, in about 40% of its
+    time on a CPU, whose log-sigmoid and log1p kernels are not vectorised: ~0.15 against ~0.39 ms for a
+    128 x 784 batch on 2 threads (the op alone; a whole step is 4.6-7 ms on this machine, and the
+    difference was lost in its noise when timed step by step)."""
+    softplus = torch.sigmoid(logits.abs()).log_().neg_().add_(logits.clamp_min(0))
+    return softplus.sum() - torch.dot(logits.reshape(-1), target.reshape(-1))
 
 
 class _MLPBernoulliStep:
@@ -118,9 +128,7 @@ class _MLPBernoulliStep:
                 a.relu_()
         var = logvar.exp()
         # One read of both sums (KL = 1/2 sum(mu^2 + sigma^2 - log sigma^2 - 1)); the rest is float arithmetic.
-        recon, kl = torch.stack([
-            F.binary_cross_entropy_with_logits(a, target, reduction="sum"), torch.sum(mu * mu + var - logvar),
-        ]).tolist()
+        recon, kl = torch.stack([_bce_with_logits_sum(a, target), torch.sum(mu * mu + var - logvar)]).tolist()
         kl = 0.5 * (kl - mu.numel())
         sums = (recon, kl, recon_weight * recon + beta * kl)
 
