@@ -32,7 +32,7 @@ EPOCHS = 300  # more than the windows can finish
 HZ = os.sysconf("SC_CLK_TCK")
 
 
-def _ticks(stat_path: str) -> tuple[int, int]:
+def proc_ticks(stat_path: str) -> tuple[int, int]:
     """(utime + stime, nice) of a process or thread."""
     with open(stat_path) as f:
         fields = f.read().rsplit(")", 1)[1].split()
@@ -46,7 +46,7 @@ def chromium_ticks() -> int:
             try:
                 with open(f"/proc/{entry}/comm") as f:
                     if "chrom" in f.read():
-                        total += _ticks(f"/proc/{entry}/stat")[0]
+                        total += proc_ticks(f"/proc/{entry}/stat")[0]
             except OSError:
                 pass  # it exited meanwhile
     return total
@@ -58,7 +58,7 @@ def server_ticks(pid: int) -> tuple[int, int]:
     plain = niced = 0
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
-            t, nice = _ticks(f"/proc/{pid}/task/{tid}/stat")
+            t, nice = proc_ticks(f"/proc/{pid}/task/{tid}/stat")
         except OSError:
             continue
         if nice > 0:

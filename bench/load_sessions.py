@@ -53,7 +53,7 @@ from bench.browser import (ForeignLoad, check_load, chromium, exit_on_sigterm, m
                            serve, wait_for_app_idle, wait_for_quiet)
 from bench.explore_latency import SliderPage, percentile
 from bench.report import ROOT, load_average, machine_line, replace_section
-from bench.live_cpu_split import HZ, _ticks, chromium_ticks, server_ticks
+from bench.live_cpu_split import HZ, chromium_ticks, proc_ticks, server_ticks
 from bench.st_wire import WireErrors, WireLoop, WireSession
 from tests.e2e.conftest import _BROKEN_IMAGES_JS, ConsoleErrors, exception_texts
 
@@ -204,7 +204,7 @@ class CpuSplit:
         self.pid = pid
 
     def _read(self) -> tuple[int, int, int]:
-        total = _ticks(f"/proc/{self.pid}/stat")[0]
+        total = proc_ticks(f"/proc/{self.pid}/stat")[0]
         _, niced = server_ticks(self.pid)
         return total - niced, niced, chromium_ticks()
 

@@ -157,8 +157,7 @@ def planned_epochs(total: int, frames: int) -> frozenset[int]:
 def crowded_frame(epochs: np.ndarray) -> int:
     """The inner frame whose removal leaves the most even spacing in log(1 + epoch): the one with the
     smallest such span between its two neighbours (the first and last frames are always kept). A latent
-    space organises itself mostly in the first epochs, so a thinned replay keeps more of them: eight
-    frames of 20 epochs are 0, 1, 2, 4, 6, 9, 14, 20 rather than 0, 3, 6, ..., 20."""
+    space organises itself mostly in the first epochs, so a thinned replay keeps more of them."""
     position = np.log1p(np.maximum(np.asarray(epochs, np.float64), 0.0))
     spans = position[2:] - position[:-2]  # (T - 2,)
     return int(np.argmin(spans)) + 1
