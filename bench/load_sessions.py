@@ -281,10 +281,10 @@ def run_wave(browser, server, probe: SliderPage, teacher, n: int, duration: floa
     return wave
 
 
-def probe_while(probe: SliderPage, duration: float, wave: Wave, pid: int, done=lambda: False) -> None:
+def probe_while(probe: SliderPage, duration: float, wave: Wave, pid: int) -> None:
     """The probe's timed moves, one about every PROBE_GAP_S seconds, for duration seconds."""
     t0 = time.monotonic()
-    while time.monotonic() - t0 < duration and not done():
+    while time.monotonic() - t0 < duration:
         wave.peak_mb = max(wave.peak_mb, rss_mb(pid))
         wave.probe.append(probe.move())
         wave.rounds += 1

@@ -117,7 +117,7 @@ class WireSession:
     async def open(self, moves_per_page: int) -> None:
         status, html = await asyncio.to_thread(http_get, self.base + "/")
         if status != 200:
-            self.errors.dropped.append(f"{self.where()}: GET / answered {status}")
+            self.errors.failed_static.append(f"{self.where()}: / ({status})")
         self.assets = ASSET_RE.findall(html.decode(errors="replace"))
         self.page_assets = len(self.assets)
         for asset in self.assets:
