@@ -3,11 +3,12 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages.common import sidebar_card
+from pages.common import page_style, sidebar_card
 
 # A local icon: a :material/…: page icon makes the browser fetch the tab icon from the internet.
 ICON = Path(__file__).parent / ".streamlit" / "icon.png"
 st.set_page_config(page_title="Latent Explorer", page_icon=str(ICON), layout="wide")
+page_style()
 
 PAGES = {
     "Model": [

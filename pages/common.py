@@ -43,6 +43,17 @@ DEFAULT_MODELS = {"mnist": "default-mnist-2d.pt", "shapes": "default-shapes-2d.p
 MAX_UPLOAD_MB = 50  # also server.maxUploadSize in .streamlit/config.toml
 POLL_SECONDS = 1.0
 
+# Streamlit's progress bar slides to each new value over 0.5 s (a CSS transform transition). Redrawn
+# every second by the live view, that animation was half of what a software-rendered Chromium spent on
+# a polling page (~0.05 of its ~0.1 cores on a page holding just the bar: docs/benchmarks.md), CPU the
+# training threads share on a laptop. The bar jumps to its new value instead.
+PAGE_STYLE = "<style>[data-testid='stProgress'] * { transition: none !important; }</style>"
+
+
+def page_style() -> None:
+    """The app's few CSS rules; a style-only st.html goes to Streamlit's event container, taking no space."""
+    st.html(PAGE_STYLE)
+
 
 def checkpoint_dir() -> Path:
     """checkpoints/ beside app.py, or $VAE_CHECKPOINT_DIR."""

@@ -154,6 +154,13 @@ def test_2_train_shapes_live(page, state, app_server, console_errors):
     first, later = first[1], later[1]
     state["curve_points"] = (first, later)
     screenshot(page, "02-train-running")
+    # The progress bar jumps to each new value: Streamlit's 0.5 s slide, started every second by the live
+    # view, is what the app's PAGE_STYLE switches off (pages/common.py).
+    sliding = page.evaluate("""() => [...document.querySelectorAll('[data-testid="stProgress"] *')]
+        .map(e => getComputedStyle(e).transitionDuration)
+        .filter(d => d.split(',').some(x => parseFloat(x) > 0))""")
+    assert page.locator('[data-testid="stProgress"]').count() >= 1, "the Train page shows no progress bar while training"
+    assert not sliding, f"the progress bar still animates its moves (transition durations {sliding})"
 
     # It finishes...
     heading = f"{CKPT_NAME}: finished"
