@@ -8,7 +8,9 @@ Servers run side by side, started the same way: `streamlit run app.py` (the proj
 shipped shapes model) and minimal reference apps written to a temp folder at run time: one
 st.slider and one st.image of a 28 x 28 array upscaled 12x nearest, PNG, like the sliders page
 (the reference the target is measured against), and the same two widgets inside an st.fragment
-(what the issue asks the sliders page to be: the cost of the fragment alone, for scale).
+(what the issue asks the sliders page to be: the cost of the fragment alone, for scale), and that
+fragment as the one page of an app shaped like ours (st.navigation over eight pages, a sidebar card:
+the cost of the app's shell, for scale).
 
 Slider latency: the first slider's thumb is focused and ArrowRight pressed; the page records, with
 performance.now(), the keydown, the moment the st.image <img> gets a new src (the figure quoted),
@@ -72,6 +74,42 @@ REFERENCE_FRAGMENT_APP = textwrap.dedent('''\
 
 
     body()
+''')
+
+# The same fragment as one page of an app shaped like the project's: st.navigation over eight pages in
+# three sections, a wide layout and a bordered card in the sidebar. What the shell itself costs a slider
+# move, before the page does anything of its own.
+REFERENCE_SHELL_APP = textwrap.dedent('''\
+    """For scale in bench/explore_latency.py: REFERENCE_FRAGMENT_APP as a page of an app shaped like the project."""
+    import numpy as np
+    import streamlit as st
+
+
+    def sliders():
+        @st.fragment
+        def body():
+            v = st.slider("z1", -4.0, 4.0, 0.0, 0.05, key="z1")
+            rng = np.random.default_rng(int(round((v + 4.0) * 100)))
+            image = np.clip(np.rint(rng.random((28, 28)) * 255.0), 0, 255).astype(np.uint8)
+            image = np.repeat(np.repeat(image, 12, axis=0), 12, axis=1)
+            st.image(image, caption=f"image at z1 = {v:.2f}", width="content", output_format="PNG")
+
+        body()
+
+
+    def other():
+        st.write("Another page.")
+
+
+    st.set_page_config(page_title="Shell", layout="wide")
+    titles = {"A": ["Home", "Train"], "B": ["Sliders", "Manifold", "Scatter", "Reconstructions"], "C": ["Compare", "Replay"]}
+    pages = {section: [st.Page(sliders if t == "Sliders" else other, title=t, url_path=t.lower(), default=t == "Sliders")
+                       for t in names] for section, names in titles.items()}
+    page = st.navigation(pages)
+    with st.sidebar, st.container(border=True):
+        st.markdown("**a model** :gray-badge[checkpoint]")
+        st.markdown("- Dataset: **shapes**\\n- Latent dim: **2**\\n- Epochs: **20**")
+    page.run()
 ''')
 
 REFERENCE_PLOT_APP = textwrap.dedent('''\
@@ -384,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
         base = Path(tmp)
         scripts = {}
         for name, text in (("reference", REFERENCE_APP), ("reference-fragment", REFERENCE_FRAGMENT_APP),
-                           ("reference-plot", REFERENCE_PLOT_APP)):
+                           ("reference-shell", REFERENCE_SHELL_APP), ("reference-plot", REFERENCE_PLOT_APP)):
             (base / name).mkdir()
             scripts[name] = base / name / f"{name.replace('-', '_')}_app.py"
             scripts[name].write_text(text)
@@ -392,6 +430,7 @@ def main(argv: list[str] | None = None) -> int:
         ref = stack.enter_context(serve(scripts["reference"], base / "reference", "reference"))
         ref_frag = stack.enter_context(serve(scripts["reference-fragment"], base / "reference-fragment",
                                              "reference-fragment"))
+        ref_shell = stack.enter_context(serve(scripts["reference-shell"], base / "reference-shell", "reference-shell"))
         ref_plot = stack.enter_context(serve(scripts["reference-plot"], base / "reference-plot", "reference-plot"))
         browser = stack.enter_context(chromium())
 
@@ -427,16 +466,19 @@ def main(argv: list[str] | None = None) -> int:
                              ("reference: one tiny plotly chart", floor_plot)):
             print(f"{label}: first {loads[0]['t']:.3f} s; then {times(loads[1:], 3)} s; median milestones "
                   f"{milestones(loads[1:])}", flush=True)
-        project, reference, fragment = measure_sliders(
+        project, reference, fragment, shell = measure_sliders(
             browser, [(app.url, "sliders", "project /sliders"), (ref.url, "", "reference app"),
-                      (ref_frag.url, "", "for scale: the reference's slider and image in a fragment")], args.moves)
-        for server in (app, ref, ref_frag, ref_plot):
+                      (ref_frag.url, "", "for scale: the reference's slider and image in a fragment"),
+                      (ref_shell.url, "", "for scale: that fragment as a page of an app shaped like ours")],
+            args.moves)
+        for server in (app, ref, ref_frag, ref_shell, ref_plot):
             tb = server.tracebacks()
             if tb:
                 raise SystemExit(f"traceback in the server output:\n{tb}")
 
     rows = []
-    for p in (project, reference, fragment):
+    sliders = (project, reference, fragment, shell)
+    for p in sliders:
         src = [s["src"] for s in p.samples]
         load = [s["load"] for s in p.samples]
         busy = [s["busy"] for s in p.samples]
@@ -448,6 +490,7 @@ def main(argv: list[str] | None = None) -> int:
     ratio = rows[0][1] / rows[1][1]
     load_ratio = rows[0][3] / rows[1][3]
     fragment_ratio = rows[2][1] / rows[1][1]  # what a fragment alone costs, against the same reference
+    shell_ratio = rows[3][1] / rows[1][1]  # ... and that fragment inside an st.navigation app with a sidebar
     slider_ok, slider_load_ok = ratio <= SLIDER_TARGET, load_ratio <= SLIDER_TARGET
     mf_warm, sc_warm = median([r["t"] for r in manifold[1:]]), median([r["t"] for r in scatter[1:]])
     mf_ok, sc_ok = mf_warm <= LOAD_TARGET_S, sc_warm <= LOAD_TARGET_S
@@ -460,7 +503,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"slider p50 project/reference: new src {ratio:.2f} -> {word(slider_ok)}, image loaded {load_ratio:.2f} -> "
           f"{word(slider_load_ok)} (<= {SLIDER_TARGET}); the reference in a fragment/reference: new src "
-          f"{fragment_ratio:.2f}; manifold median {mf_warm:.3f} s -> {word(mf_ok)}; "
+          f"{fragment_ratio:.2f}, in an app shaped like ours {shell_ratio:.2f}; manifold median {mf_warm:.3f} s -> {word(mf_ok)}; "
           f"scatter median {sc_warm:.3f} s -> {word(sc_ok)} (<= {LOAD_TARGET_S:g} s)")
     if args.no_write:
         return 0
@@ -493,7 +536,11 @@ def main(argv: list[str] | None = None) -> int:
         f"image loaded **{load_ratio:.2f}** ({verdict(slider_load_ok)}). For scale, the reference's own slider and "
         f"image put in an `st.fragment` (as the issue asks of the sliders page) take **{fragment_ratio:.2f}x** the "
         f"reference's new-src time: that much of the budget goes to Streamlit's fragment rerun before the page does "
-        f"anything; the project is {rows[0][1] / rows[2][1]:.2f}x that fragment app.",
+        f"anything; the project is {rows[0][1] / rows[2][1]:.2f}x that fragment app. The same fragment as the one "
+        f"page of an app shaped like ours (`st.navigation` over eight pages in three sections, wide layout, a "
+        f"bordered card in the sidebar; its other pages empty) takes **{shell_ratio:.2f}x**: what the app's shell "
+        f"costs a move before the page does anything of its own. The project is {rows[0][1] / rows[3][1]:.2f}x "
+        f"that shell app.",
         "",
         "**Page load to chart drawn**, a new tab each time (a new Streamlit session; one browser context per server, "
         "so the browser cache is kept as a user's is), from navigation start (the page's `performance.now()`). "
@@ -517,10 +564,10 @@ def main(argv: list[str] | None = None) -> int:
         load_row("for scale: a minimal app with one tiny `st.plotly_chart`, to it drawn", floor_plot, "—"),
         "",
         f"Other work on the machine (CPU the rest of the machine used meanwhile, its busy time less this benchmark's "
-        f"process tree's): at most {max(f for p in (project, reference, fragment) for f in p.foreign):.2f} cores during a kept "
+        f"process tree's): at most {max(f for p in sliders for f in p.foreign):.2f} cores during a kept "
         f"block of slider moves, {max(r['foreign'] for r in manifold + scatter):.2f} during a kept page load; "
         f"blocks or loads during which it passed 0.15 cores were measured again once the machine was quiet "
-        f"({project.thrown + reference.thrown + fragment.thrown + sum(r['thrown'] for r in manifold + scatter + floor_image + floor_plot)} "
+        f"({sum(p.thrown for p in sliders) + sum(r['thrown'] for r in manifold + scatter + floor_image + floor_plot)} "
         f"thrown away this time).",
         "",
         f"For scale: in a fresh tab, a minimal Streamlit app with one two-point plotly chart draws it "
