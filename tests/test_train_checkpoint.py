@@ -298,3 +298,40 @@ def test_hand_written_mlp_step_matches_autograd(hidden, beta, recon_weight):
     assert {id(p) for p, _ in grads} == {id(p) for p in model.parameters()}
     for param, grad in grads:
         torch.testing.assert_close(grad, param.grad, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("hand", [True, False])
+def test_direct_fused_adam_call_equals_optimizer_step(tiny_data, tiny_cfg, tmp_path, hand):
+    """The trainer calls the fused Adam kernel itself, skipping Optimizer.step's bookkeeping: weights and
+    optimizer state must be bit-identical to optimizer.step()'s, with an lr schedule and across a resume."""
+    def run(direct: bool, resume: bool):
+        trainer = _trainer(tiny_data, tiny_cfg, epochs=3, lr_schedule="cosine", lr=3e-3)
+        if not hand:
+            trainer._hand_step = None
+        if not direct:
+            trainer._adam_step.usable = False
+        elif trainer.device.type == "cpu":
+            assert trainer._adam_step.usable, "the plain CPU Adam should take the direct call"
+        trainer.run_epoch()
+        if resume:
+            path = ckpt_io.save(trainer.checkpoint_payload(), tmp_path / f"resume-{direct}-{hand}.pt")
+            trainer = _trainer(tiny_data, tiny_cfg, epochs=3, lr_schedule="cosine", lr=3e-3)
+            if not hand:
+                trainer._hand_step = None
+            trainer._adam_step.usable = direct and trainer._adam_step.usable
+            trainer.restore(ckpt_io.load(path))
+        for _ in range(3 - trainer.epoch):
+            trainer.run_epoch()
+        return trainer
+
+    reference = run(direct=False, resume=False)
+    for resume in (False, True):
+        direct = run(direct=True, resume=resume)
+        for k, v in reference.model.state_dict().items():
+            assert torch.equal(direct.model.state_dict()[k], v), f"{k} differs (resume={resume})"
+        ref_state, state = reference.optimizer.state_dict()["state"], direct.optimizer.state_dict()["state"]
+        for i in ref_state:
+            for key in ("step", "exp_avg", "exp_avg_sq"):
+                assert torch.equal(state[i][key], ref_state[i][key]), f"optimizer {key} of parameter {i} differs"
+        if hand:  # the kernel took the hand step's gradients directly: no stale .grad is left behind
+            assert all(p.grad is None for p in direct.model.parameters())

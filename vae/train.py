@@ -158,6 +158,57 @@ class _MLPBernoulliStep:
         return sums, grads
 
 
+class _FusedAdamCall:
+    """`optimizer.step()` for a CPU Adam with fused=True, as the one kernel call it makes, without the
+    Optimizer machinery around it: regrouping the tensors by device and dtype, re-reading every
+    parameter's state and converting its hyper-parameters, each step. That bookkeeping cost ~0.3-0.4 ms
+    of a ~4.5-7 ms batch-128 step on a 2-core CPU (torch.profiler: `Optimizer.step#Adam.step` self time
+    next to `aten::_fused_adam_`). The update is the same kernel on the same state tensors (bit-identical
+    weights, tested), so `optimizer.state_dict()` and resuming are unchanged. Falls back to
+    `optimizer.step()` for anything but the plain case (one group, no amsgrad/maximize/differentiable)."""
+
+    def __init__(self, optimizer: torch.optim.Adam):
+        self.optimizer = optimizer
+        self.lists = None  # (params, exp_avgs, exp_avg_sqs, steps), built after the state exists
+        (group,) = optimizer.param_groups if len(optimizer.param_groups) == 1 else (None,)
+        self.usable = (
+            group is not None and hasattr(torch, "_fused_adam_") and group.get("fused") and not group["amsgrad"]
+            and not group["maximize"] and not group.get("differentiable") and not group.get("capturable")
+            and not group.get("decoupled_weight_decay") and all(p.device.type == "cpu" for p in group["params"])
+        )
+
+    def reset(self) -> None:
+        """The optimizer's state tensors were replaced (load_state_dict): look them up again."""
+        self.lists = None
+
+    def __call__(self, grads: list[torch.Tensor] | None = None) -> None:
+        """One Adam step; grads in the group's parameter order (default: each parameter's .grad)."""
+        if not self.usable or self.lists is None:
+            if grads is not None:
+                for param, grad in zip(self.optimizer.param_groups[0]["params"], grads):
+                    param.grad = grad
+            self.optimizer.step()
+            if self.usable:
+                params = self.optimizer.param_groups[0]["params"]
+                if grads is not None:  # the next steps pass theirs straight to the kernel: hold no stale ones
+                    for param in params:
+                        param.grad = None
+                states = [self.optimizer.state[p] for p in params]
+                self.lists = (params, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
+                              [s["step"] for s in states])
+            return
+        group = self.optimizer.param_groups[0]
+        params, exp_avgs, exp_avg_sqs, steps = self.lists
+        beta1, beta2 = group["betas"]
+        torch._foreach_add_(steps, 1)
+        torch._fused_adam_(
+            params, grads if grads is not None else [p.grad for p in params], exp_avgs, exp_avg_sqs, [], steps,
+            amsgrad=False, lr=float(group["lr"]), beta1=float(beta1), beta2=float(beta2),
+            weight_decay=float(group["weight_decay"]), eps=float(group["eps"]), maximize=False,
+            grad_scale=None, found_inf=None,
+        )
+
+
 class Trainer:
     def __init__(
         self,
@@ -176,6 +227,7 @@ class Trainer:
         # The fused kernel updates every parameter in one pass (about 3x faster than the default on a CPU).
         self._fused_adam = self.device.type in ("cpu", "cuda")
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.cfg.lr, fused=self._fused_adam or None)
+        self._adam_step = _FusedAdamCall(self.optimizer)
         if self.cfg.train_limit is not None:
             train_data = train_data.subset(self.cfg.train_limit)
         self.train_data, self.test_data = train_data, test_data
@@ -220,12 +272,12 @@ class Trainer:
                 f"(now {self.cfg.lr:g})."
             )
         if self._hand_step is not None:
-            for param, grad in grads:
-                param.grad = grad
+            order = {id(param): grad for param, grad in grads}
+            self._adam_step([order[id(p)] for p in self.optimizer.param_groups[0]["params"]])
         else:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-        self.optimizer.step()
+            self._adam_step()
         return sums
 
     def _noise_generator(self) -> torch.Generator | None:
@@ -321,6 +373,7 @@ class Trainer:
                 {**group, "fused": self._fused_adam or None, "foreach": None} for group in state.get("param_groups", [])
             ]
             self.optimizer.load_state_dict(state)
+            self._adam_step.reset()
         if ckpt.rng_state is not None:
             self.generator.set_state(ckpt.rng_state)
         self.epoch, self.step = ckpt.epoch, ckpt.step
