@@ -403,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
             "`DataLoader(batch_size=128, shuffle=True)`, `F.binary_cross_entropy(..., reduction='sum')` + KL, "
             "`loss.item()` each step.",
             "- Project: `vae.train.Trainer.train_epoch()`, the loop the CLI and the app run (for this MLP + Bernoulli "
-            "model on a CPU: hand-written backward, fused Adam, batches gathered from a float tensor made once when "
+            "model on a CPU: hand-written backward, the fused Adam kernel called directly, batches gathered from a float tensor made once when "
             "the Trainer is built, outside the timing; the reference converts each image with `ToTensor` every epoch, "
             "as the tutorial does).",
             f"- Method: one warm-up pass of each, then {args.repeats} rounds of (project epoch, reference epoch(s), "
