@@ -335,3 +335,18 @@ def test_direct_fused_adam_call_equals_optimizer_step(tiny_data, tiny_cfg, tmp_p
                 assert torch.equal(state[i][key], ref_state[i][key]), f"optimizer {key} of parameter {i} differs"
         if hand:  # the kernel took the hand step's gradients directly: no stale .grad is left behind
             assert all(p.grad is None for p in direct.model.parameters())
+
+
+def test_direct_adam_call_skips_a_parameter_without_a_gradient_as_optimizer_step_does(tiny_data, tiny_cfg):
+    trainer = _trainer(tiny_data, tiny_cfg)
+    trainer._hand_step = None  # the autograd path reads each parameter's .grad
+    trainer.run_epoch()
+    assert trainer._adam_step.lists is not None, "the direct call should be in use after the first step"
+    frozen = trainer.model.to_logvar.bias
+    before = frozen.detach().clone()
+    trainer.optimizer.zero_grad(set_to_none=True)
+    for p in trainer.model.parameters():
+        if p is not frozen:
+            p.grad = torch.ones_like(p)
+    trainer._adam_step()
+    assert torch.equal(frozen.detach(), before), "a parameter with no gradient must not move"

@@ -182,7 +182,11 @@ class _FusedAdamCall:
         self.lists = None
 
     def __call__(self, grads: list[torch.Tensor] | None = None) -> None:
-        """One Adam step; grads in the group's parameter order (default: each parameter's .grad)."""
+        """One Adam step; grads in the group's parameter order (default: each parameter's .grad; a
+        parameter without one is skipped by optimizer.step(), so then it takes that path)."""
+        if grads is None and self.lists is not None and any(p.grad is None for p in self.lists[0]):
+            self.optimizer.step()
+            return
         if not self.usable or self.lists is None:
             if grads is not None:
                 for param, grad in zip(self.optimizer.param_groups[0]["params"], grads):
