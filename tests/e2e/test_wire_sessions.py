@@ -46,8 +46,9 @@ def test_a_wire_session_opens_moves_its_sliders_and_changes_page(app_server):
 
         loop.run(session.act(moves_per_page=2), 10)
         loop.run(session.act(moves_per_page=2), 10)  # its sliders done: on to the next Explore page
-        assert _until(lambda: session.page_hash == session.pages["manifold"] and session.sliders), \
-            (session.page_hash, session.pages)
+        # Both of the manifold's sliders: the page's elements arrive one message each, so wait for the second.
+        assert _until(lambda: session.page_hash == session.pages["manifold"] and len(session.sliders) == 2), \
+            (session.page_hash, session.pages, session.sliders)
         assert session.page_hash != sliders_hash
         assert {s.value[0] for s in session.sliders.values()} == {20.0, 3.0}  # the manifold's n and r
         assert _until(lambda: any("/PlotlyChart." in a for a in session.assets)), session.assets[session.page_assets:]
