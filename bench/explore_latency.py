@@ -44,59 +44,39 @@ LOAD_TARGET_S = 1.0
 BLOCK = 5
 WARMUP = 3
 
-REFERENCE_APP = textwrap.dedent('''\
-    """The reference for bench/explore_latency.py: one slider, one image, nothing else."""
-    import numpy as np
-    import streamlit as st
-
+# The one slider and one image every slider app below draws, word for word, so that the apps differ
+# only in what surrounds it.
+SLIDER_AND_IMAGE = textwrap.dedent('''\
     v = st.slider("z1", -4.0, 4.0, 0.0, 0.05, key="z1")
     rng = np.random.default_rng(int(round((v + 4.0) * 100)))
     image = np.clip(np.rint(rng.random((28, 28)) * 255.0), 0, 255).astype(np.uint8)
     image = np.repeat(np.repeat(image, 12, axis=0), 12, axis=1)  # 336 x 336, nearest, as the project
     st.image(image, caption=f"image at z1 = {v:.2f}", width="content", output_format="PNG")
 ''')
+APP_HEADER = '''"""{doc}"""
+import numpy as np
+import streamlit as st
+
+
+'''
+
+REFERENCE_APP = APP_HEADER.format(doc="The reference for bench/explore_latency.py: one slider, one image, nothing else.") \
+    + SLIDER_AND_IMAGE
 
 # The same two elements in a fragment, as the sliders page has them (its issue asks for one): the
 # difference to REFERENCE_APP is what a fragment rerun costs in Streamlit itself.
-REFERENCE_FRAGMENT_APP = textwrap.dedent('''\
-    """For scale in bench/explore_latency.py: REFERENCE_APP's slider and image inside a fragment."""
-    import numpy as np
-    import streamlit as st
-
-
-    @st.fragment
-    def body():
-        v = st.slider("z1", -4.0, 4.0, 0.0, 0.05, key="z1")
-        rng = np.random.default_rng(int(round((v + 4.0) * 100)))
-        image = np.clip(np.rint(rng.random((28, 28)) * 255.0), 0, 255).astype(np.uint8)
-        image = np.repeat(np.repeat(image, 12, axis=0), 12, axis=1)
-        st.image(image, caption=f"image at z1 = {v:.2f}", width="content", output_format="PNG")
-
-
-    body()
-''')
+REFERENCE_FRAGMENT_APP = (
+    APP_HEADER.format(doc="For scale in bench/explore_latency.py: REFERENCE_APP's slider and image inside a fragment.")
+    + "@st.fragment\ndef body():\n" + textwrap.indent(SLIDER_AND_IMAGE, "    ") + "\n\nbody()\n"
+)
 
 # The same fragment as one page of an app shaped like the project's: st.navigation over eight pages in
 # three sections, a wide layout and a bordered card in the sidebar. What the shell itself costs a slider
 # move, before the page does anything of its own.
-REFERENCE_SHELL_APP = textwrap.dedent('''\
-    """For scale in bench/explore_latency.py: REFERENCE_FRAGMENT_APP as a page of an app shaped like the project."""
-    import numpy as np
-    import streamlit as st
-
-
-    def sliders():
-        @st.fragment
-        def body():
-            v = st.slider("z1", -4.0, 4.0, 0.0, 0.05, key="z1")
-            rng = np.random.default_rng(int(round((v + 4.0) * 100)))
-            image = np.clip(np.rint(rng.random((28, 28)) * 255.0), 0, 255).astype(np.uint8)
-            image = np.repeat(np.repeat(image, 12, axis=0), 12, axis=1)
-            st.image(image, caption=f"image at z1 = {v:.2f}", width="content", output_format="PNG")
-
-        body()
-
-
+REFERENCE_SHELL_APP = (
+    APP_HEADER.format(doc="For scale in bench/explore_latency.py: that fragment as a page of an app shaped like ours.")
+    + "def sliders():\n    @st.fragment\n    def body():\n" + textwrap.indent(SLIDER_AND_IMAGE, "        ")
+    + "\n    body()\n\n\n" + textwrap.dedent('''\
     def other():
         st.write("Another page.")
 
@@ -111,6 +91,7 @@ REFERENCE_SHELL_APP = textwrap.dedent('''\
         st.markdown("- Dataset: **shapes**\\n- Latent dim: **2**\\n- Epochs: **20**")
     page.run()
 ''')
+)
 
 REFERENCE_PLOT_APP = textwrap.dedent('''\
     """For scale in bench/explore_latency.py: a page with one tiny plotly chart and nothing else."""
