@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-replay", action="store_true",
                    help="record no training replay (by default each epoch keeps 500 test codes and an 8x8 manifold)")
     t.add_argument("--replay-frames", default=None, metavar="N",
-                   help=f"keep at most N replay frames, evenly spread, the first and last included (2-{MAX_FRAMES}, "
+                   help=f"keep at most N replay frames, spread evenly in log(1 + epoch), the first and last included (2-{MAX_FRAMES}, "
                         f"default {MAX_FRAMES}): a smaller file")
     t.add_argument("--json", action="store_true", help="print one JSON object as the last line of stdout")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
