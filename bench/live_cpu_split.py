@@ -8,8 +8,8 @@ A diagnostic beside bench/live_training.py, which measures the ratio the issue j
 defaults, as bench/live_training.py sets them) is started from the Train page; then windows
 alternate between the Train page open and polling, and the same tab on about:blank (the reference:
 the job alone). For each window: the cores Chromium's processes used, the cores the server's
-threads at nice 0 used (Streamlit, the page scripts) and those at nice > 0 (the training thread and
-its OpenMP workers, see vae/jobs.py), read from /proc; and the median samples/s of the epochs
+own threads used (Streamlit, the page scripts) and those the job's threads used (the training
+thread and its OpenMP workers, named vae-train, see vae/jobs.py), read from /proc; and the median samples/s of the epochs
 finished inside the window, from the job's autosaved checkpoint. The figures go into the
 "## Where live training's CPU goes (browser)" section of docs/benchmarks.md.
 """
@@ -25,6 +25,7 @@ from bench.browser import add_common_arguments, chromium, exit_on_sigterm, new_p
     wait_for_quiet
 from bench.live_training import BATCH, LR, epoch_rates, start_from_train_page
 from bench.report import ROOT, machine_line, median, replace_section
+from vae.jobs import TRAINING_THREAD_NAME
 
 SECTION = "## Where live training's CPU goes (browser)"
 JOB = "cpu-split"
@@ -53,19 +54,22 @@ def chromium_ticks() -> int:
 
 
 def server_ticks(pid: int) -> tuple[int, int]:
-    """(threads at nice 0, threads at nice > 0) of the server; a thread that exited is lost, which is
-    why the windows start with the job already running."""
-    plain = niced = 0
+    """(the server's own threads, the training job's threads: named TRAINING_THREAD_NAME, the training
+    thread and the OpenMP workers it started) of the server; a thread that exited is lost, which is why
+    the windows start with the job already running."""
+    plain = job = 0
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
-            t, nice = proc_ticks(f"/proc/{pid}/task/{tid}/stat")
+            t, _ = proc_ticks(f"/proc/{pid}/task/{tid}/stat")
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                name = f.read().strip()
         except OSError:
             continue
-        if nice > 0:
-            niced += t
+        if name == TRAINING_THREAD_NAME:
+            job += t
         else:
             plain += t
-    return plain, niced
+    return plain, job
 
 
 def window(label: str, pid: int, checkpoint: Path, seconds: float) -> dict:
@@ -136,8 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         f"A diagnostic beside the section above: one shapes job (latent 2, hidden auto, batch {BATCH}, lr {LR}) "
         f"started from the Train page, then {args.window:g} s windows with the Train page open and polling, "
         "alternating with the same tab on about:blank (the job alone). Cores from /proc: Chromium's processes; the "
-        "server's threads at nice 0 (Streamlit and the page scripts); at nice +10 (the training thread and its "
-        "OpenMP workers). Samples/s: median of the epochs that began and ended inside the window.",
+        "server's own threads (Streamlit and the page scripts); the job's (the training thread and the OpenMP "
+        "workers it started, named vae-train). Samples/s: median of the epochs that began and ended inside the window.",
         f"Measured {machine_line()}.", "",
         f"Reproduce: `.venv/bin/python -m bench.live_cpu_split --rounds {args.rounds} --window {args.window:g}`.", "",
         "| window | epochs | median samples/s | Chromium, cores | server, cores | job, cores |",

@@ -196,17 +196,17 @@ class Wave:
 
 
 class CpuSplit:
-    """Cores used over a stretch of time by the server's own work (every thread at nice 0, exited script
-    threads included: the process's total less its niced threads), the training job (the niced threads)
-    and Chromium (all its processes)."""
+    """Cores used over a stretch of time by the server's own work (exited script threads included: the
+    process's total less the job's threads), the training job (its threads, named vae-train: the
+    training thread and its OpenMP workers) and Chromium (all its processes)."""
 
     def __init__(self, pid: int):
         self.pid = pid
 
     def _read(self) -> tuple[int, int, int]:
         total = proc_ticks(f"/proc/{self.pid}/stat")[0]
-        _, niced = server_ticks(self.pid)
-        return total - niced, niced, chromium_ticks()
+        _, job = server_ticks(self.pid)
+        return total - job, job, chromium_ticks()
 
     def __enter__(self):
         self.t0, self.start = time.monotonic(), self._read()

@@ -167,3 +167,56 @@ def test_the_training_thread_runs_at_a_lower_priority_than_the_server(tmp_path, 
     assert os.getpriority(os.PRIO_PROCESS, 0) == before  # the calling (server) thread is untouched
     monkeypatch.setenv("VAE_TRAIN_NICE", "0")
     assert lower_this_threads_priority() is None  # 0: leave priorities alone
+    monkeypatch.delenv("VAE_TRAIN_NICE")
+    assert training_nice() == 0  # the default leaves them alone too
+    assert lower_this_threads_priority() is None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="thread names and priorities are read from /proc")
+@pytest.mark.parametrize("nice", [None, "5"])
+def test_a_jobs_threads_carry_its_name_and_the_priority_asked_for(tmp_path, tiny_loader, monkeypatch, nice):
+    """The job thread is named, so ps, top -H and the benchmarks can tell its CPU from the server's;
+    with VAE_TRAIN_NICE unset its priority is the server's, with 5 it is 5 lower."""
+    if nice is None:
+        monkeypatch.delenv("VAE_TRAIN_NICE", raising=False)
+    else:
+        monkeypatch.setenv("VAE_TRAIN_NICE", nice)
+    server_nice = os.getpriority(os.PRIO_PROCESS, 0)
+    seen = []
+    original_save = ckpt_io.save
+
+    def spy(payload, path):  # autosave runs in the job's thread
+        seen.append((open("/proc/thread-self/comm").read().strip(),
+                     os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
+        return original_save(payload, path)
+
+    monkeypatch.setattr(ckpt_io, "save", spy)
+    state = _wait(JobRegistry(tmp_path, max_running=1).start(*_cfgs()))
+    assert state.status == "finished", state.message
+    assert seen and all(name == jobs_mod.TRAINING_THREAD_NAME for name, _ in seen)
+    expected = server_nice if nice is None else min(server_nice + int(nice), 19)
+    assert all(p == expected for _, p in seen), (seen, expected)
+    assert os.getpriority(os.PRIO_PROCESS, 0) == server_nice
+    assert open("/proc/thread-self/comm").read().strip() != jobs_mod.TRAINING_THREAD_NAME
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="thread names are read from /proc")
+def test_torchs_worker_threads_inherit_the_training_threads_name():
+    from vae.jobs import become_a_training_thread
+
+    names, done = {}, threading.Event()
+
+    def worker():
+        become_a_training_thread()
+        a = torch.randn(256, 256)
+        for _ in range(3):
+            a @ a  # a parallel region: torch starts this thread's OpenMP workers now
+        names.update({tid: open(f"/proc/self/task/{tid}/comm").read().strip() for tid in os.listdir("/proc/self/task")})
+        done.set()
+
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join(30)
+    assert done.is_set()
+    named = [tid for tid, name in names.items() if name == jobs_mod.TRAINING_THREAD_NAME]
+    assert len(named) >= (2 if torch.get_num_threads() > 1 else 1), names

@@ -24,18 +24,40 @@ from .replay import REPLAY_KEY, ReplayRecorder
 from .train import Trainer, TrainingDiverged
 
 
+TRAINING_THREAD_NAME = "vae-train"  # what ps, top -H and /proc/<pid>/task/*/comm show for a job's threads
+
+
 def training_nice() -> int:
-    """How much lower than the server's the training thread's CPU priority is: VAE_TRAIN_NICE
-    (0-19), else 10. Pages, the browser on the same laptop and other tabs get a core first; the
-    job still takes every cycle they leave."""
+    """How much lower than the server's the training threads' CPU priority is: VAE_TRAIN_NICE
+    (0-19), else 0. The default leaves it alone: on a 2-core laptop with the Train page open in the
+    same machine's browser, nice +10 let every browser frame take a core from one of torch's two
+    OpenMP threads while the other waited for it (app/CLI 0.80 at +10, 0.84 at +5, 0.91 at 0, four
+    alternating rounds, docs/benchmarks.md). A server that a whole class connects to can set 10: the
+    students' slider moves then stay nearer their idle latency (1.19x against 1.45x, 10 sessions,
+    docs/reliability.md) while the job takes the cycles they leave."""
     env = os.environ.get("VAE_TRAIN_NICE", "").strip()
-    return min(int(env), 19) if env.isdigit() else 10
+    return min(int(env), 19) if env.isdigit() else 0
+
+
+def name_this_thread(name: str = TRAINING_THREAD_NAME) -> bool:
+    """Gives the calling thread an OS-level name (Linux, at most 15 bytes). Threads it starts later,
+    such as torch's OpenMP workers, inherit it, so a job's CPU can be told apart from the server's.
+    Returns whether it took."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None).prctl(15, name.encode()[:15], 0, 0, 0) == 0  # 15: PR_SET_NAME
+    except (OSError, AttributeError):
+        return False
 
 
 def lower_this_threads_priority(step: int | None = None) -> int | None:
     """Raises the calling thread's nice value by `step` (Linux: a thread id is a scheduling entity,
     and the threads it starts, such as torch's OpenMP workers, inherit it). Returns the new nice
-    value, or None where threads cannot be prioritised apart (other systems) or it is not allowed."""
+    value, or None where threads cannot be prioritised apart (other systems), it is not allowed, or
+    the step is 0."""
     step = training_nice() if step is None else step
     if step <= 0 or not sys.platform.startswith("linux") or not hasattr(threading, "get_native_id"):
         return None
@@ -45,6 +67,13 @@ def lower_this_threads_priority(step: int | None = None) -> int | None:
         return os.getpriority(os.PRIO_PROCESS, tid)
     except OSError:
         return None
+
+
+def become_a_training_thread() -> None:
+    """First thing in a job's thread, before torch starts this thread's worker threads (they inherit
+    both): its name, and its priority as VAE_TRAIN_NICE asks."""
+    name_this_thread()
+    lower_this_threads_priority()
 
 
 SNAPSHOT_SECONDS = 3.0  # also publish weights mid-epoch, so long epochs still animate the explore pages
@@ -186,7 +215,7 @@ class TrainingJob:
 
     # ---- the training thread: never touches streamlit ----
     def _run(self) -> None:
-        lower_this_threads_priority()  # before torch starts this thread's worker threads
+        become_a_training_thread()
         try:
             trainer = self._build_trainer()
             trainer.run()
@@ -335,7 +364,7 @@ class VariantsJob(TrainingJob):
         return self.members[-1].view()
 
     def _run(self) -> None:
-        lower_this_threads_priority()
+        become_a_training_thread()
         try:
             data = self._load_data()  # once: every member trains on the very same tensors
             lanes = [(member, member._build_trainer(data)) for member in self.members]
