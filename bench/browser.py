@@ -33,15 +33,18 @@ def app_folders(base: Path) -> tuple[Path, Path]:
 
 
 @contextlib.contextmanager
-def serve(script: Path, base: Path, name: str = "app", options: dict[str, str] | None = None):
+def serve(script: Path, base: Path, name: str = "app", options: dict[str, str] | None = None,
+          env: dict[str, str] | None = None):
     """`streamlit run SCRIPT` from the repository root (so .streamlit/config.toml applies) on a free
     127.0.0.1 port, with VAE_CHECKPOINT_DIR and VAE_DATA_DIR under base; yields the AppServer and
     stops the server on the way out, whatever happens. Output goes to base/NAME.log. options: more
-    Streamlit config options for this server, e.g. {"runner.postScriptGC": "false"}."""
+    Streamlit config options for this server, e.g. {"runner.postScriptGC": "false"}; env: more
+    environment variables for it, e.g. {"VAE_TRAIN_NICE": "10"}."""
     checkpoints, data = app_folders(base)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = dict(os.environ, VAE_CHECKPOINT_DIR=str(checkpoints), VAE_DATA_DIR=str(data), PYTHONUNBUFFERED="1")
+    env = dict(os.environ, **(env or {}), VAE_CHECKPOINT_DIR=str(checkpoints), VAE_DATA_DIR=str(data),
+               PYTHONUNBUFFERED="1")
     log_path = base / f"{name}.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
