@@ -9,7 +9,9 @@ Train page open in Debian's chromium, Start pressed, and the page left open, its
 once a second (the progress line; the loss curves redraw every 3 s), until it says "<name>: finished". Throughput comes from each run's saved checkpoint
 (the epoch records' samples/s, which time the training loop only), as the median over epochs 2..N
 (epoch 1 warms up). CLI and app runs alternate (CLI first on even repeats, app first on odd ones)
-so drift in the machine's load hits both. The figures go into the "## Live training overhead
+so drift in the machine's load hits both. app/CLI is reported two ways, the ratio of the pooled medians
+and the median of each repeat's own ratio (its two runs back to back), and the target counts as met
+only when both meet it (as bench/train_throughput.py judges its targets). The figures go into the "## Live training overhead
 (browser)" section of docs/benchmarks.md.
 """
 from __future__ import annotations
@@ -168,12 +170,18 @@ def main(argv: list[str] | None = None) -> int:
     app = [v for r in runs if r["mode"] == "app" for v in r["rates"][1:]]
     cli_m, app_m = median(cli), median(app)
     ratio = app_m / cli_m
-    ok = ratio >= TARGET
+    # The same ratio within each repeat (its CLI and app runs are back to back), as a check on the host's
+    # drift between repeats; the target counts as met only when both forms meet it.
+    pairs = [median(a["rates"][1:]) / median(c["rates"][1:]) for i in range(1, args.repeats + 1)
+             for c in runs if c["repeat"] == i and c["mode"] == "CLI" for a in runs if a["repeat"] == i and a["mode"] == "app"]
+    pair_m = median(pairs)
+    ok = min(ratio, pair_m) >= TARGET
     charts = [r["chart"] for r in runs if r["chart"]]
     chart_ok = all(c["distinct"] >= 2 and c["last"] > c["first"] for c in charts)
     verdict = "met" if ok else "**missed**"
     print(f"median samples/s (epochs 2..{args.epochs}, {args.repeats} runs each): CLI {cli_m:,.0f}, app {app_m:,.0f}; "
-          f"app/CLI {ratio:.3f} -> {'PASS' if ok else 'FAIL'} (within 15%: >= {TARGET}); live chart updated: {chart_ok}")
+          f"app/CLI {ratio:.3f}, per repeat {', '.join(f'{v:.2f}' for v in pairs)} (median {pair_m:.3f}) -> "
+          f"{'PASS' if ok else 'FAIL'} (within 15%: both >= {TARGET}); live chart updated: {chart_ok}")
     if not chart_ok:
         print("warning: the live chart did not grow between readings in every app run", file=sys.stderr)
     if args.no_write:
@@ -204,7 +212,9 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {mode} | {m:,.0f} | {per_run} | {walls} | {foreign} |")
     lines += [
         "",
-        f"app / CLI = **{ratio:.3f}**: target within 15% (≥ {TARGET}) {verdict}.",
+        f"app / CLI = **{ratio:.3f}** (the ratio of the medians above); within each repeat, whose two runs are back "
+        f"to back: {', '.join(f'{v:.2f}' for v in pairs)}, median **{pair_m:.3f}**. Target within 15% (≥ {TARGET}, "
+        f"both forms) {verdict}.",
         "",
         f"Other work: CPU the rest of the machine used during a run (its busy time less this benchmark's process "
         f"tree's), in cores; a run during which it passed 0.15 was measured again once the machine was quiet "

@@ -30,11 +30,12 @@ TRAINING_THREAD_NAME = "vae-train"  # what ps, top -H and /proc/<pid>/task/*/com
 def training_nice() -> int:
     """How much lower than the server's the training threads' CPU priority is: VAE_TRAIN_NICE
     (0-19), else 0. The default leaves it alone: on a 2-core laptop with the Train page open in the
-    same machine's browser, a job at nice +10 trained at 0.66-0.81 of the CLI's speed in six of eight
-    runs, at nice 0 at 0.88-1.00 in all five (docs/benchmarks.md): niced, torch's OpenMP threads lose a
-    core to every browser frame at once, and the other waits for it at the next barrier. A server a
-    whole class connects to can set 10: the students' slider moves then stay nearer their idle latency
-    (1.19x against 1.38-1.45x, 10 sessions, docs/reliability.md) while the job takes what they leave."""
+    same machine's browser, a job at nice +10 trained at a median 0.78 of the CLI's speed over eight
+    runs, at nice 0 at 0.88 over ten (docs/benchmarks.md; this host's noise spreads each run over
+    0.66-1.01): niced, torch's OpenMP threads lose a core to every browser frame at once, and the other
+    waits for it at the next barrier. A server a whole class connects to can set 10: the students'
+    slider moves then stay nearer their idle latency (1.19x against 1.38-1.45x, 10 sessions,
+    docs/reliability.md) while the job takes what they leave."""
     env = os.environ.get("VAE_TRAIN_NICE", "").strip()
     return min(int(env), 19) if env.isdigit() else 0
 
