@@ -208,9 +208,9 @@ def test_torchs_worker_threads_inherit_the_training_threads_name():
 
     def worker():
         become_a_training_thread()
-        a = torch.randn(256, 256)
+        big = torch.randn(1 << 20)  # far above at::parallel_for's grain: an OpenMP parallel region for sure
         for _ in range(3):
-            a @ a  # a parallel region: torch starts this thread's OpenMP workers now
+            big.relu_()  # torch starts this thread's OpenMP workers now
         names.update({tid: open(f"/proc/self/task/{tid}/comm").read().strip() for tid in os.listdir("/proc/self/task")})
         done.set()
 
