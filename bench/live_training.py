@@ -172,8 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     ratio = app_m / cli_m
     # The same ratio within each repeat (its CLI and app runs are back to back), as a check on the host's
     # drift between repeats; the target counts as met only when both forms meet it.
-    pairs = [median(a["rates"][1:]) / median(c["rates"][1:]) for i in range(1, args.repeats + 1)
-             for c in runs if c["repeat"] == i and c["mode"] == "CLI" for a in runs if a["repeat"] == i and a["mode"] == "app"]
+    run_median = {(r["repeat"], r["mode"]): median(r["rates"][1:]) for r in runs}
+    pairs = [run_median[i, "app"] / run_median[i, "CLI"] for i in range(1, args.repeats + 1)]
     pair_m = median(pairs)
     ok = min(ratio, pair_m) >= TARGET
     charts = [r["chart"] for r in runs if r["chart"]]
