@@ -18,7 +18,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.browser import chromium, exit_on_sigterm, serve, wait_for_quiet
+from bench.browser import (add_common_arguments, chromium, exit_on_sigterm, options_line, serve, set_args,
+                           streamlit_options, wait_for_quiet)
 from bench.live_training import BATCH, LATENT, LR, run_app, run_cli
 from bench.report import ROOT, load_average, machine_line, median, replace_section
 
@@ -30,10 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nice", default="10,5,0", help="VAE_TRAIN_NICE values, comma separated (default 10,5,0)")
     parser.add_argument("--rounds", type=int, default=4, help="rounds of one CLI run and one run per server (default 4)")
     parser.add_argument("--epochs", type=int, default=10, help="epochs per run, at least 2; epoch 1 is left out (default 10)")
-    parser.add_argument("--wait-quiet", type=float, default=0, metavar="S",
-                        help="first wait up to S seconds for the CPUs to be idle (a shared machine)")
-    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    add_common_arguments(parser)
     args = parser.parse_args(argv)
+    options = streamlit_options(args.set)
     try:
         nices = [int(v) for v in args.nice.split(",")]
     except ValueError:
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     rates: dict[str, list[float]] = {"CLI": [], **{label: [] for label in labels}}
     with tempfile.TemporaryDirectory(prefix="vae-nice-bench-") as tmp, contextlib.ExitStack() as stack:
         base = Path(tmp)
-        servers = {label: stack.enter_context(serve(ROOT / "app.py", base / f"nice{n}", f"nice{n}",
+        servers = {label: stack.enter_context(serve(ROOT / "app.py", base / f"nice{n}", f"nice{n}", options,
                                                     env={"VAE_TRAIN_NICE": str(n)}))
                    for label, n in zip(labels, nices)}
         browser = stack.enter_context(chromium())
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         f"lr {LR}, {args.epochs} epochs a run. Samples/s: median of epochs 2..{args.epochs} of each run.",
         f"Measured {machine_line()}; load average at the start {load_start}.", "",
         f"Reproduce: `.venv/bin/python -m bench.live_training_nice --nice {args.nice} --rounds {args.rounds} "
-        f"--epochs {args.epochs}`.", "",
+        f"--epochs {args.epochs}{set_args(options)}`. {options_line(options)}", "",
         "| job's priority | median samples/s | app / CLI per round | median of rounds | ratio of medians |",
         "| --- | --- | --- | --- | --- |",
         f"| CLI (`python -m vae train`) | {median(cli):,.0f} | | | |",
