@@ -33,11 +33,11 @@ EPOCHS = 300  # more than the windows can finish
 HZ = os.sysconf("SC_CLK_TCK")
 
 
-def proc_ticks(stat_path: str) -> tuple[int, int]:
-    """(utime + stime, nice) of a process or thread."""
+def proc_ticks(stat_path: str) -> int:
+    """utime + stime of a process or thread, in clock ticks."""
     with open(stat_path) as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12]), int(fields[16])
+    return int(fields[11]) + int(fields[12])
 
 
 def chromium_ticks() -> int:
@@ -47,7 +47,7 @@ def chromium_ticks() -> int:
             try:
                 with open(f"/proc/{entry}/comm") as f:
                     if "chrom" in f.read():
-                        total += proc_ticks(f"/proc/{entry}/stat")[0]
+                        total += proc_ticks(f"/proc/{entry}/stat")
             except OSError:
                 pass  # it exited meanwhile
     return total
@@ -60,7 +60,7 @@ def server_ticks(pid: int) -> tuple[int, int]:
     plain = job = 0
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
-            t, _ = proc_ticks(f"/proc/{pid}/task/{tid}/stat")
+            t = proc_ticks(f"/proc/{pid}/task/{tid}/stat")
             with open(f"/proc/{pid}/task/{tid}/comm") as f:
                 name = f.read().strip()
         except OSError:

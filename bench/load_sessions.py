@@ -204,7 +204,7 @@ class CpuSplit:
         self.pid = pid
 
     def _read(self) -> tuple[int, int, int]:
-        total = proc_ticks(f"/proc/{self.pid}/stat")[0]
+        total = proc_ticks(f"/proc/{self.pid}/stat")
         _, job = server_ticks(self.pid)
         return total - job, job, chromium_ticks()
 
