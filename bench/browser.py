@@ -113,28 +113,40 @@ def _cpu_times() -> tuple[int, int]:
     return sum(fields) - idle, sum(fields)
 
 
-def _own_cpu_ticks() -> int:
-    """CPU jiffies used so far by this process and every process under it (servers, the browser, a
-    CLI run), the ones that already exited included (their parent's cutime/cstime)."""
-    children: dict[int, list[int]] = {}
-    ticks: dict[int, int] = {}
+def process_table() -> dict[int, tuple[int, int, str]]:
+    """{pid: (parent pid, CPU jiffies used by it and its exited children, name)} of every process now."""
+    table = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             stat = (entry / "stat").read_text()
         except OSError:
-            continue
+            continue  # it exited meanwhile
         fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) "
-        pid, ppid = int(entry.name), int(fields[1])
+        comm = stat[stat.index("(") + 1:stat.rindex(")")]
+        table[int(entry.name)] = (int(fields[1]), sum(int(v) for v in fields[11:15]), comm)  # utime stime cutime cstime
+    return table
+
+
+def descendants(root: int, table: dict[int, tuple[int, int, str]]) -> list[int]:
+    """The processes under root in a process_table(), root not included."""
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _ticks, _comm) in table.items():
         children.setdefault(ppid, []).append(pid)
-        ticks[pid] = sum(int(v) for v in fields[11:15])  # utime stime cutime cstime
-    total, todo = 0, [os.getpid()]
+    found, todo = [], list(children.get(root, []))
     while todo:
         pid = todo.pop()
-        total += ticks.get(pid, 0)
+        found.append(pid)
         todo.extend(children.get(pid, []))
-    return total
+    return found
+
+
+def _own_cpu_ticks() -> int:
+    """CPU jiffies used so far by this process and every process under it (servers, the browser, a
+    CLI run), the ones that already exited included (their parent's cutime/cstime)."""
+    table = process_table()
+    return sum(table[pid][1] for pid in [os.getpid(), *descendants(os.getpid(), table)] if pid in table)
 
 
 class ForeignLoad:
