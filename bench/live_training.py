@@ -6,7 +6,7 @@
 Both ways train the same config: shapes, latent 2, hidden "auto", batch 128, lr 1e-3, seed 0.
 The CLI is `python -m vae train ... --json --quiet`; the app is `streamlit run app.py` with the
 Train page open in Debian's chromium, Start pressed, and the page left open, its live view polling
-once a second (the progress line; the loss curves redraw every 3 s), until it says "<name>: finished". Throughput comes from each run's saved checkpoint
+once a second (the progress line; the loss curves and the sidebar card refresh every few seconds, see pages/common.py), until it says "<name>: finished". Throughput comes from each run's saved checkpoint
 (the epoch records' samples/s, which time the training loop only), as the median over epochs 2..N
 (epoch 1 warms up). CLI and app runs alternate (CLI first on even repeats, app first on odd ones)
 so drift in the machine's load hits both. app/CLI is reported two ways, the ratio of the pooled medians
@@ -28,6 +28,7 @@ from pathlib import Path
 from bench.browser import (add_common_arguments, check_load, chromium, exit_on_sigterm, measure_alone, new_page, open_app, serve,
                            options_line, set_args, streamlit_options, wait_for_app_idle, wait_for_quiet)
 from bench.report import ROOT, load_average, machine_line, median, replace_section
+from pages.common import CARD_SECONDS, CURVES_SECONDS, POLL_SECONDS
 from vae import checkpoint as ckpt_io
 
 SECTION = "## Live training overhead (browser)"
@@ -192,7 +193,8 @@ def main(argv: list[str] | None = None) -> int:
         SECTION,
         "",
         f"Training throughput with the Train page open in headless Chromium (its live view polling once a second: "
-        f"the progress line every second, the loss curves every 3 s, the sidebar card every 2 s) against the headless CLI, same config: shapes, latent "
+        f"the progress line every {POLL_SECONDS:g} s, the loss curves every {CURVES_SECONDS:g} s, the sidebar card every "
+        f"{CARD_SECONDS:g} s) against the headless CLI, same config: shapes, latent "
         f"{LATENT}, hidden auto ({hidden}), batch {BATCH}, lr {LR}, seed 0, {args.epochs} epochs. Samples/s are the "
         f"checkpoints' epoch records (training loop only), median over epochs 2..{args.epochs} of {args.repeats} "
         f"alternating runs each (epoch 1 is warm-up).",

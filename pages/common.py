@@ -41,7 +41,16 @@ gc.freeze()
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODELS = {"mnist": "default-mnist-2d.pt", "shapes": "default-shapes-2d.pt"}  # in checkpoint_dir()
 MAX_UPLOAD_MB = 50  # also server.maxUploadSize in .streamlit/config.toml
-POLL_SECONDS = 1.0
+POLL_SECONDS = 1.0  # the live progress line
+# While a job trains, the loss curves get new data every CURVES_SECONDS; the progress line above them
+# moves every POLL_SECONDS. Streamlit draws a plotly chart whose data changed from scratch (the
+# element's id hashes its figure): ~0.2 s of a software-rendered Chromium's CPU on a 2-core laptop,
+# CPU the training threads lose (docs/benchmarks.md, "Reading the browser figures"). Every 5 s rather
+# than 3 s: less of it, while the curves still move several times a minute.
+CURVES_SECONDS = 5.0
+# The sidebar card refreshes this often while a job trains: its epoch count and test ELBO change once an
+# epoch, and each fragment rerun costs the browser CPU that, on a 2-core laptop, training loses.
+CARD_SECONDS = 5.0
 
 # Streamlit's progress bar slides to each new value over 0.5 s (a CSS transform transition). Redrawn
 # every second by the live view, that animation was half of what a software-rendered Chromium spent on
@@ -139,7 +148,7 @@ def sidebar_card() -> None:
     view = current_view()
     with st.sidebar:
         if (view is not None and view.live) or _starting_job() is not None:
-            st.fragment(run_every=2.0)(_card_body)()
+            st.fragment(run_every=CARD_SECONDS)(_card_body)()
         else:
             _card_body()
 

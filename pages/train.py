@@ -6,15 +6,13 @@ import time
 
 import streamlit as st
 
-from pages.common import POLL_SECONDS, data_dir, registry, use_source
+from pages.common import CURVES_SECONDS, POLL_SECONDS, data_dir, registry, use_source
 from pages.explain import math_expander
 from vae.checkpoint import CheckpointError
 from vae.config import ARCHITECTURES, LIKELIHOODS, ConfigError, ModelConfig, TrainConfig
 from vae.data import DATASET_NAMES, DatasetUnavailable, dataset_available, load_dataset
 from vae.figures import loss_curves
 from vae.jobs import JobLimitReached, TrainingJob, VariantsJob
-
-CURVES_SECONDS = 3.0  # while a job trains; the progress line above the curves moves every POLL_SECONDS
 
 DATASET_LABELS = {"mnist": "MNIST digits", "fashion-mnist": "Fashion-MNIST", "kmnist": "Kuzushiji-MNIST",
                   "shapes": "Shapes (built in, no download)"}
@@ -123,8 +121,7 @@ def watched_job() -> TrainingJob | None:
 def curves_figure(job_id: str, history: list, active: bool):
     """This tab's loss-curve figure for the job. While the job runs its data are replaced at most every
     CURVES_SECONDS and the same figure is sent in between: an unchanged chart costs the browser nothing,
-    where redrawing it every second took a quarter of a core in software rendering, and on a 2-core
-    laptop training paid for it (docs/benchmarks.md, "Live training"). One figure per tab, updated in place."""
+    a changed one is drawn anew (see CURVES_SECONDS). One figure per tab, updated in place."""
     kept = st.session_state.get("_curves")
     now = time.monotonic()
     if kept is None or kept[0] != job_id or not active or now - kept[2] >= CURVES_SECONDS:
