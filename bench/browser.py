@@ -234,6 +234,18 @@ def add_common_arguments(parser) -> None:
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
 
 
+def begin(args) -> str:
+    """What a benchmark taking add_common_arguments does first: SIGTERM ends it cleanly, it waits up to
+    --wait-quiet seconds for the CPUs to be idle, then prints (and returns) the load average it starts at,
+    warning when other work is running."""
+    exit_on_sigterm()
+    if args.wait_quiet > 0:
+        wait_for_quiet(args.wait_quiet)
+    load_start = check_load("at the start")
+    print(f"load average at the start: {load_start}", flush=True)
+    return load_start
+
+
 def streamlit_options(pairs: list[str]) -> dict[str, str]:
     """--set KEY=VALUE arguments as a dict of Streamlit config options."""
     options = {}

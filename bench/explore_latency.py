@@ -34,8 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.browser import (add_common_arguments, check_load, chromium, exit_on_sigterm, measure_alone, new_context, new_page, open_app,
-                           options_line, serve, set_args, streamlit_options, wait_for_app_idle, wait_for_quiet)
+from bench.browser import (add_common_arguments, begin, chromium, measure_alone, new_context, new_page, open_app,
+                           options_line, serve, set_args, streamlit_options, wait_for_app_idle)
 from bench.report import ROOT, machine_line, median, replace_section
 
 SECTION = "## Explore latency (browser)"
@@ -394,11 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     add_common_arguments(parser)
     args = parser.parse_args(argv)
     options = streamlit_options(args.set)
-    exit_on_sigterm()
-    if args.wait_quiet > 0:
-        wait_for_quiet(args.wait_quiet)
-    load_start = check_load("at the start")
-    print(f"load average at the start: {load_start}", flush=True)
+    load_start = begin(args)
     with tempfile.TemporaryDirectory(prefix="vae-explore-bench-") as tmp, contextlib.ExitStack() as stack:
         base = Path(tmp)
         scripts = {}

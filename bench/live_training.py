@@ -25,8 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.browser import (add_common_arguments, check_load, chromium, exit_on_sigterm, measure_alone, new_page, open_app, serve,
-                           options_line, set_args, streamlit_options, wait_for_app_idle, wait_for_quiet)
+from bench.browser import (add_common_arguments, begin, chromium, measure_alone, new_page, open_app, options_line,
+                           serve, set_args, streamlit_options, wait_for_app_idle)
 from bench.report import ROOT, load_average, machine_line, median, replace_section
 from pages.common import CARD_SECONDS, CURVES_SECONDS, POLL_SECONDS
 from vae import checkpoint as ckpt_io
@@ -133,11 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     options = streamlit_options(args.set)
     if args.epochs < 2:
         parser.error("--epochs must be at least 2: epoch 1 is left out as warm-up")
-    exit_on_sigterm()
-    if args.wait_quiet > 0:
-        wait_for_quiet(args.wait_quiet)
-    load_start = check_load("at the start")
-    print(f"load average at the start: {load_start}", flush=True)
+    load_start = begin(args)
     runs: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="vae-live-bench-") as tmp:
         base = Path(tmp)

@@ -39,8 +39,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.browser import (ForeignLoad, add_common_arguments, check_load, chromium, exit_on_sigterm, descendants, new_page, open_app,
-                           options_line, process_table, serve, set_args, streamlit_options, wait_for_quiet)
+from bench.browser import (add_common_arguments, begin, chromium, descendants, ForeignLoad, new_page, open_app,
+                           options_line, process_table, serve, set_args, streamlit_options)
 from bench.live_cpu_split import HZ, chromium_ticks, server_ticks
 from bench.live_training import BATCH, LATENT, LIVE_TEXT_JS, LR, TARGET, epoch_rates, start_from_train_page
 from bench.report import ROOT, median, machine_line, replace_section
@@ -126,11 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.tab == "blank":
         args.no_write = True
     options = streamlit_options(args.set)
-    exit_on_sigterm()
-    if args.wait_quiet > 0:
-        wait_for_quiet(args.wait_quiet)
-    load_start = check_load("at the start")
-    print(f"load average at the start: {load_start}", flush=True)
+    load_start = begin(args)
     with tempfile.TemporaryDirectory(prefix="vae-slices-") as tmp, \
             serve(ROOT / "app.py", Path(tmp) / "app", "app", options) as server, chromium() as browser:
         page = new_page(browser)

@@ -49,8 +49,7 @@ from pathlib import Path
 
 from playwright.sync_api import Error as PlaywrightError
 
-from bench.browser import (ForeignLoad, check_load, chromium, exit_on_sigterm, measure_alone, new_page, open_app,
-                           serve, wait_for_app_idle, wait_for_quiet)
+from bench.browser import (begin, chromium, ForeignLoad, measure_alone, new_page, open_app, serve, wait_for_app_idle)
 from bench.explore_latency import SliderPage, percentile
 from bench.report import ROOT, load_average, machine_line, replace_section
 from bench.live_cpu_split import HZ, chromium_ticks, proc_ticks, server_ticks
@@ -363,11 +362,7 @@ def main(argv: list[str] | None = None) -> int:
                              "machine's Chromium too, so the server also draws every student's page")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/reliability.md alone")
     args = parser.parse_args(argv)
-    exit_on_sigterm()
-    if args.wait_quiet > 0:
-        wait_for_quiet(args.wait_quiet)
-    load_start = check_load("at the start")
-    print(f"load average at the start: {load_start}", flush=True)
+    load_start = begin(args)
     t_start = time.monotonic()
     console, errors, wire_errors = ConsoleErrors(), Errors(), WireErrors()
     loop = WireLoop() if args.clients == "wire" else None
