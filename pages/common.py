@@ -43,10 +43,10 @@ DEFAULT_MODELS = {"mnist": "default-mnist-2d.pt", "shapes": "default-shapes-2d.p
 MAX_UPLOAD_MB = 50  # also server.maxUploadSize in .streamlit/config.toml
 POLL_SECONDS = 1.0  # the live progress line
 # While a job trains, the loss curves get new data every CURVES_SECONDS; the progress line above them
-# moves every POLL_SECONDS. Streamlit draws a plotly chart whose data changed from scratch (the
-# element's id hashes its figure): ~0.2 s of a software-rendered Chromium's CPU on a 2-core laptop,
-# CPU the training threads lose (docs/benchmarks.md, "Reading the browser figures"). Every 5 s rather
-# than 3 s: less of it, while the curves still move several times a minute.
+# moves every POLL_SECONDS. Each new set of curves is laid out and drawn again by plotly in the browser
+# (updated in place, pages/live_plot.py): ~60-100 ms of a software-rendered Chromium's CPU on a 2-core
+# laptop, CPU the training threads lose (docs/benchmarks.md, "Reading the browser figures"). Every 5 s
+# rather than every poll: the curves still move several times a minute.
 CURVES_SECONDS = 5.0
 # The sidebar card refreshes this often while a job trains: its epoch count and test ELBO change once an
 # epoch, and each fragment rerun costs the browser CPU that, on a 2-core laptop, training loses.

@@ -8,6 +8,7 @@ import streamlit as st
 
 from pages.common import CURVES_SECONDS, POLL_SECONDS, data_dir, registry, use_source
 from pages.explain import math_expander
+from pages.live_plot import live_plotly_chart, themed
 from vae.checkpoint import CheckpointError
 from vae.config import ARCHITECTURES, LIKELIHOODS, ConfigError, ModelConfig, TrainConfig
 from vae.data import DATASET_NAMES, DatasetUnavailable, dataset_available, load_dataset
@@ -118,16 +119,19 @@ def watched_job() -> TrainingJob | None:
     return job
 
 
-def curves_figure(job_id: str, history: list, active: bool):
-    """This tab's loss-curve figure for the job. While the job runs its data are replaced at most every
-    CURVES_SECONDS and the same figure is sent in between: an unchanged chart costs the browser nothing,
-    a changed one is drawn anew (see CURVES_SECONDS). One figure per tab, updated in place."""
+def curves_figure(job_id: str, history: list, active: bool) -> tuple[int, str]:
+    """This tab's loss curves for the job, as (height, plotly JSON). While the job runs, the data are
+    replaced at most every CURVES_SECONDS and the same JSON is sent in between, which the browser
+    skips. One figure per tab: building and theming it costs more than replacing its data."""
     kept = st.session_state.get("_curves")
     now = time.monotonic()
-    if kept is None or kept[0] != job_id or not active or now - kept[2] >= CURVES_SECONDS:
-        fig = loss_curves(history, reuse=kept[1] if kept and kept[0] == job_id else None)
-        st.session_state["_curves"] = kept = (job_id, fig, now)
-    return kept[1]
+    if kept is None or kept[0] != job_id or not active or now - kept[3] >= CURVES_SECONDS:
+        reuse = kept[1] if kept and kept[0] == job_id else None
+        fig = loss_curves(history, reuse=reuse)
+        if fig is not reuse:
+            themed(fig)
+        st.session_state["_curves"] = kept = (job_id, fig, fig.to_json(), now)
+    return kept[1].layout.height, kept[2]
 
 
 def live_view(job: TrainingJob) -> None:
@@ -156,11 +160,10 @@ def live_view(job: TrainingJob) -> None:
     ))
     history = job.history()
     if history:
-        st.plotly_chart(curves_figure(job.job_id, history, state.active), key="curves",
-                        config={"displayModeBar": False})
+        live_plotly_chart(*curves_figure(job.job_id, history, state.active), key="curves")
         if state.active:
-            st.caption(f"The curves redraw every {CURVES_SECONDS:g} s while the job trains; the line above every "
-                       f"{POLL_SECONDS:g} s.")
+            st.caption(f"The curves update every {CURVES_SECONDS:g} s while the job trains and keep any zoom "
+                       f"(double-click a panel to reset it); the line above moves every {POLL_SECONDS:g} s.")
     else:
         st.caption("Loading data and building the model…")
     st.session_state["history_len"] = len(history)

@@ -1,4 +1,5 @@
 """AppTest: app.py, Home and Train with no model, with a checkpoint, and while a job runs."""
+import json
 import pickle
 import time
 from pathlib import Path
@@ -120,6 +121,19 @@ def test_training_from_the_page_grows_history_across_reruns_and_autosaves(env):
     assert ckpt.epoch == 3 and ckpt.dataset == "shapes"
     at.run()
     assert any("finished" in s.value for s in at.success)
+    # The live curves (pages/live_plot.py) carry the finished run: a test point per epoch, and the
+    # smoothed training curve up to the last step.
+    fig = _curves_figure(at)
+    train, test = fig["data"][0], fig["data"][1]
+    assert test["x"] == [1, 2, 3] and len(test["y"]) == 3
+    assert len(train["x"]) >= 2 and train["x"][-1] == pytest.approx(3.0)
+
+
+def _curves_figure(at: AppTest) -> dict:
+    """The plotly figure the Train page's live curves component was last given."""
+    charts = [e for e in at.get("bidi_component") if e.proto.component_name == "latent_explorer.live_plot"]
+    assert len(charts) == 1, f"{len(charts)} live curve charts on the page"
+    return json.loads(json.loads(charts[0].proto.json)["figure"])
 
 
 def test_stop_stops_within_a_second_and_keeps_what_was_learned(env):

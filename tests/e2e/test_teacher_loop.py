@@ -138,6 +138,11 @@ def test_2_train_shapes_live(page, state, app_server, console_errors):
         f"the loss curves did not appear within {CURVES_APPEAR_S} s of pressing Start; the live fragment may "
         f"have stopped polling (the Train page still says {live_text(page)!r})"), page=page)
 
+    # A student's zoom on the KL panel, and the chart element itself, must outlive the updates: the live
+    # curves take new data in place (pages/live_plot.py) instead of being drawn anew.
+    page.evaluate("""() => { const gd = document.querySelector('[data-testid="stMain"] .js-plotly-plot');
+        gd.leMark = 'first'; return Plotly.relayout(gd, {'yaxis2.range': [0, 50]}); }""")
+
     # ... and grow while it runs: two readings at least a second apart, both while running, the second larger.
     def grown():
         r = reading()
@@ -152,6 +157,14 @@ def test_2_train_shapes_live(page, state, app_server, console_errors):
         f"loss curve did not grow between readings: {first[1]} -> {reading()[1]} points over {grow_s} s; the live "
         f"fragment may have stopped polling (the Train page says {live_text(page)!r})"), page=page)
     first, later = first[1], later[1]
+    kept = page.evaluate("""() => { const gd = document.querySelector('[data-testid="stMain"] .js-plotly-plot');
+        return [gd.leMark || null, [...gd.layout.yaxis2.range]]; }""")
+    assert kept == ["first", [0, 50]], (
+        f"the loss curves were drawn anew when their data changed ({first} -> {later} points): element mark and "
+        f"KL zoom now {kept}, expected ['first', [0, 50]]")
+    page.evaluate("""() => Plotly.relayout(document.querySelector('[data-testid="stMain"] .js-plotly-plot'),
+        {'yaxis2.autorange': true})""")
+    page.wait_for_timeout(300)
     state["curve_points"] = (first, later)
     screenshot(page, "02-train-running")
     # The progress bar jumps to each new value: Streamlit's 0.5 s slide, started every second by the live
