@@ -52,17 +52,28 @@ export default function ({ data, parentElement }) {
     gd = document.createElement("div");
     gd.className = "le-live-plot";
     parentElement.appendChild(gd);
+    // The page's width changes without the window's when the sidebar opens or closes.
+    let width = 0;
+    gd.leResize = new ResizeObserver((entries) => {
+      const w = Math.round(entries[0].contentRect.width);
+      if (w !== width && window.Plotly && gd._fullLayout) window.Plotly.Plots.resize(gd);
+      width = w;
+    });
+    gd.leResize.observe(gd);
   }
   gd.style.height = data.height + "px";
   gd.leLatest = data;
   loadPlotly(data.src).then((Plotly) => {
     if (gd.leLatest !== data) return;  // a newer figure came while plotly.js loaded
     const fig = JSON.parse(data.figure);
-    return Plotly.react(gd, fig.data, fig.layout, { displayModeBar: false, responsive: true });
+    return Plotly.react(gd, fig.data, fig.layout, { displayModeBar: false });
   }).catch(() => {
     gd.textContent = "The chart could not be drawn: reload the page to try again.";
   });
-  return () => { if (window.Plotly) window.Plotly.purge(gd); };
+  return () => {
+    gd.leResize.disconnect();
+    if (window.Plotly) window.Plotly.purge(gd);
+  };
 }
 """
 

@@ -165,6 +165,19 @@ def test_2_train_shapes_live(page, state, app_server, console_errors):
     page.evaluate("""() => Plotly.relayout(document.querySelector('[data-testid="stMain"] .js-plotly-plot'),
         {'yaxis2.autorange': true})""")
     page.wait_for_timeout(300)
+    # A narrower page (a smaller window, or the sidebar opening) narrows the chart with it.
+    viewport = page.viewport_size
+    page.set_viewport_size({"width": 1000, "height": viewport["height"]})
+    widths = """() => { const gd = document.querySelector('[data-testid="stMain"] .js-plotly-plot');
+        return [Math.round(gd.getBoundingClientRect().width), gd._fullLayout.width]; }"""
+    try:
+        wait_until(lambda: (w := page.evaluate(widths))[0] < 1000 and w[0] == w[1], 5, lambda: (
+            f"the loss curves did not follow a narrower window: element and plot widths {page.evaluate(widths)}"),
+            page=page)
+    finally:
+        page.set_viewport_size(viewport)
+    wait_until(lambda: (w := page.evaluate(widths))[0] == w[1], 5, lambda: (
+        f"the loss curves did not follow the window back: element and plot widths {page.evaluate(widths)}"), page=page)
     state["curve_points"] = (first, later)
     screenshot(page, "02-train-running")
     # The progress bar jumps to each new value: Streamlit's 0.5 s slide, started every second by the live
