@@ -44,7 +44,7 @@ MAX_UPLOAD_MB = 50  # also server.maxUploadSize in .streamlit/config.toml
 POLL_SECONDS = 1.0  # the live progress line
 # While a job trains, the loss curves get new data every CURVES_SECONDS; the progress line above them
 # moves every POLL_SECONDS. Each new set of curves is laid out and drawn again by plotly in the browser
-# (updated in place, pages/live_plot.py): ~60-100 ms of a software-rendered Chromium's CPU on a 2-core
+# (updated in place, pages/live_plot.py): ~60-110 ms of a software-rendered Chromium's CPU on a 2-core
 # laptop, CPU the training threads lose (docs/benchmarks.md, "Reading the browser figures"). Every 5 s
 # rather than every poll: the curves still move several times a minute.
 CURVES_SECONDS = 5.0
