@@ -1,0 +1,140 @@
+"""The latent pad's payload (vae/pad.py): the decoder as browser ops, float16 only where it is
+harmless, the binary layout, and the thumbnails. The browser's arithmetic over these is tested in
+tests/e2e/test_latent_pad_js.py."""
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from vae.config import ModelConfig
+from vae.latent import to_uint8
+from vae.model import VAE
+from vae.pad import (MAX_BROWSER_PARAMS, PadCodes, UnsupportedDecoder, choose_dtype, decoder_program, float16_error,
+                     pack, pad_payload, thumbnail_sprite, unpack, weights_blob)
+
+
+def _model(arch: str = "mlp", latent_dim: int = 2, hidden=(32, 16), seed: int = 0, **kw) -> VAE:
+    return VAE(ModelConfig(arch=arch, latent_dim=latent_dim, hidden=hidden, **kw), torch.Generator().manual_seed(seed)).eval()
+
+
+@pytest.mark.parametrize("latent_dim", [1, 2, 5])
+def test_an_mlp_decoder_becomes_linear_relu_ops_with_transposed_weights(latent_dim):
+    model = _model(latent_dim=latent_dim)
+    program = decoder_program(model)
+    assert [op["op"] for op in program.ops] == ["linear", "relu", "linear", "relu", "linear", "reshape", "sigmoid"]
+    first = program.ops[0]
+    assert (first["in"], first["out"]) == (latent_dim, 16)
+    linear = model.decoder[0][0]
+    np.testing.assert_array_equal(program.tensors[first["w"]], linear.weight.detach().numpy().T)  # (in, out)
+    np.testing.assert_array_equal(program.tensors[first["b"]], linear.bias.detach().numpy())
+    assert program.ops[-2]["shape"] == [1, 28, 28]
+    assert program.n_params == sum(p.numel() for p in model.decoder.parameters())
+
+
+def test_a_conv_decoder_becomes_linear_and_transposed_convolution_ops():
+    model = _model("conv", hidden=(48,))
+    program = decoder_program(model)
+    assert [op["op"] for op in program.ops] == ["linear", "relu", "linear", "relu", "reshape", "convT", "relu", "convT",
+                                                "sigmoid"]
+    first, last = program.ops[5], program.ops[7]
+    assert (first["cin"], first["cout"], first["in"], first["out"]) == (64, 32, [7, 7], [14, 14])
+    assert (first["k"], first["stride"], first["pad"], first["dil"]) == ([4, 4], [2, 2], [1, 1], [1, 1])
+    assert (last["cin"], last["cout"], last["out"]) == (32, 1, [28, 28])
+    np.testing.assert_array_equal(program.tensors[last["w"]], model.decoder[7].weight.detach().numpy())  # (in, out, kh, kw)
+    assert program.n_params == sum(p.numel() for p in model.decoder.parameters())
+
+
+def test_a_layer_the_browser_cannot_run_is_named_in_one_sentence():
+    model = _model()
+    model.decoder = nn.Sequential(nn.Linear(2, 784), nn.Tanh(), nn.Unflatten(1, (1, 28, 28)))
+    with pytest.raises(UnsupportedDecoder, match=r"a layer the browser cannot run \(Tanh\)"):
+        decoder_program(model)
+
+
+def test_a_decoder_too_large_for_every_pointer_move_is_refused_with_its_size():
+    model = _model(hidden=(2048, 2048))
+    assert sum(p.numel() for p in model.decoder.parameters()) > MAX_BROWSER_PARAMS
+    with pytest.raises(UnsupportedDecoder, match=r"5\.8 M weights, more than the browser can run on every pointer move"):
+        decoder_program(model)
+
+
+def test_float16_is_chosen_when_harmless_and_float32_when_a_weight_would_overflow():
+    model = _model()
+    assert float16_error(model) < 1e-4
+    assert choose_dtype(model, decoder_program(model)) == "float16"
+    with torch.no_grad():
+        model.decoder[0][0].bias[0] = 1e6  # beyond float16's 65504
+    assert choose_dtype(model, decoder_program(model)) == "float32"
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32"])
+def test_the_weights_blob_holds_every_tensor_at_its_offset(dtype):
+    program = decoder_program(_model())
+    blob, offsets = weights_blob(program, dtype)
+    flat = np.frombuffer(blob, "<f2" if dtype == "float16" else "<f4").astype(np.float32)
+    assert len(flat) == program.n_params
+    for tensor, offset in zip(program.tensors, offsets):
+        got = flat[offset:offset + tensor.size]
+        np.testing.assert_allclose(got, tensor.ravel(), rtol=1e-3 if dtype == "float16" else 0, atol=1e-4 if dtype == "float16" else 0)
+
+
+@pytest.mark.parametrize("lengths", [[], [3], [4, 1, 7], [0, 5]])
+def test_pack_aligns_every_section_and_unpack_reads_them_back(lengths):
+    sections = {f"s{i}": bytes(range(i, i + n)) for i, n in enumerate(lengths)}
+    payload = pack({"title": "é ok"}, sections)
+    assert payload[:4] == b"LPAD"
+    header, read = unpack(payload)
+    assert header["title"] == "é ok" and read == sections
+    start = len(payload) - sum(n + (-n % 4) for n in lengths)
+    assert start % 4 == 0
+    assert all((start + offset) % 4 == 0 for offset, _ in header["sections"].values())
+
+
+def test_unpack_refuses_what_is_not_a_payload():
+    with pytest.raises(ValueError, match="Not a latent pad payload"):
+        unpack(b"PK\x03\x04" + bytes(20))
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_the_thumbnail_sprite_tiles_the_images_row_major(channels):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (45, channels, 6, 5), dtype=np.uint8)
+    sheet = np.asarray(Image.open(io.BytesIO(thumbnail_sprite(images, columns=8))))
+    assert sheet.shape[:2] == (6 * 6, 8 * 5)
+    sheet = sheet.reshape(sheet.shape[0], sheet.shape[1], -1)
+    for k in (0, 7, 8, 44):
+        r, c = divmod(k, 8)
+        np.testing.assert_array_equal(sheet[r * 6:(r + 1) * 6, c * 5:(c + 1) * 5], images[k].transpose(1, 2, 0))
+
+
+def test_a_payload_carries_the_plane_the_codes_and_the_model_version():
+    model = _model(latent_dim=4)
+    rng = np.random.default_rng(1)
+    mu = rng.normal(size=(30, 4)).astype(np.float32)
+    labels = rng.integers(0, 3, 30)
+    images = to_uint8(rng.random((30, 1, 28, 28)))
+    base = mu[5]
+    payload = pad_payload(model, decoder_program(model), model_key="job:1:7", dims=(2, 3), base=base, point=(0.5, -1.0),
+                          limit=4.0, classes=[("a", "#000000"), ("b", "#111111"), ("c", "#222222")],
+                          codes=PadCodes(mu, labels, images))
+    header, sections = unpack(payload)
+    assert header["model"]["key"] == "job:1:7" and header["model"]["latentDim"] == 4
+    assert header["model"]["shape"] == [1, 28, 28] and header["model"]["dtype"] == "float16"
+    assert header["plane"] == {"dims": [2, 3], "names": ["z3", "z4"], "limit": 4.0, "base": pytest.approx(base.tolist())}
+    assert header["point"] == [0.5, -1.0]
+    assert header["codes"]["count"] == 30 and [c["name"] for c in header["classes"]] == ["a", "b", "c"]
+    np.testing.assert_array_equal(np.frombuffer(sections["codes"], "<f4").reshape(30, 4), mu)
+    np.testing.assert_array_equal(np.frombuffer(sections["labels"], "<i4"), labels)
+    assert sections["sprite"] == thumbnail_sprite(images)
+    assert len(sections["weights"]) == 2 * decoder_program(model).n_params
+
+
+def test_a_payload_without_codes_still_carries_the_decoder():
+    model = _model()
+    header, sections = unpack(pad_payload(model, decoder_program(model), model_key="k", dims=(0, 1), base=None,
+                                          point=(0.0, 0.0), limit=4.0, classes=[], codes=None))
+    assert header["codes"] is None and set(sections) == {"weights"}
+    assert header["plane"]["base"] == [0.0, 0.0]
