@@ -1,0 +1,67 @@
+"""The latent pad's JavaScript (pages/latent_pad.js) in a bare Chromium page, without Streamlit: the
+module is imported from a blob URL and mounted as Streamlit mounts a v2 component (data,
+parentElement, setStateValue), with a payload made in Python by vae/pad.py. Used by the pad's JS
+tests and by bench/latent_pad.py."""
+from __future__ import annotations
+
+import base64
+
+import numpy as np
+
+from tests.e2e.conftest import ROOT
+
+PAD_JS = ROOT / "pages" / "latent_pad.js"
+PAD_CSS = ROOT / "pages" / "latent_pad.css"
+HOST_WIDTH = 1100  # CSS px: room for the pad beside the picture, as in the app's wide layout
+
+_MOUNT_JS = """async ([src, b64]) => {
+    const url = URL.createObjectURL(new Blob([src], {type: 'text/javascript'}));
+    window.__pad = await import(url);
+    window.__states = [];
+    window.__latentPadPoints = {};  // the points a tab's pads remember across remounts: a new tab has none
+    window.__mount = (b64) => window.__pad.default({
+        data: Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)),
+        parentElement: document.getElementById('host'),
+        setStateValue: (name, value) => window.__states.push([name, value]),
+    });
+    window.__mount(b64);
+    return true;
+}"""
+# The pad's state object (root.latentPad): its point, stats, versions and decodeAt.
+PAD = "document.querySelector('.lp-root').latentPad"
+
+
+def mount(page, payload: bytes) -> None:
+    """A fresh bare page holding the pad, mounted with `payload`."""
+    page.set_content(f"<style>body {{ margin: 20px; font-family: sans-serif; }}\n{PAD_CSS.read_text()}</style>"
+                     f"<div id='host' style='width: {HOST_WIDTH}px'></div>")
+    page.evaluate(_MOUNT_JS, [PAD_JS.read_text(), base64.b64encode(payload).decode()])
+    page.wait_for_function(f"() => {PAD} && {PAD}.header !== null")
+
+
+def send(page, payload: bytes) -> None:
+    """The pad gets a new payload in place, as a rerun with a new model version gives it."""
+    page.evaluate("(b64) => window.__mount(b64)", base64.b64encode(payload).decode())
+
+
+def decode(page, codes: np.ndarray) -> np.ndarray:
+    """(B, C*H*W): the page's decoder at each code of (B, D)."""
+    rows = page.evaluate(f"(codes) => codes.map((z) => {PAD}.decodeAt(z))", np.asarray(codes, np.float64).tolist())
+    return np.asarray(rows, np.float32)
+
+
+def stats(page) -> dict:
+    return page.evaluate(f"() => {{ const p = {PAD}; return {{point: p.point, draws: p.stats.draws, "
+                         f"distinct: p.stats.distinct, versions: p.versions, hovered: p.hovered, "
+                         f"latencies: p.stats.latencies.slice(), decodeMs: p.stats.decodeMs.slice()}}; }}")
+
+
+def states(page) -> list:
+    """What the pad has sent to 'Python' (setStateValue calls), in order."""
+    return page.evaluate("() => window.__states")
+
+
+def to_page(page, z: tuple[float, float]) -> tuple[float, float]:
+    """The page coordinates of a point of the plane."""
+    return tuple(page.evaluate(f"""(z) => {{ const p = {PAD}, r = p.el.pad.getBoundingClientRect();
+        const [x, y] = p.toPixels(z[0], z[1] ?? 0); return [r.left + x, r.top + y]; }}""", [float(v) for v in z]))
