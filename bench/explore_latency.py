@@ -403,7 +403,9 @@ def main(argv: list[str] | None = None) -> int:
             (base / name).mkdir()
             scripts[name] = base / name / f"{name.replace('-', '_')}_app.py"
             scripts[name].write_text(text)
-        app = stack.enter_context(serve(ROOT / "app.py", base / "app", "app", options))
+        # The sliders page as it was before the latent pad (VAE_BROWSER_DECODE=0): a server round trip per move,
+        # what this bench compares with the reference apps (the pad itself: bench/latent_pad.py).
+        app = stack.enter_context(serve(ROOT / "app.py", base / "app", "app", options, env={"VAE_BROWSER_DECODE": "0"}))
         ref = stack.enter_context(serve(scripts["reference"], base / "reference", "reference"))
         ref_frag = stack.enter_context(serve(scripts["reference-fragment"], base / "reference-fragment",
                                              "reference-fragment"))

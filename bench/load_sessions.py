@@ -366,8 +366,11 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.monotonic()
     console, errors, wire_errors = ConsoleErrors(), Errors(), WireErrors()
     loop = WireLoop() if args.clients == "wire" else None
-    with tempfile.TemporaryDirectory(prefix="vae-load-bench-") as tmp, serve(ROOT / "app.py", Path(tmp), "app") as server, \
-            chromium() as browser:
+    # The sliders page draws on the server (VAE_BROWSER_DECODE=0), as before the latent pad: every slider step is a
+    # rerun, the heavier case for the server, and the probe times that round trip.
+    server_sliders = {"VAE_BROWSER_DECODE": "0"}
+    with tempfile.TemporaryDirectory(prefix="vae-load-bench-") as tmp, \
+            serve(ROOT / "app.py", Path(tmp), "app", env=server_sliders) as server, chromium() as browser:
         pid = server.process.pid
         mem = {"server started": rss_mb(pid)}
         # It opens /sliders by URL (watched from here on) and stays within z1 in [-2, 2]: over a long run it would

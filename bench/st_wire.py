@@ -8,10 +8,13 @@ speaking Streamlit's own protocol (the protobufs in `streamlit.proto`) over the 
 - it opens the app as a new tab does: GET / and the scripts and style sheets that page names, then
   the websocket (`/_stcore/stream`) and a first rerun of the page it was given;
 - it keeps what the page shows that a student acts on: the main area's sliders (their ids, values,
-  bounds and the fragment each sits in), the sidebar's page links (from the `navigation` message),
+  bounds and the fragment each sits in) and the latent pad (whose point moves in the browser and
+  reaches the server when the pointer is released, as the component's state), the sidebar's page
+  links (from the `navigation` message),
   the images (each fetched from `/media/...` as soon as its element arrives, as a browser does);
-- moving a slider sends the rerun a browser sends (every slider's value, and the slider's fragment
-  id, so a slider in an `st.fragment` reruns only that fragment); a page link sends the page's
+- moving a slider, or releasing the pad's point, sends the rerun a browser sends (every slider's value
+  and the pad's point, and the fragment id, so a control in an `st.fragment` reruns only that
+  fragment); a page link sends the page's
   script hash; an `auto_rerun` message (an `st.fragment(run_every=...)`) starts the timer the
   frontend starts, and `stop_auto_rerun` or a new page stops it;
 - it records what a browser would show as an error: an exception element, a page that was not
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import json
 import random
 import re
 import threading
@@ -39,6 +43,7 @@ from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 MAIN = 0  # delta_path[0]: the main area (1 is the sidebar)
+PAD_COMPONENT = "latent_explorer.latent_pad"  # pages/latent_pad.py
 ASSET_RE = re.compile(r'(?:src|href)="(\./static/[^"]+\.(?:js|css))"')
 # The frontend loads an element's code the first time a page shows one (plotly.js, 4.7 MB, with the first
 # chart): its chunk is named after the element, e.g. PlotlyChart.<hash>.js, in Streamlit's own static folder.
@@ -76,6 +81,7 @@ class Slider:
     high: float
     step: float
     fragment_id: str
+    pad: bool = False  # the latent pad: value is its point (z1, z2), sent as the component's JSON state
 
 
 @dataclass
@@ -98,6 +104,7 @@ class WireSession:
         self.pages: dict[str, str] = {}  # url_pathname -> page_script_hash, from the navigation message
         self.sliders: dict[tuple, Slider] = {}  # by delta path, the main area's only
         self.images: dict[tuple, str] = {}  # delta path -> the image URL it shows now
+        self.texts: dict[tuple, str] = {}  # delta path -> the markdown (captions too) it shows now
         self.timers: dict[str, asyncio.Task] = {}  # fragment id -> its auto-rerun task
         self.fetches: set[asyncio.Task] = set()
         self.runs_finished = 0
@@ -153,7 +160,11 @@ class WireSession:
             for slider in self.sliders.values():
                 widget = state.widget_states.widgets.add()
                 widget.id = slider.widget_id
-                widget.double_array_value.data.extend(slider.value)
+                if slider.pad:
+                    point = {"dims": [0, 1], "z": slider.value, "code": slider.value}
+                    widget.json_value = json.dumps({"point": point})
+                else:
+                    widget.double_array_value.data.extend(slider.value)
         await self.ws.send(msg.SerializeToString())
 
     async def act(self, moves_per_page: int) -> None:
@@ -184,6 +195,7 @@ class WireSession:
         self.timers.clear()
         self.sliders.clear()
         self.images.clear()
+        self.texts.clear()
 
     async def _auto_rerun(self, fragment_id: str, interval: float) -> None:
         while True:
@@ -244,6 +256,13 @@ class WireSession:
             value = list(s.value) if s.set_value else (known.value if known and known.widget_id == s.id
                                                        else list(s.default))
             self.sliders[path] = Slider(s.id, value, s.min, s.max, s.step or 1.0, fragment_id)
+        elif kind == "bidi_component" and path and path[0] == MAIN and element.bidi_component.component_name == PAD_COMPONENT:
+            pad = element.bidi_component
+            known = self.sliders.get(path)
+            value = known.value if known and known.widget_id == pad.id else [0.0, 0.0]
+            self.sliders[path] = Slider(pad.id, value, -4.0, 4.0, 0.5, fragment_id, pad=True)
+        elif kind == "markdown":
+            self.texts[path] = element.markdown.body
         elif kind == "imgs":
             for i, img in enumerate(element.imgs.imgs):
                 if img.url.startswith("/media/"):
