@@ -1,23 +1,35 @@
-"""Latent sliders: two sliders pick a point of the latent plane and the decoder draws it; the
-point is marked among the test codes. The widgets live in a fragment, so a slider move reruns
-only this part (and, while a job trains, it polls and follows the newest snapshot)."""
+"""Latent sliders: the latent pad. A point dragged over the latent plane, decoded in the browser at
+every pointer move (pages/latent_pad.py), among the label-coloured test codes; hovering a code
+shows its test image and reconstruction. The page lives in a fragment: while a job trains it polls
+and hands each new weights snapshot to the pad, which keeps its point. A decoder the browser cannot
+run falls back to server-drawn sliders, with one sentence saying why."""
 from __future__ import annotations
 
 import html
+import os
 
 import numpy as np
 import streamlit as st
 
 from pages.common import EXPLORE_CODES, encoded_test_set, explore_fragment, follow_model, pick_dims, require_model
+from pages.latent_pad import latent_pad
 from vae.figures import class_color
 from vae.latent import decode_codes, grid_codes, to_uint8, upscale_nearest
+from vae.pad import PadCodes, UnsupportedDecoder, decoder_program, pad_payload, thumbnail_sprite, unpack
 from vae.replay import MarkablePanel, scatter_panel
 
-LIMIT = 4.0  # slider range: +/- 4 prior standard deviations
-STEP = 0.05
+LIMIT = 4.0  # the plane and the sliders span +/- 4 prior standard deviations
+PAD_CODES = 1000  # test codes on the pad, each with its thumbnail for hovering
+STEP = 0.05  # the server fallback's sliders
 ZOOM = 12  # 28 px -> 336 px, nearest neighbour: crisp on a projector
-SIDE_POINTS = 2000  # test codes on the small scatter: enough to see the clusters
+SIDE_POINTS = 2000  # test codes on the fallback's small scatter: enough to see the clusters
 SIDE_PX = 360  # the small scatter's side in pixels
+
+
+def browser_decoding() -> bool:
+    """False when the server sets VAE_BROWSER_DECODE=0: the picture is then drawn on the server, as before
+    the pad (for a browser that cannot run it, or to compare the two)."""
+    return os.environ.get("VAE_BROWSER_DECODE", "1").strip() != "0"
 
 
 def held_code(view, encoded, dims: tuple[int, int]) -> tuple[np.ndarray | None, str]:
@@ -34,11 +46,74 @@ def held_code(view, encoded, dims: tuple[int, int]) -> tuple[np.ndarray | None, 
     return encoded.mu[index], f"{others} held at the code of test image #{index}"
 
 
+# --- the pad ----------------------------------------------------------------------------------------
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _sprite(dataset: str, folder: str, n: int, _images) -> bytes:
+    """The thumbnails of the pad's first n test images as one PNG; the same for every model version."""
+    return thumbnail_sprite(to_uint8(_images[:n].numpy()))
+
+
+def pad_data(view, encoded, program, dims: tuple[int, ...], base: np.ndarray | None) -> bytes:
+    """The pad's payload for this model version, plane and held code, kept in the tab's session: a rerun
+    that changes none of them hands the pad the very same bytes (which Streamlit then does not resend)."""
+    n = 0 if encoded is None else min(PAD_CODES, len(encoded.mu))
+    key = (view.key, tuple(dims), None if base is None else base.tobytes(), n, view.dataset)
+    kept = st.session_state.get("_sl_pad")
+    if kept is not None and kept[0] == key:
+        return kept[1]
+    codes = sprite = None
+    if n:
+        codes = PadCodes(encoded.mu[:n], encoded.labels[:n], None)
+        sprite = _sprite(view.dataset, str(st.session_state.get("data_dir") or ""), n, encoded.images)
+    names = encoded.class_names if encoded is not None else view.class_names
+    released = st.session_state.get("latent_point") or {}
+    point = released.get("z") if released.get("dims") == list(dims) else None
+    payload = pad_payload(view.model, program, model_key=view.key, dims=dims, base=base,
+                          point=point or [0.0] * len(dims), limit=LIMIT,
+                          classes=[(name, class_color(i)) for i, name in enumerate(names)], codes=codes, sprite=sprite)
+    st.session_state["_sl_pad"] = (key, payload)
+    return payload
+
+
+def payload_sizes(payload: bytes) -> tuple[int, int, str]:
+    """(weight bytes, code and thumbnail bytes, weight dtype) of a pad payload, for the caption."""
+    header, sections = unpack(payload)
+    weights = len(sections["weights"])
+    return weights, len(payload) - weights, header["model"]["dtype"]
+
+
+def fmt_code(values) -> str:
+    shown = ", ".join(f"{v:.2f}" for v in list(values)[:6]).replace("-", "−")
+    return f"({shown}{', …' if len(values) > 6 else ''})"
+
+
+def draw_pad(view, encoded, program, dims: tuple[int, ...], base, held: str) -> None:
+    payload = pad_data(view, encoded, program, dims, base)
+    point = latent_pad(payload, key="latent_pad")
+    if point:
+        st.session_state["latent_point"] = point
+    weights, rest, dtype = payload_sizes(payload)
+    where = (f"Released at z = {fmt_code(point['code'])}. " if point else "Drag the point, or click where it should go. ")
+    st.caption(
+        where + (f"{held}. " if held else "")
+        + f"The decoder runs in this tab: its {view.model_config.arch.upper()} weights come once per model version "
+        f"({weights / 1e6:.2f} MB as {dtype}, with {rest / 1e6:.2f} MB of test codes and thumbnails)"
+        + (", a new one with each snapshot while the job trains." if view.live else "."),
+        help="The server sends the decoder's weights to the browser once per model version (every few seconds "
+             "while a job trains), and the page decodes the point on every pointer move. Dots: posterior means of "
+             f"{0 if encoded is None else min(PAD_CODES, len(encoded.mu)):,} test images, by label. Dashed: the "
+             "prior's 1σ and 2σ contours.")
+    if encoded is None:
+        st.caption("The test codes are not shown: the test images are not on this machine.")
+
+
+# --- the server fallback ----------------------------------------------------------------------------
+
 def side_scatter(view, encoded, dims: tuple[int, int], k: int, point: tuple[float, float]) -> bytes:
     """The small scatter as a PNG (vae/replay.py's scatter_panel, as in the replay GIF): the codes are
     drawn once per model, dims and size, and kept in this tab's session as a MarkablePanel; a move
-    marks the point on a copy, about half a millisecond. A plotly chart redrawn on every move held the
-    browser 150-300 ms before the decoded image could show (docs/benchmarks.md, Explore latency)."""
+    marks the point on a copy, about half a millisecond."""
     key = (view.key, tuple(dims), k)
     kept = st.session_state.get("_sl_panel")
     if kept is None or kept[0] != key:
@@ -55,19 +130,10 @@ def legend(labels: np.ndarray, class_names: list[str]) -> str:
         f'{html.escape(class_names[i] if i < len(class_names) else str(i))}' for i in present)
 
 
-def draw(was_live: bool) -> None:
-    view = follow_model(was_live)
-    if view is None:
-        st.info("The model is gone: load or train one on the Home page.")
-        return
+def draw_server_sliders(view, encoded, dims: tuple[int, int], base, held: str) -> None:
     d = view.model_config.latent_dim
     controls, picture, scatter = st.columns([4, 4, 5], gap="large")
     with controls:
-        dims = pick_dims(d, "sl")
-        if dims is False:
-            return
-        encoded = encoded_test_set(view, EXPLORE_CODES)
-        base, held = held_code(view, encoded, dims)
         names = (f"z{dims[0] + 1}", f"z{dims[1] + 1}")
         v1 = st.slider(names[0] if d > 2 else "z1", -LIMIT, LIMIT, 0.0, STEP, key="z1")
         v2 = st.slider(names[1] if d > 2 else "z2", -LIMIT, LIMIT, 0.0, STEP, key="z2") if d > 1 else 0.0
@@ -77,8 +143,7 @@ def draw(was_live: bool) -> None:
         code = grid_codes(np.array([v1], np.float32), np.array([v2], np.float32), d, dims, base)  # (1, D)
     image = upscale_nearest(to_uint8(decode_codes(view.model, code)[0]), ZOOM)  # (336, 336) uint8
     with picture:
-        st.image(image, caption=f"decode(z) at z = ({', '.join(f'{v:.2f}' for v in code[0][:6])}"
-                 f"{', …' if d > 6 else ''})", width="content", output_format="PNG")
+        st.image(image, caption=f"decode(z) at z = {fmt_code(code[0])}", width="content", output_format="PNG")
         if held:
             st.caption(held)
     with scatter:
@@ -94,9 +159,32 @@ def draw(was_live: bool) -> None:
         st.caption(f"Dots: posterior means of {k:,} test images, by label.")
 
 
+def draw(was_live: bool) -> None:
+    view = follow_model(was_live)
+    if view is None:
+        st.info("The model is gone: load or train one on the Home page.")
+        return
+    d = view.model_config.latent_dim
+    dims = pick_dims(d, "sl")
+    if dims is False:
+        return
+    encoded = encoded_test_set(view, EXPLORE_CODES)
+    base, held = held_code(view, encoded, dims)
+    try:
+        if not browser_decoding():
+            raise UnsupportedDecoder("VAE_BROWSER_DECODE is 0 on this server")
+        program = decoder_program(view.model)
+    except UnsupportedDecoder as e:
+        st.info(f"This model's picture is drawn on the server, when you release a slider: {e}.")
+        draw_server_sliders(view, encoded, dims, base, held)
+        return
+    draw_pad(view, encoded, program, dims[:1] if d == 1 else dims, base, held)
+
+
 st.title("Latent sliders")
 view = require_model()
 if view is None:
     st.stop()
-st.caption("Each point of the latent space is an image: move the sliders and the decoder draws the one at that point.")
+st.caption("Drag the point through the latent plane and the decoder, running in this page, draws the image at "
+           "every point it passes. Hover a dot to see that test image and its reconstruction.")
 explore_fragment(draw, view.live)(view.live)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import streamlit as st
+import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -19,6 +20,8 @@ from tests.conftest import assert_no_exception, open_page
 from vae import checkpoint as ckpt_io
 from vae.config import ModelConfig, TrainConfig
 from vae.data import SHAPE_NAMES, load_dataset
+from vae.model import VAE
+from vae.pad import unpack
 from vae.train import Trainer
 
 APP = Path(__file__).parents[1] / "app.py"
@@ -90,19 +93,37 @@ def test_page_without_a_model_shows_the_hint(page):
     assert not at.get("plotly_chart") and not at.image
 
 
-def test_sliders_move_the_decoded_image(models):
+def _pad(at: AppTest) -> tuple[dict, dict, bytes]:
+    """The latent pad's payload on the page: (header, sections, the bytes themselves)."""
+    pads = at.get("bidi_component")
+    assert len(pads) == 1 and pads[0].proto.component_name == "latent_explorer.latent_pad", pads
+    payload = pads[0].proto.bytes
+    return (*unpack(payload), payload)
+
+
+def test_sliders_hand_the_pad_the_decoder_and_the_test_codes(models):
     at = _open("pages/sliders.py", ("path", str(models[2])))
-    before, side_before = at.image[0].value, at.image[1].value
-    assert not at.get("plotly_chart")  # the small scatter is a picture: it swaps as fast as the image
-    legend = " ".join(m.value for m in at.markdown)
-    assert all(name in legend for name in SHAPE_NAMES)
-    at.slider(key="z1").set_value(1.5).run()
+    header, sections, payload = _pad(at)
+    model = ckpt_io.load(models[2]).model
+    assert header["model"]["params"] == sum(p.numel() for p in model.decoder.parameters())
+    assert header["model"]["dtype"] == "float16" and len(sections["weights"]) == 2 * header["model"]["params"]
+    assert header["plane"]["dims"] == [0, 1] and header["plane"]["names"] == ["z1", "z2"]
+    assert header["codes"]["count"] == 1000 and [c["name"] for c in header["classes"]] == list(SHAPE_NAMES)
+    assert len(sections["codes"]) == 1000 * 2 * 4 and sections["sprite"][:4] == b"\x89PNG"
+    assert not at.image and not at.slider  # the picture and the sliders are the pad's own, in the browser
+    caption = " ".join(c.value for c in at.caption)
+    assert f"({len(sections['weights']) / 1e6:.2f} MB as float16" in caption, caption
+    at.run()  # nothing changed: the pad gets the very same bytes, which Streamlit need not send again
+    assert _pad(at)[2] == payload
+
+
+def test_the_pad_starts_at_the_point_last_released(models):
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.session_state["model_source"] = ("path", str(models[2]))
+    at.session_state["latent_point"] = {"dims": [0, 1], "z": [1.5, -2.0], "code": [1.5, -2.0]}
+    at.run().switch_page("pages/sliders.py").run()
     _no_exception(at)
-    assert at.image[0].value != before
-    assert at.image[1].value != side_before  # the marked point moved
-    assert "1.50, 0.00" in at.image[0].captions[0]
-    at.slider(key="z1").set_value(0.0).run()
-    assert at.image[1].value == side_before  # the same point, the same picture: the codes are drawn once
+    assert _pad(at)[0]["point"] == [1.5, -2.0]
 
 
 def test_sliders_choose_dims_and_hold_at_a_test_code(models):
@@ -110,16 +131,34 @@ def test_sliders_choose_dims_and_hold_at_a_test_code(models):
     at.selectbox(key="sl_dim_x").set_value(2).run()
     at.selectbox(key="sl_dim_y").set_value(3).run()
     _no_exception(at)
-    assert "z3 → right, z4 ↑" in at.image[1].captions[0]
-    at_zero = at.image[0].value
+    plane = _pad(at)[0]["plane"]
+    assert plane["dims"] == [2, 3] and plane["names"] == ["z3", "z4"] and plane["base"] == [0.0] * 4
     at.radio(key="sl_hold").set_value("the code of a test image").run()
     at.number_input(key="sl_base_index").set_value(5).run()
     _no_exception(at)
-    assert at.image[0].value != at_zero
+    header, sections, _ = _pad(at)
+    mu = np.frombuffer(sections["codes"], "<f4").reshape(-1, 4)
+    assert header["plane"]["base"] == pytest.approx(mu[5].tolist())
     assert any("z1, z2 held at the code of test image #5" in c.value for c in at.caption)
     at.selectbox(key="sl_dim_y").set_value(2).run()  # the same dimension twice
     _no_exception(at)
     assert any("two different dimensions" in w.value for w in at.warning)
+
+
+def test_a_decoder_too_large_for_the_browser_gets_server_sliders_and_one_sentence(explore_env):
+    model = VAE(ModelConfig(hidden=(2048, 2048)), torch.Generator().manual_seed(0)).eval()
+    path = ckpt_io.save(ckpt_io.build_payload(model, train_config=None, dataset="shapes",
+                                              class_names=list(SHAPE_NAMES), history=[]),
+                        explore_env / "models" / "wide.pt")
+    at = _open("pages/sliders.py", ("path", str(path)))
+    assert not at.get("bidi_component")
+    sentence = " ".join(i.value for i in at.info)
+    assert "drawn on the server, when you release a slider" in sentence and "5.8 M weights" in sentence, sentence
+    before, side_before = at.image[0].value, at.image[1].value
+    at.slider(key="z1").set_value(1.5).run()
+    _no_exception(at)
+    assert at.image[0].value != before and at.image[1].value != side_before  # the picture and the marked point
+    assert "1.50, 0.00" in at.image[0].captions[0]
 
 
 def _manifold_png(at: AppTest) -> np.ndarray:
@@ -243,6 +282,9 @@ def test_pages_follow_a_live_job(explore_env):
         assert job.view() is not None and job.view().live
         for page in PAGES:
             at = _open(page, ("job", job.job_id))
-            assert at.image or at.get("plotly_chart")
+            if page == "pages/sliders.py":  # the pad holds the snapshot it was handed
+                assert _pad(at)[0]["model"]["key"].startswith(f"job:{job.job_id}:")
+            else:
+                assert at.image or at.get("plotly_chart")
     finally:
         registry().stop_all()
