@@ -18,10 +18,11 @@ NAV_LINKS_JS = """() => Array.from(document.querySelectorAll('[data-testid="stSi
 
 def test_a_deep_link_as_the_first_request_gets_the_apps_navigation_and_card(open_page, app_server, console_errors):
     page = open_page("sliders")
-    page.wait_for_selector('[data-testid="stMain"] [data-testid="stImage"] img', timeout=60_000)
+    page.wait_for_function("() => { const r = document.querySelector('[data-testid=\"stMain\"] .lp-root');"
+                           " return r && r.latentPad && r.latentPad.header; }", timeout=60_000)  # the pad drew
     links = page.evaluate(NAV_LINKS_JS)
     assert any(link.endswith("Latent sliders") for link in links), links
-    assert not any(link.split(" ")[-1] in {"common", "explain", "app"} for link in links), links
+    assert not any(link.split(" ")[-1] in {"common", "explain", "app", "pad", "plot"} for link in links), links
     assert "Latent sliders" in page.locator('[data-testid="stMain"] h1').first.inner_text()
     card = page.locator('[data-testid="stSidebar"] .st-key-model_card')
     assert card.count() == 1 and "Dataset:" in card.inner_text()
