@@ -160,6 +160,7 @@ def screenshot_mid_drag(target: DragTarget) -> None:
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOT))
     page.mouse.up()
+    wait_for_app_idle(page)
 
 
 def report(pad: dict, ref: dict, decodes: dict[str, dict], args, load_start: str) -> str:
@@ -203,13 +204,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="vae-pad-bench-") as tmp, serve(ROOT / "app.py", Path(tmp), "app") as server, \
             chromium() as browser:
         pad, ref = open_pad_page(browser, server.url), open_reference_page(browser)
+        screenshot_mid_drag(pad)  # first, so the page's caption has not heard of a release yet
         pad.drag(0.5), ref.drag(0.5)  # warm-up: the JIT, the first frames
         pad.drags.clear(), ref.drags.clear()
         for i in range(args.drags):
             for target in (pad, ref) if i % 2 == 0 else (ref, pad):
                 r = target.drag(DRAG_S)
                 print(f"{target.label}: {r['pictures_per_s']:.1f} pictures/s, {r['moves_per_s']:.0f} moves/s", flush=True)
-        screenshot_mid_drag(pad)
         conv = VAE(ModelConfig(arch="conv", latent_dim=2, hidden=(512,)), torch.Generator().manual_seed(0)).eval()
         decodes = {"MLP, shipped MNIST default (2-512-256-256-784)": decode_times(browser, ckpt_io.load(
             ROOT / "checkpoints" / "default-mnist-2d.pt").model), "conv, default (2-512-3136-convT-convT)": decode_times(browser, conv)}

@@ -67,33 +67,41 @@ function linear(x, nIn, wt, b, out, nOut) {
   return out;
 }
 
-// ConvTranspose2d: x (cin, h, w), weight (cin, cout, kh, kw) as torch keeps it -> out (cout, oh, ow);
-// input pixel (iy, ix) adds into output (iy * stride - pad + ky * dil, ix * stride - pad + kx * dil).
-function convTranspose(x, op, weight, bias, out) {
+// ConvTranspose2d: x (cin, h, w) -> out (cout, oh, ow). Input pixel (iy, ix) adds into output
+// (iy * stride - pad + ky * dil, ix * stride - pad + kx * dil). The sums run in acc, laid out (oh, ow, cout),
+// over the weight as wt (cin, kh, kw, cout), so the innermost loop walks both contiguously.
+function convTranspose(x, op, wt, bias, acc, out) {
   const [h, w] = op.in, [oh, ow] = op.out, [kh, kw] = op.k, [sh, sw] = op.stride, [ph, pw] = op.pad, [dh, dw] = op.dil;
-  const plane = oh * ow;
-  for (let co = 0; co < op.cout; co++) out.fill(bias[co], co * plane, (co + 1) * plane);
+  const cout = op.cout, plane = oh * ow;
+  for (let p = 0; p < plane; p++) acc.set(bias, p * cout);
   for (let ci = 0; ci < op.cin; ci++) {
-    const xc = ci * h * w;
-    for (let co = 0; co < op.cout; co++) {
-      const wc = (ci * op.cout + co) * kh * kw, oc = co * plane;
-      for (let iy = 0; iy < h; iy++) {
-        for (let ix = 0; ix < w; ix++) {
-          const v = x[xc + iy * w + ix];
-          if (v === 0) continue;
-          for (let ky = 0; ky < kh; ky++) {
-            const oy = iy * sh - ph + ky * dh;
-            if (oy < 0 || oy >= oh) continue;
-            const orow = oc + oy * ow, wrow = wc + ky * kw;
-            for (let kx = 0; kx < kw; kx++) {
-              const ox = ix * sw - pw + kx * dw;
-              if (ox >= 0 && ox < ow) out[orow + ox] += v * weight[wrow + kx];
-            }
+    for (let iy = 0; iy < h; iy++) {
+      for (let ix = 0; ix < w; ix++) {
+        const v = x[(ci * h + iy) * w + ix];
+        if (v === 0) continue;
+        for (let ky = 0; ky < kh; ky++) {
+          const oy = iy * sh - ph + ky * dh;
+          if (oy < 0 || oy >= oh) continue;
+          for (let kx = 0; kx < kw; kx++) {
+            const ox = ix * sw - pw + kx * dw;
+            if (ox < 0 || ox >= ow) continue;
+            const a = (oy * ow + ox) * cout, b = ((ci * kh + ky) * kw + kx) * cout;
+            for (let co = 0; co < cout; co++) acc[a + co] += v * wt[b + co];
           }
         }
       }
     }
   }
+  for (let p = 0; p < plane; p++) for (let co = 0; co < cout; co++) out[co * plane + p] = acc[p * cout + co];
+  return out;
+}
+
+// torch's ConvTranspose2d weight (cin, cout, kh, kw) as (cin, kh, kw, cout).
+function channelsLast(weight, op) {
+  const [kh, kw] = op.k, taps = kh * kw, out = new Float32Array(weight.length);
+  for (let ci = 0; ci < op.cin; ci++)
+    for (let co = 0; co < op.cout; co++)
+      for (let t = 0; t < taps; t++) out[(ci * taps + t) * op.cout + co] = weight[(ci * op.cout + co) * taps + t];
   return out;
 }
 
@@ -110,8 +118,9 @@ export function compileDecoder(model, weights) {
       steps.push((x) => linear(x, op.in, wt, b, out, op.out));
       size = op.out;
     } else if (op.op === "convT") {
-      const weight = tensor(op.w), bias = tensor(op.b), out = new Float32Array(op.cout * op.out[0] * op.out[1]);
-      steps.push((x) => convTranspose(x, op, weight, bias, out));
+      const wt = channelsLast(tensor(op.w), op), bias = tensor(op.b);
+      const acc = new Float32Array(op.cout * op.out[0] * op.out[1]), out = new Float32Array(acc.length);
+      steps.push((x) => convTranspose(x, op, wt, bias, acc, out));
       size = out.length;
     } else if (op.op === "relu") {
       steps.push((x) => { for (let i = 0; i < x.length; i++) if (x[i] < 0) x[i] = 0; return x; });
