@@ -380,7 +380,7 @@ class Pad {
     ctx.strokeRect(f.x0 + 0.5, f.y0 + 0.5, f.x1 - f.x0 - 1, f.y1 - f.y0 - 1);
     // Axis names at the ends of the axes.
     const names = this.header.plane.names;
-    ctx.font = `bold 13px ${font}`; ctx.fillStyle = text;
+    ctx.font = `bold 13px ${font}`; ctx.fillStyle = "#31333F"; // inside the white plot area, whatever the theme
     ctx.textAlign = "right"; ctx.textBaseline = "bottom";
     ctx.fillText(`${names[0]} \u2192`, f.x1 - 4, f.y1 - 4);
     if (!this.oneD) {
