@@ -6,7 +6,7 @@
 Both ways train the same config: shapes, latent 2, hidden "auto", batch 128, lr 1e-3, seed 0.
 The CLI is `python -m vae train ... --json --quiet`; the app is `streamlit run app.py` with the
 Train page open in Debian's chromium, Start pressed, and the page left open, its live view polling
-once a second (the progress line; the loss curves and the sidebar card refresh every few seconds, see pages/common.py), until it says "<name>: finished". Throughput comes from each run's saved checkpoint
+once a second (the progress line; the loss curves and the sidebar card refresh every few seconds, see pages/ui/common.py), until it says "<name>: finished". Throughput comes from each run's saved checkpoint
 (the epoch records' samples/s, which time the training loop only), as the median over epochs 2..N
 (epoch 1 warms up). CLI and app runs alternate (CLI first on even repeats, app first on odd ones)
 so drift in the machine's load hits both. app/CLI is reported two ways, the ratio of the pooled medians
@@ -28,7 +28,7 @@ from pathlib import Path
 from bench.browser import (add_common_arguments, begin, chromium, measure_alone, new_page, open_app, options_line,
                            serve, set_args, streamlit_options, wait_for_app_idle)
 from bench.report import ROOT, load_average, machine_line, median, replace_section
-from pages.common import CARD_SECONDS, CURVES_SECONDS, POLL_SECONDS
+from pages.ui.common import CARD_SECONDS, CURVES_SECONDS, POLL_SECONDS
 from vae import checkpoint as ckpt_io
 
 SECTION = "## Live training overhead (browser)"

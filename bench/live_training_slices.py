@@ -44,7 +44,7 @@ from bench.browser import (add_common_arguments, begin, chromium, descendants, F
 from bench.live_cpu_split import HZ, chromium_ticks, server_ticks
 from bench.live_training import BATCH, LATENT, LIVE_TEXT_JS, LR, TARGET, epoch_rates, start_from_train_page
 from bench.report import ROOT, median, machine_line, replace_section
-from pages.common import CARD_SECONDS, CURVES_SECONDS, POLL_SECONDS
+from pages.ui.common import CARD_SECONDS, CURVES_SECONDS, POLL_SECONDS
 
 SECTION = "## Live training overhead, interleaved (browser)"
 JOB = "slices-app"

@@ -43,7 +43,7 @@ from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 MAIN = 0  # delta_path[0]: the main area (1 is the sidebar)
-PAD_COMPONENT = "latent_explorer.latent_pad"  # pages/latent_pad.py
+PAD_COMPONENT = "latent_explorer.latent_pad"  # pages/ui/latent_pad.py
 ASSET_RE = re.compile(r'(?:src|href)="(\./static/[^"]+\.(?:js|css))"')
 # The frontend loads an element's code the first time a page shows one (plotly.js, 4.7 MB, with the first
 # chart): its chunk is named after the element, e.g. PlotlyChart.<hash>.js, in Streamlit's own static folder.

@@ -3,15 +3,19 @@ manifolds on the same axes, and one click that trains the lecture's three varian
 and seed: reconstruction only, KL only, and the full ELBO."""
 from __future__ import annotations
 
+from pages.ui.shell import enter_app
+
+enter_app()  # first: see pages/ui/shell.py
+
 import math
 from pathlib import Path
 
 import numpy as np
 import streamlit as st
 
-from pages.common import (EXPLORE_POLL_SECONDS, checkpoint_dir, data_dir, encoded_test_set, load_checkpoint, registry,
+from pages.ui.common import (EXPLORE_POLL_SECONDS, checkpoint_dir, data_dir, encoded_test_set, load_checkpoint, registry,
                           test_set_size)
-from pages.explain import math_expander, numbers_rows, usage_note
+from pages.ui.explain import math_expander, numbers_rows, usage_note
 from vae import checkpoint as ckpt_io
 from vae.config import ConfigError, ModelConfig, TrainConfig
 from vae.data import DATASET_NAMES, dataset_available

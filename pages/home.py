@@ -1,11 +1,15 @@
 """Home: three ways to get a model (train, load from checkpoints/, upload), and the data folder."""
 from __future__ import annotations
 
+from pages.ui.shell import enter_app
+
+enter_app()  # first: see pages/ui/shell.py
+
 import math
 
 import streamlit as st
 
-from pages.common import MAX_UPLOAD_MB, checkpoint_dir, current_view, data_dir, use_source
+from pages.ui.common import MAX_UPLOAD_MB, checkpoint_dir, current_view, data_dir, use_source
 from vae import checkpoint as ckpt_io
 from vae.data import DATASET_NAMES, dataset_available
 

@@ -2,9 +2,13 @@
 Fig. 4), one forward pass, drawn on axes in latent coordinates so it compares with the scatter."""
 from __future__ import annotations
 
+from pages.ui.shell import enter_app
+
+enter_app()  # first: see pages/ui/shell.py
+
 import streamlit as st
 
-from pages.common import EXPLORE_CODES, encoded_test_set, explore_fragment, follow_model, pick_dims, require_model
+from pages.ui.common import EXPLORE_CODES, encoded_test_set, explore_fragment, follow_model, pick_dims, require_model
 from vae.figures import manifold_figure
 from vae.latent import decode_grid, grid_axis, png_bytes, tile_images
 

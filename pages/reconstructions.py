@@ -2,10 +2,14 @@
 path between the codes of two test images."""
 from __future__ import annotations
 
+from pages.ui.shell import enter_app
+
+enter_app()  # first: see pages/ui/shell.py
+
 import numpy as np
 import streamlit as st
 
-from pages.common import EXPLORE_CODES, encoded_test_set, explore_fragment, follow_model, require_model
+from pages.ui.common import EXPLORE_CODES, encoded_test_set, explore_fragment, follow_model, require_model
 from vae.latent import (
     decode_codes,
     interpolate,

@@ -3,10 +3,14 @@ manifold and the test codes of each epoch), download it as a GIF; then the model
 distortion per epoch, which dimensions it uses, and the math with its own numbers."""
 from __future__ import annotations
 
+from pages.ui.shell import enter_app
+
+enter_app()  # first: see pages/ui/shell.py
+
 import streamlit as st
 
-from pages.common import EXPLORE_CODES, encoded_test_set, explore_fragment, follow_model, require_model
-from pages.explain import math_expander, usage_note
+from pages.ui.common import EXPLORE_CODES, encoded_test_set, explore_fragment, follow_model, require_model
+from pages.ui.explain import math_expander, usage_note
 from vae.figures import kl_per_dim_figure, latent_scatter, manifold_figure, rate_distortion_figure
 from vae.latent import latent_usage, upscale_nearest
 from vae.replay import frame_plane, replay_extent, replay_from_extras, replay_gif

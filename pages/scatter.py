@@ -3,10 +3,14 @@ generative factor), with the prior's 1 and 2 sigma circles. Click a point, or ty
 to see the image, its reconstruction, its label and its code."""
 from __future__ import annotations
 
+from pages.ui.shell import enter_app
+
+enter_app()  # first: see pages/ui/shell.py
+
 import numpy as np
 import streamlit as st
 
-from pages.common import (EXPLORE_CODES, encoded_test_set, encoded_train_codes, explore_fragment, follow_model,
+from pages.ui.common import (EXPLORE_CODES, encoded_test_set, encoded_train_codes, explore_fragment, follow_model,
                           pick_dims, require_model, test_set_size)
 from vae.figures import latent_scatter, selected_index
 from vae.latent import (kl_per_dimension, knn_label_map, pca_2d, pca_prior_centre, project_like, reconstruct,

@@ -1,9 +1,13 @@
 """Latent sliders: the latent pad. A point dragged over the latent plane, decoded in the browser at
-every pointer move (pages/latent_pad.py), among the label-coloured test codes; hovering a code
+every pointer move (pages/ui/latent_pad.py), among the label-coloured test codes; hovering a code
 shows its test image and reconstruction. The page lives in a fragment: while a job trains it polls
 and hands each new weights snapshot to the pad, which keeps its point. A decoder the browser cannot
 run falls back to server-drawn sliders, with one sentence saying why."""
 from __future__ import annotations
+
+from pages.ui.shell import enter_app
+
+enter_app()  # first: see pages/ui/shell.py
 
 import html
 import os
@@ -11,8 +15,8 @@ import os
 import numpy as np
 import streamlit as st
 
-from pages.common import EXPLORE_CODES, encoded_test_set, explore_fragment, follow_model, pick_dims, require_model
-from pages.latent_pad import latent_pad
+from pages.ui.common import EXPLORE_CODES, encoded_test_set, explore_fragment, follow_model, pick_dims, require_model
+from pages.ui.latent_pad import latent_pad
 from vae.figures import class_color
 from vae.latent import decode_codes, grid_codes, to_uint8, upscale_nearest
 from vae.pad import PadCodes, UnsupportedDecoder, decoder_program, pad_payload, thumbnail_sprite, unpack

@@ -1,14 +1,18 @@
 """Train page: a settings form, and a live view of the running job that polls once a second."""
 from __future__ import annotations
 
+from pages.ui.shell import enter_app
+
+enter_app()  # first: see pages/ui/shell.py
+
 import math
 import time
 
 import streamlit as st
 
-from pages.common import CURVES_SECONDS, POLL_SECONDS, data_dir, registry, use_source
-from pages.explain import math_expander
-from pages.live_plot import live_plotly_chart, themed
+from pages.ui.common import CURVES_SECONDS, POLL_SECONDS, data_dir, registry, use_source
+from pages.ui.explain import math_expander
+from pages.ui.live_plot import live_plotly_chart, themed
 from vae.checkpoint import CheckpointError
 from vae.config import ARCHITECTURES, LIKELIHOODS, ConfigError, ModelConfig, TrainConfig
 from vae.data import DATASET_NAMES, DatasetUnavailable, dataset_available, load_dataset

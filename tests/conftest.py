@@ -38,7 +38,7 @@ def _apptest_uses_navigation():
     AppTest resets PagesManager.uses_pages_directory to None before every run, and a folder
     named pages/ then switches it to the legacy one-file-per-page mode, which runs a page
     script without app.py. A real server resets it once, when app.py calls st.navigation
-    (pages/common.py also resets it on import). The subclass absorbs AppTest's reset.
+    (a page script hands over to the app then, pages/ui/shell.py). The subclass absorbs AppTest's reset.
     """
     from streamlit.runtime.pages_manager import PagesManager
     from streamlit.testing.v1 import app_test

@@ -44,7 +44,7 @@ def env(tmp_path, monkeypatch, shapes_dir):
     st.cache_resource.clear()
     st.cache_data.clear()
     yield tmp_path / "checkpoints"
-    from pages.common import registry
+    from pages.ui.common import registry
 
     registry().stop_all()
     st.cache_resource.clear()
@@ -96,7 +96,7 @@ def _start(at: AppTest, epochs: int, hidden: str = "64", batch: int = 256) -> Ap
 
 
 def _job(at):
-    from pages.common import registry
+    from pages.ui.common import registry
 
     return registry().get(at.session_state["job_id"])
 
@@ -121,7 +121,7 @@ def test_training_from_the_page_grows_history_across_reruns_and_autosaves(env):
     assert ckpt.epoch == 3 and ckpt.dataset == "shapes"
     at.run()
     assert any("finished" in s.value for s in at.success)
-    # The live curves (pages/live_plot.py) carry the finished run: a test point per epoch, and the
+    # The live curves (pages/ui/live_plot.py) carry the finished run: a test point per epoch, and the
     # smoothed training curve up to the last step.
     fig = _curves_figure(at)
     train, test = fig["data"][0], fig["data"][1]

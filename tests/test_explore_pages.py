@@ -259,7 +259,7 @@ def test_reconstructions_strip_and_interpolation(models):
 
 def test_a_job_without_weights_yet_says_it_is_starting(explore_env):
     """Between Start and the first snapshot the pages wait for the model instead of asking for one."""
-    from pages.common import registry
+    from pages.ui.common import registry
     from vae.jobs import TrainingJob
 
     job = TrainingJob("waiting", "shapes-waiting", ModelConfig(hidden=(32,)), TrainConfig(epochs=1),
@@ -272,7 +272,7 @@ def test_a_job_without_weights_yet_says_it_is_starting(explore_env):
 
 def test_pages_follow_a_live_job(explore_env):
     """While a job trains, every page draws from its latest snapshot without error."""
-    from pages.common import registry
+    from pages.ui.common import registry
 
     job = registry().start(ModelConfig(hidden=(32,)), TrainConfig(epochs=100, train_limit=1000, device="cpu"))
     try:

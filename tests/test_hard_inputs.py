@@ -520,7 +520,7 @@ def app_env(tmp_path, monkeypatch):
     monkeypatch.setenv("VAE_DATA_DIR", str(tmp_path / "data"))
     st.cache_resource.clear()
     yield tmp_path
-    from pages.common import registry
+    from pages.ui.common import registry
 
     registry().stop_all()
     st.cache_resource.clear()
@@ -559,7 +559,7 @@ def good_checkpoint(tmp_path_factory) -> Path:
 
 
 def test_upload_limit_is_the_same_in_config_toml_and_the_app(app_env):
-    from pages.common import MAX_UPLOAD_MB
+    from pages.ui.common import MAX_UPLOAD_MB
 
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
     assert config["server"]["maxUploadSize"] == MAX_UPLOAD_MB
@@ -569,7 +569,7 @@ def test_upload_limit_is_the_same_in_config_toml_and_the_app(app_env):
 
 def test_an_upload_over_the_limit_is_refused_and_the_model_stays(app_env, good_checkpoint):
     """AppTest hands the bytes to the page without the server's own size check, so this is the app's."""
-    from pages.common import MAX_UPLOAD_MB
+    from pages.ui.common import MAX_UPLOAD_MB
 
     at = _app(("path", str(good_checkpoint)))
     at = _upload(at, "huge.pt", bytes(MAX_UPLOAD_MB * 2**20 + 1))
@@ -581,7 +581,7 @@ def test_an_upload_over_the_limit_is_refused_and_the_model_stays(app_env, good_c
 
 
 def test_an_upload_at_the_limit_is_read_not_refused_for_size(app_env, good_checkpoint):
-    from pages.common import MAX_UPLOAD_MB
+    from pages.ui.common import MAX_UPLOAD_MB
 
     at = _upload(_app(("path", str(good_checkpoint))), "exact.pt", bytes(MAX_UPLOAD_MB * 2**20))
     assert not at.exception
@@ -624,7 +624,7 @@ def _cache_decorators(path: Path):
 
 def test_every_streamlit_cache_is_bounded():
     found = 0
-    for path in [APP, *sorted((ROOT / "pages").glob("*.py"))]:
+    for path in [APP, *sorted((ROOT / "pages").rglob("*.py"))]:
         for name, deco in _cache_decorators(path):
             found += 1
             keywords = {k.arg for k in deco.keywords} if isinstance(deco, ast.Call) else set()
@@ -633,7 +633,7 @@ def test_every_streamlit_cache_is_bounded():
 
 
 def test_checkpoint_cache_holds_at_most_max_entries(app_env, good_checkpoint):
-    from pages import common
+    from pages.ui import common
 
     limit = common._load_checkpoint._info.max_entries
     folder = app_env / "many"
@@ -647,7 +647,7 @@ def test_checkpoint_cache_holds_at_most_max_entries(app_env, good_checkpoint):
 
 def test_encoding_cache_holds_at_most_max_entries(app_env, good_checkpoint):
     """Each model version (a live job publishes one every few seconds) is one key; old ones leave."""
-    from pages import common
+    from pages.ui import common
     from vae.jobs import ModelView
 
     limit = common._encoded._info.max_entries
@@ -740,7 +740,7 @@ def test_offline_home_and_shapes_work_end_to_end(app_env, no_network):
     at.number_input(key="f_batch").set_value(512)
     at.button(key="start").click().run()
     assert not at.exception
-    from pages.common import registry
+    from pages.ui.common import registry
 
     job = registry().get(at.session_state["job_id"])
     job.join(120)

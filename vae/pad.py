@@ -1,5 +1,5 @@
 """What the latent pad sends to the browser, which decodes the latent plane on every pointer move
-(pages/latent_pad.js): the decoder as a short program of layers over its own weights, a bounded set
+(pages/ui/latent_pad.js): the decoder as a short program of layers over its own weights, a bounded set
 of test codes with their labels and thumbnails, packed as one binary payload.
 
 A payload (little-endian) is b"LPAD", uint32 format, uint32 header length, the header as UTF-8 JSON

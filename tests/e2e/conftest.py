@@ -6,6 +6,7 @@ that is a failure instead, so CI cannot pass by not running them. `playwright in
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -117,14 +118,13 @@ def _stop(process: subprocess.Popen) -> None:
         process.wait(timeout=10)
 
 
-@pytest.fixture(scope="module")
-def app_server(tmp_path_factory) -> AppServer:
-    """`streamlit run app.py` on a free 127.0.0.1 port with its own checkpoint and data folders, so
-    the test never writes into checkpoints/ and MNIST is absent. Output goes to server.log."""
-    require_browser()
-    base = tmp_path_factory.mktemp("e2e")
+@contextlib.contextmanager
+def serve_app(base: Path):
+    """`streamlit run app.py` on a free 127.0.0.1 port with its own checkpoint and data folders under base
+    (holding a copy of the shipped shapes model), so a test never writes into checkpoints/ and MNIST is
+    absent; stopped on the way out. Output goes to base/server.log."""
     checkpoints, data = base / "checkpoints", base / "data"
-    checkpoints.mkdir()
+    checkpoints.mkdir(parents=True)
     data.mkdir()
     if DEFAULT_SHAPES.exists():
         shutil.copy2(DEFAULT_SHAPES, checkpoints / DEFAULT_SHAPES.name)
@@ -132,8 +132,8 @@ def app_server(tmp_path_factory) -> AppServer:
     url = f"http://127.0.0.1:{port}"
     env = dict(os.environ, VAE_CHECKPOINT_DIR=str(checkpoints), VAE_DATA_DIR=str(data), PYTHONUNBUFFERED="1")
     # One torch thread for the server: on 2 cores shared with chromium (and whatever else CI runs), torch's
-    # spinning OpenMP pool made the test's 2-epoch run 9x slower (142 s against 16 s with one thread at a
-    # load of 5); with one thread its time hardly depends on the load. It changes speed, not behaviour.
+    # spinning OpenMP pool slows the tests' training by several times under load; one thread hardly
+    # depends on it. It changes speed, not behaviour.
     env.setdefault("OMP_NUM_THREADS", "1")
     log_path = base / "server.log"
     with open(log_path, "wb") as log:
@@ -157,6 +157,14 @@ def app_server(tmp_path_factory) -> AppServer:
         yield server
     finally:
         _stop(process)
+
+
+@pytest.fixture(scope="module")
+def app_server(tmp_path_factory) -> AppServer:
+    """One server (serve_app) for a test module."""
+    require_browser()
+    with serve_app(tmp_path_factory.mktemp("e2e")) as server:
+        yield server
 
 
 # --- the browser ------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The latent pad's JavaScript (pages/latent_pad.js) in a bare Chromium page, without Streamlit: the
+"""The latent pad's JavaScript (pages/ui/latent_pad.js) in a bare Chromium page, without Streamlit: the
 module is imported from a blob URL and mounted as Streamlit mounts a v2 component (data,
 parentElement, setStateValue), with a payload made in Python by vae/pad.py. Used by the pad's JS
 tests and by bench/latent_pad.py."""
@@ -10,8 +10,8 @@ import numpy as np
 
 from tests.e2e.conftest import ROOT
 
-PAD_JS = ROOT / "pages" / "latent_pad.js"
-PAD_CSS = ROOT / "pages" / "latent_pad.css"
+PAD_JS = ROOT / "pages" / "ui" / "latent_pad.js"
+PAD_CSS = ROOT / "pages" / "ui" / "latent_pad.css"
 HOST_WIDTH = 1100  # CSS px: room for the pad beside the picture, as in the app's wide layout
 
 _MOUNT_JS = """async ([src, b64]) => {

@@ -139,7 +139,7 @@ def test_2_train_shapes_live(page, state, app_server, console_errors):
         f"have stopped polling (the Train page still says {live_text(page)!r})"), page=page)
 
     # A student's zoom on the KL panel, and the chart element itself, must outlive the updates: the live
-    # curves take new data in place (pages/live_plot.py) instead of being drawn anew.
+    # curves take new data in place (pages/ui/live_plot.py) instead of being drawn anew.
     page.evaluate("""() => { const gd = document.querySelector('[data-testid="stMain"] .js-plotly-plot');
         gd.leMark = 'first'; return Plotly.relayout(gd, {'yaxis2.range': [0, 50]}); }""")
 
@@ -181,7 +181,7 @@ def test_2_train_shapes_live(page, state, app_server, console_errors):
     state["curve_points"] = (first, later)
     screenshot(page, "02-train-running")
     # The progress bar jumps to each new value: Streamlit's 0.5 s slide, started every second by the live
-    # view, is what the app's PAGE_STYLE switches off (pages/common.py).
+    # view, is what the app's PAGE_STYLE switches off (pages/ui/common.py).
     sliding = page.evaluate("""() => [...document.querySelectorAll('[data-testid="stProgress"] *')]
         .map(e => getComputedStyle(e).transitionDuration)
         .filter(d => d.split(',').some(x => parseFloat(x) > 0))""")

@@ -11,22 +11,11 @@ from typing import Callable
 
 import numpy as np
 import streamlit as st
-from streamlit.runtime.pages_manager import PagesManager
 
 from vae import checkpoint as ckpt_io
 from vae.data import DatasetUnavailable, dataset_available, load_dataset, resolve_data_dir
 from vae.jobs import JobRegistry, ModelView
 from vae.latent import encode_dataset
-
-# app.py drives navigation with st.navigation, but a folder named pages/ puts a server's very first
-# run in Streamlit's legacy one-file-per-page mode: a deep link (say /sliders) as the first request
-# runs that page without app.py, under a navigation listing every file here (common, explain, ...).
-# This module is imported by every page and by app.py, so the flag goes off here; if it was on, this
-# is that first run, and it starts again at once, through app.py's navigation.
-if PagesManager.uses_pages_directory:
-    PagesManager.uses_pages_directory = False
-    st.rerun()
-PagesManager.uses_pages_directory = False
 
 # A full gc.collect() walks the ~240k objects torch, plotly and streamlit create at import: ~130 ms
 # with the GIL held, during which the training thread stalls. Streamlit's own collection after every
@@ -44,7 +33,7 @@ MAX_UPLOAD_MB = 50  # also server.maxUploadSize in .streamlit/config.toml
 POLL_SECONDS = 1.0  # the live progress line
 # While a job trains, the loss curves get new data every CURVES_SECONDS; the progress line above them
 # moves every POLL_SECONDS. Each new set of curves is laid out and drawn again by plotly in the browser
-# (updated in place, pages/live_plot.py): ~60-110 ms of a software-rendered Chromium's CPU on a 2-core
+# (updated in place, pages/ui/live_plot.py): ~60-110 ms of a software-rendered Chromium's CPU on a 2-core
 # laptop, CPU the training threads lose (docs/benchmarks.md, "Reading the browser figures"). Every 5 s
 # rather than every poll: the curves still move several times a minute.
 CURVES_SECONDS = 5.0

@@ -1,5 +1,5 @@
 """The latent pad: a Streamlit v2 component that decodes the latent plane in the browser on every
-pointer move (pages/latent_pad.js, styled by pages/latent_pad.css; plain files, no build step).
+pointer move (pages/ui/latent_pad.js, styled by pages/ui/latent_pad.css; plain files, no build step).
 
 Python hands it one binary payload per model version and plane (vae/pad.py: the decoder's weights,
 test codes, labels and thumbnails); Streamlit sends an element whose payload is unchanged as a
