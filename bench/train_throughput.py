@@ -48,6 +48,7 @@ HIDDEN, LATENT = 400, 20
 LR = 1e-3
 MATMUL_N = 2048
 SPEED_TARGET = 2.5  # project samples/s over reference samples/s
+FAST_STEP_TARGET = 1.10  # the MLP's fast step (vae/mlp_step.py) over the same Trainer through autograd
 FLOPS_TARGET = 0.75  # project GFLOP/s over the large matmul's GFLOP/s
 NOISY_SHARE = 0.05  # above this median share of CPU time used by other processes, the verdicts are flagged
 
@@ -191,15 +192,13 @@ class StepMatmuls:
         self.w1, self.wmu, self.wlv, self.w3, self.w4 = r(h, p), r(d, h), r(d, h), r(h, d), r(p, h)
         self.b1, self.bmu, self.blv, self.b3, self.b4 = r(h), r(d), r(d), r(h), r(p)
         self.flops = 2 * b * (3 * (p * h + 2 * h * d + d * h + h * p) - p * h)  # fwd, weight grads, input grads
-        # with_adam: each step then also updates these weights with the Trainer's own Adam call (the fused
-        # kernel, vae.train._FusedAdamCall), the weight gradients being the matmuls' results, as in a step.
+        # with_adam: each step then also updates these weights as the Trainer does (torch's fused Adam), the
+        # weight gradients being the matmuls' results, as in a step.
         self.adam = None
         if with_adam:
-            from vae.train import _FusedAdamCall
-
             self.params = [self.w1, self.b1, self.wmu, self.bmu, self.wlv, self.blv, self.w3, self.b3, self.w4, self.b4]
             self.bias_grads = [r(*t.shape).mul_(1e-3) for t in self.params[1::2]]
-            self.adam = _FusedAdamCall(torch.optim.Adam(self.params, lr=1e-3, fused=True))
+            self.adam = torch.optim.Adam(self.params, lr=1e-3, fused=True)
 
     def step(self) -> None:
         torch.addmm(self.b1, self.x, self.w1.t())
@@ -217,7 +216,9 @@ class StepMatmuls:
         g_w1 = self.g1.t().mm(self.x)
         if self.adam is not None:
             b1, bmu, blv, b3, b4 = self.bias_grads
-            self.adam([g_w1, b1, g_wmu, bmu, g_wlv, blv, g_w3, b3, g_w4, b4])
+            for param, grad in zip(self.params, [g_w1, b1, g_wmu, bmu, g_wlv, blv, g_w3, b3, g_w4, b4]):
+                param.grad = grad
+            self.adam.step()
 
     def gflops(self, steps: int = 50) -> float:
         self.step()
@@ -299,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     train = load_dataset("mnist", "train", data_dir)
     model_cfg, train_cfg = project_configs(data_dir, limit)
     trainer = Trainer(model_cfg, train_cfg, train)
+    autograd = Trainer(model_cfg, train_cfg, train, fast_step=False)  # the general path, for the fast step's gain
+    assert trainer.fast_step is not None and autograd.fast_step is None
     refs = {w: Reference(data_dir, w, limit) for w in workers}
     n_images = len(trainer.x_train)
     assert all(ref.n == n_images for ref in refs.values()), "the two loops must see the same images"
@@ -311,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # Warm-up pass of each (excluded): first-touch allocations, MKL/oneDNN init, worker start-up paths.
     project_epoch(trainer)
+    project_epoch(autograd)
     for ref in refs.values():
         ref.epoch()
     matmul_gflops(reps=2)
@@ -320,12 +324,14 @@ def main(argv: list[str] | None = None) -> int:
     step_mm.gflops()
     step_adam = StepMatmuls(with_adam=True)
     step_adam.gflops()
-    proj_sps, ref_sps, mm, ceiling, ceiling_adam = [], {w: [] for w in workers}, [], [], []
+    proj_sps, auto_sps, ref_sps, mm, ceiling, ceiling_adam = [], [], {w: [] for w in workers}, [], [], []
     others = OtherLoad()
     for r in range(args.repeats):
         others.start()
         n, s = project_epoch(trainer)
         proj_sps.append(n / s)
+        n, s = project_epoch(autograd)
+        auto_sps.append(n / s)
         for w, ref in refs.items():
             n_ref, s_ref = ref.epoch()
             ref_sps[w].append(n_ref / s_ref)
@@ -333,13 +339,19 @@ def main(argv: list[str] | None = None) -> int:
         ceiling.append(step_mm.gflops())
         ceiling_adam.append(step_adam.gflops())
         share = others.stop()
-        print(f"run {r + 1}/{args.repeats}: project {proj_sps[-1]:,.0f}/s, "
+        print(f"run {r + 1}/{args.repeats}: project {proj_sps[-1]:,.0f}/s (through autograd {auto_sps[-1]:,.0f}/s), "
               + ", ".join(f"reference(workers={w}) {ref_sps[w][-1]:,.0f}/s" for w in workers)
               + f", matmul {mm[-1]:.1f} GFLOP/s, step's matmuls alone {ceiling[-1]:.1f}, with Adam {ceiling_adam[-1]:.1f}; "
               + "other processes used "
               + ("n/a" if share is None else f"{100 * share:.0f}%") + " of the CPUs", flush=True)
 
     med_proj = statistics.median(proj_sps)
+    fast_gain = med_proj / statistics.median(auto_sps)
+    round_gains = [p / a for p, a in zip(proj_sps, auto_sps)]
+    fast_ok = min(fast_gain, statistics.median(round_gains)) >= FAST_STEP_TARGET
+    fast_text = (f"the MLP's fast step pays **{fast_gain:.2f}x** the same Trainer through autograd (median of the "
+                 f"per-round ratios {statistics.median(round_gains):.2f}; keep it while >= {FAST_STEP_TARGET:.2f}x: "
+                 f"**{'PASS' if fast_ok else 'FAIL'}**)")
     other_text = (f"{100 * statistics.median(others.shares):.0f}% (median; max {100 * max(others.shares):.0f}%)"
                   if others.shares else "an unknown share")
     print(f"other processes used {other_text} of the CPU time during the timed rounds")
@@ -364,7 +376,9 @@ def main(argv: list[str] | None = None) -> int:
                  f"({', '.join(f'{v:.2f}' for v in round_speedups)}) and {100 * statistics.median(round_fracs):.1f}% "
                  f"({', '.join(f'{100 * v:.0f}' for v in round_fracs)})")
 
-    rows = [("project Trainer.train_epoch", f"{fmt(med_proj)} samples/s", f"{fmt(min(proj_sps))} - {fmt(max(proj_sps))}")]
+    rows = [("project Trainer.train_epoch", f"{fmt(med_proj)} samples/s", f"{fmt(min(proj_sps))} - {fmt(max(proj_sps))}"),
+            ("the same, fast_step=False (autograd)", f"{fmt(statistics.median(auto_sps))} samples/s",
+             f"{fmt(min(auto_sps))} - {fmt(max(auto_sps))}")]
     for w in workers:
         rows.append((f"reference loop, DataLoader num_workers={w}", f"{fmt(med_ref[w])} samples/s",
                      f"{fmt(min(ref_sps[w]))} - {fmt(max(ref_sps[w]))}"))
@@ -388,6 +402,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"achieved / matmul GFLOP/s: {100 * frac:.1f}%  (target >= {100 * FLOPS_TARGET:.0f}%: "
           f"{'PASS' if flops_ok else 'FAIL'})")
     print(per_round)
+    print(fast_text.replace("**", ""))
     round_adam = [c / m for c, m in zip(ceiling_adam, mm)]
     ceiling_text = (f"the step's matmuls alone reach {med_ceiling:.1f} GFLOP/s, {100 * med_ceiling / med_mm:.0f}% of the "
                     f"large matmul, {100 * med_ceiling_adam / med_mm:.0f}% with the Adam update after them (per round "
@@ -427,10 +442,10 @@ def main(argv: list[str] | None = None) -> int:
             "`DataLoader(batch_size=128, shuffle=True)`, `F.binary_cross_entropy(..., reduction='sum')` + KL, "
             "`loss.item()` each step.",
             "- Project: `vae.train.Trainer.train_epoch()`, the loop the CLI and the app run (for this MLP + Bernoulli "
-            "model on a CPU: hand-written backward, the fused Adam kernel called directly, batches gathered from a float tensor made once when "
+            "model on a CPU: the backward written out by hand, vae/mlp_step.py, on vae/loss.py's closed-form gradients; torch's fused Adam; batches gathered from a float tensor made once when "
             "the Trainer is built, outside the timing; the reference converts each image with `ToTensor` every epoch, "
             "as the tutorial does).",
-            f"- Method: one warm-up pass of each, then {args.repeats} rounds of (project epoch, reference epoch(s), "
+            f"- Method: one warm-up pass of each, then {args.repeats} rounds of (project epoch, the same through autograd, reference epoch(s), "
             f"large matmul, the step's matmuls alone, the same with the Adam update) alternating; medians. FLOPs are matmul FLOPs (forward + backward, no gradient for the input "
             "images) of one autograd training step of the project's model, counted by "
             "`torch.utils.flop_counter.FlopCounterMode`; the Trainer's step runs the same matmuls. Elementwise work, "
@@ -446,6 +461,7 @@ def main(argv: list[str] | None = None) -> int:
             f"- Speed-up over the reference (num_workers={base}): **{speedup:.2f}x** "
             f"(target >= {SPEED_TARGET}x: **{'PASS' if speed_ok else 'FAIL'}**)"
             + "".join(f"; over num_workers={w}: {med_proj / med_ref[w]:.2f}x" for w in workers[1:]) + ".",
+            f"- Fast step: {fast_text}.",
             f"- Achieved GFLOP/s as a share of the large matmul's: **{100 * frac:.1f}%** "
             f"(target >= {100 * FLOPS_TARGET:.0f}%: **{'PASS' if flops_ok else 'FAIL'}**).",
             f"- Ceiling: {ceiling_text} (the rest of its time goes to the loss, the ReLU masks, the bias sums, the "

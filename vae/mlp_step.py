@@ -1,9 +1,9 @@
 """A faster training step for one model: the MLP VAE (arch "mlp", Bernoulli likelihood) on the CPU.
 
-The loss is vae/loss.py's `elbo_terms`, taken with autograd on the network's three outputs (logits, mu,
-logvar), exactly as the trainer's general path takes it. What is written out by hand is the backward
-pass through the network itself: a matmul per weight, a column sum per bias and one mask per ReLU,
-instead of autograd recording and replaying every Linear and ReLU. The reparameterization's part,
+The loss is vae/loss.py's: its sums and its gradient with respect to the network's three outputs (logits,
+mu, logvar) come from `bernoulli_sums_and_gradients`, in closed form beside `elbo_terms`. What is
+written out here is the backward pass through the network itself: a matmul per weight, a column sum
+per bias and one mask per ReLU, instead of autograd recording and replaying every Linear and ReLU. The reparameterization's part,
 z = mu + sigma * eps (Kingma & Welling 2013, sec. 2.4), joins the two: dL/dmu += dL/dz and
 dL/dlogvar += dL/dz * eps * sigma / 2. Public torch APIs only; tests/test_train_checkpoint.py checks
 every gradient against autograd's.
@@ -13,8 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .loss import elbo_terms
-from .model import VAE, VAEOutput
+from .loss import bernoulli_sums_and_gradients
+from .model import VAE
 
 
 def _leaf_types(module: nn.Module) -> list[type]:
@@ -47,32 +47,27 @@ class MLPStep:
             and all(p.requires_grad for p in model.parameters())
         )
 
+    @torch.no_grad()
     def __call__(self, x: torch.Tensor, beta: float, recon_weight: float, generator: torch.Generator | None):
         """x: (B, C, H, W) -> ((recon, kl, total) batch sums as floats, [(parameter, d mean total / d parameter)])."""
         model, n = self.model, x.shape[0]
-        with torch.no_grad():
-            enc_in, h = [], x.reshape(n, -1)  # each Linear's input, kept for its weight's gradient
-            for lin in self.encoder:
-                enc_in.append(h)
-                h = torch.addmm(lin.bias, h, lin.weight.t()).relu_()
-            mu = torch.addmm(model.to_mu.bias, h, model.to_mu.weight.t())  # (B, D)
-            logvar = torch.addmm(model.to_logvar.bias, h, model.to_logvar.weight.t())
-            std = logvar.mul(0.5).exp_()
-            eps = torch.randn(mu.shape, dtype=mu.dtype, device=mu.device, generator=generator)
-            a = torch.addcmul(mu, std, eps)  # z
-            dec_in = []
-            for k, lin in enumerate(self.decoder):
-                dec_in.append(a)
-                a = torch.addmm(lin.bias, a, lin.weight.t())
-                if k < len(self.decoder) - 1:
-                    a.relu_()
-        outputs = [t.requires_grad_() for t in (a.view(x.shape), mu, logvar)]  # logits (B, C, H, W), mu, logvar
-        with torch.enable_grad():
-            terms = elbo_terms(model, x, VAEOutput(*outputs, dec_in[0]), beta, recon_weight)
-            d_logits, d_mu, d_logvar = torch.autograd.grad(terms.total.mean(), outputs)
-        sums = tuple(torch.stack([t.detach().sum() for t in terms]).tolist())
-        with torch.no_grad():
-            return sums, self._backward(d_logits.reshape(n, -1), d_mu, d_logvar, eps, std, h, enc_in, dec_in)
+        enc_in, h = [], x.reshape(n, -1)  # each Linear's input, kept for its weight's gradient
+        for lin in self.encoder:
+            enc_in.append(h)
+            h = torch.addmm(lin.bias, h, lin.weight.t()).relu_()
+        mu = torch.addmm(model.to_mu.bias, h, model.to_mu.weight.t())  # (B, D)
+        logvar = torch.addmm(model.to_logvar.bias, h, model.to_logvar.weight.t())
+        std = logvar.mul(0.5).exp_()
+        eps = torch.randn(mu.shape, dtype=mu.dtype, device=mu.device, generator=generator)
+        a = torch.addcmul(mu, std, eps)  # z
+        dec_in = []
+        for k, lin in enumerate(self.decoder):
+            dec_in.append(a)
+            a = torch.addmm(lin.bias, a, lin.weight.t())
+            if k < len(self.decoder) - 1:
+                a.relu_()
+        sums, d_logits, d_mu, d_logvar = bernoulli_sums_and_gradients(a, x, mu, logvar, beta, recon_weight)
+        return sums, self._backward(d_logits, d_mu, d_logvar, eps, std, h, enc_in, dec_in)
 
     def _backward(self, d, d_mu, d_logvar, eps, std, h, enc_in, dec_in) -> list[tuple[nn.Parameter, torch.Tensor]]:
         """The network's gradients from those of the loss with respect to its outputs."""
@@ -82,15 +77,15 @@ class MLPStep:
             grads += [(lin.weight, d.t().mm(inp)), (lin.bias, d.sum(0))]
             d = d.mm(lin.weight)
             if k > 0:
-                d.masked_fill_(inp <= 0, 0.0)  # through the ReLU that made inp
+                d.mul_(torch.sign(inp))  # through the ReLU that made inp (>= 0): sign(inp) is its 0/1 mask
         d_mu = d_mu + d  # d is now dL/dz
         d_logvar = d_logvar + d * eps * std * 0.5
         grads += [(model.to_mu.weight, d_mu.t().mm(h)), (model.to_mu.bias, d_mu.sum(0)),
                   (model.to_logvar.weight, d_logvar.t().mm(h)), (model.to_logvar.bias, d_logvar.sum(0))]
-        d = d_mu.mm(model.to_mu.weight).addmm_(d_logvar, model.to_logvar.weight).masked_fill_(h <= 0, 0.0)
+        d = d_mu.mm(model.to_mu.weight).addmm_(d_logvar, model.to_logvar.weight).mul_(torch.sign(h))
         for k in range(len(self.encoder) - 1, -1, -1):
             lin, inp = self.encoder[k], enc_in[k]
             grads += [(lin.weight, d.t().mm(inp)), (lin.bias, d.sum(0))]
             if k > 0:
-                d = d.mm(lin.weight).masked_fill_(inp <= 0, 0.0)
+                d = d.mm(lin.weight).mul_(torch.sign(inp))
         return grads
