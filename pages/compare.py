@@ -16,9 +16,10 @@ import streamlit as st
 from pages.ui.common import (EXPLORE_POLL_SECONDS, checkpoint_dir, data_dir, encoded_test_set, load_checkpoint, registry,
                           test_set_size)
 from pages.ui.explain import math_expander, numbers_rows, usage_note
+from pages.ui.forms import build_configs, settings_inputs
 from vae import checkpoint as ckpt_io
-from vae.config import ConfigError, ModelConfig, TrainConfig
-from vae.data import DATASET_NAMES, dataset_available
+from vae.config import ConfigError, ModelConfig
+from vae.data import dataset_available
 from vae.figures import latent_scatter, manifold_figure, rate_distortion_figure
 from vae.jobs import JobLimitReached, ModelView, VariantsJob
 from vae.latent import decode_grid, grid_cell_edges, latent_usage, robust_extent, share_outside, tile_images
@@ -98,24 +99,22 @@ def preset() -> None:
     with st.form("cmp_preset", border=True):
         st.markdown("**The lecture's three variants**, trained together, one epoch of each in turn: "
                     + "; ".join(f"{v.title}" for v in LECTURE_VARIANTS) + ". Same data, same seed, 2-D codes.")
-        c1, c2, c3, c4 = st.columns(4)
-        dataset = c1.selectbox("Dataset", DATASET_NAMES, index=DATASET_NAMES.index("shapes"), key="cmp_dataset")
-        epochs = c2.number_input("Epochs", 1, 1000, 5, key="cmp_epochs")
-        seed = c3.number_input("Seed", 0, 2**31 - 1, 0, key="cmp_seed")
-        limit = c4.number_input("Training images (0: all)", 0, 10**7, 0, step=1000, key="cmp_limit",
-                                help="Fewer images train faster, for a quick demonstration.")
+        values = settings_inputs(["dataset", "epochs", "seed", "train_limit"], st.columns(4), prefix="cmp_")
         pressed = st.form_submit_button("Train all three", type="primary", key="cmp_start", icon=":material/play_arrow:")
     if pressed:
-        start_preset(dataset, int(epochs), int(seed), int(limit) or None)
+        start_preset(values)
 
 
-def start_preset(dataset: str, epochs: int, seed: int, limit: int | None) -> None:
-    if not dataset_available(dataset, data_dir()):
-        st.error(f"{dataset} is not in {data_dir()}; train once on the Train page to download it, or pick shapes.")
+def start_preset(values: dict) -> None:
+    if not dataset_available(values["dataset"], data_dir()):
+        st.error(f"{values['dataset']} is not in {data_dir()}; train once on the Train page to download it, or pick shapes.")
+        return
+    configs = build_configs(values, data_dir=str(data_dir()))
+    if configs is None:
         return
     try:
-        base = TrainConfig(dataset=dataset, epochs=epochs, seed=seed, train_limit=limit, data_dir=str(data_dir()))
-        job = registry().start_variants(ModelConfig(latent_dim=2), lecture_variants(base), name=f"{LECTURE_NAME}-{dataset}")
+        job = registry().start_variants(ModelConfig(latent_dim=2), lecture_variants(configs[1]),
+                                        name=f"{LECTURE_NAME}-{values['dataset']}")
     except (JobLimitReached, ckpt_io.CheckpointError, ConfigError) as e:
         st.error(str(e))
         return

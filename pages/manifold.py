@@ -8,7 +8,7 @@ enter_app()  # first: see pages/ui/shell.py
 
 import streamlit as st
 
-from pages.ui.common import EXPLORE_CODES, encoded_test_set, explore_fragment, follow_model, pick_dims, require_model
+from pages.ui.common import EXPLORE_CODES, encoded_test_set, explore_page, live_fragment, pick_dims
 from vae.figures import manifold_figure
 from vae.latent import decode_grid, grid_axis, png_bytes, tile_images
 
@@ -49,11 +49,7 @@ def caption(spacing: str, overlaid: bool) -> str:
         " Dots: posterior means of test images on the same axes." if overlaid else "")
 
 
-def draw(was_live: bool) -> None:
-    view = follow_model(was_live)
-    if view is None:
-        st.info("The model is gone: load or train one on the Home page.")
-        return
+def draw(view) -> None:
     side, main = st.columns([1, 3], gap="large")
     with side:
         n, radius, spacing, dims, overlay = controls(view.model_config.latent_dim)
@@ -74,14 +70,10 @@ def draw(was_live: bool) -> None:
         )
 
 
-st.title("Manifold")
-view = require_model()
-if view is None:
-    st.stop()
+view = explore_page("Manifold", "What the decoder draws at every point of a grid over the latent plane: nearby points "
+                    "decode to similar images.")
 if view.model_config.latent_dim < 2:
     st.info("The manifold needs a latent space of at least two dimensions; this model has one. "
             "The Latent sliders page shows its single axis.")
     st.stop()
-st.caption("What the decoder draws at every point of a grid over the latent plane: "
-           "nearby points decode to similar images.")
-explore_fragment(draw, view.live)(view.live)
+live_fragment(draw, view)

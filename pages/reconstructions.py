@@ -9,7 +9,7 @@ enter_app()  # first: see pages/ui/shell.py
 import numpy as np
 import streamlit as st
 
-from pages.ui.common import EXPLORE_CODES, encoded_test_set, explore_fragment, follow_model, require_model
+from pages.ui.common import EXPLORE_CODES, encoded_test_set, explore_page, live_fragment
 from vae.latent import (
     decode_codes,
     interpolate,
@@ -30,17 +30,8 @@ def crisp(strip: np.ndarray) -> np.ndarray:
     return upscale_nearest(strip, upscale_factor(strip.shape[1], TARGET_PX))
 
 
-def current_codes(was_live: bool):
-    """The model and its encoded test set, re-read inside a fragment; (None, None) when either is gone."""
-    view = follow_model(was_live)
-    if view is None:
-        st.info("The model is gone: load or train one on the Home page.")
-        return None, None
-    return view, encoded_test_set(view, EXPLORE_CODES)
-
-
-def draw_reconstructions(was_live: bool, indices: np.ndarray) -> None:
-    view, encoded = current_codes(was_live)
+def draw_reconstructions(view, indices: np.ndarray) -> None:
+    encoded = encoded_test_set(view, EXPLORE_CODES)
     if encoded is None:
         return
     originals = encoded.images[indices]  # (k, 1, 28, 28)
@@ -49,8 +40,8 @@ def draw_reconstructions(was_live: bool, indices: np.ndarray) -> None:
              "Bottom: their reconstructions decode(mu(x)).", width="content", output_format="PNG")
 
 
-def draw_path(was_live: bool, a: int, b: int, steps: int) -> None:
-    view, encoded = current_codes(was_live)
+def draw_path(view, a: int, b: int, steps: int) -> None:
+    encoded = encoded_test_set(view, EXPLORE_CODES)
     if encoded is None:
         return
     path = decode_codes(view.model, interpolate(encoded.mu[a], encoded.mu[b], steps))  # (steps, 28, 28), one pass
@@ -61,12 +52,8 @@ def draw_path(was_live: bool, a: int, b: int, steps: int) -> None:
                      f"from mu(#{a}) to mu(#{b}), {steps} evenly spaced codes, ends included.")
 
 
-st.title("Reconstructions")
-view = require_model()
-if view is None:
-    st.stop()
-st.caption("How well the model redraws test images from their codes, "
-           "and what lies on the straight path between two codes.")
+view = explore_page("Reconstructions", "How well the model redraws test images from their codes, and what lies on "
+                    "the straight path between two codes.")
 encoded = encoded_test_set(view, EXPLORE_CODES)
 if encoded is None:
     st.stop()
@@ -79,11 +66,11 @@ if which == "consecutive":
     indices = np.arange(start, start + k)
 else:
     indices = sample_indices(n, k, int(c2.number_input("Seed", 0, 2**31 - 1, 0, key="rc_seed")))
-explore_fragment(draw_reconstructions, view.live)(view.live, indices)
+live_fragment(draw_reconstructions, view, indices)
 
 st.subheader("Interpolation")
 i1, i2, i3, _ = st.columns([2, 2, 3, 2], gap="medium")
 a = int(i1.number_input("From test image #", 0, n - 1, 0, key="rc_from"))
 b = int(i2.number_input("To test image #", 0, n - 1, min(1, n - 1), key="rc_to"))
 steps = int(i3.slider("Steps", 3, 20, 10, key="rc_steps"))
-explore_fragment(draw_path, view.live)(view.live, a, b, steps)
+live_fragment(draw_path, view, a, b, steps)

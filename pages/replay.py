@@ -9,7 +9,7 @@ enter_app()  # first: see pages/ui/shell.py
 
 import streamlit as st
 
-from pages.ui.common import EXPLORE_CODES, encoded_test_set, explore_fragment, follow_model, require_model
+from pages.ui.common import EXPLORE_CODES, encoded_test_set, explore_page, live_fragment
 from pages.ui.explain import math_expander, usage_note
 from vae.figures import kl_per_dim_figure, latent_scatter, manifold_figure, rate_distortion_figure
 from vae.latent import latent_usage, upscale_nearest
@@ -74,12 +74,8 @@ def usage_section(view) -> None:
                "data (variance above 0.01, Burda et al. 2015); an inactive one is the prior whatever the image.")
 
 
-def draw(was_live: bool) -> None:
-    view = follow_model(was_live)
-    if view is None:
-        st.info("The model is gone: load or train one on the Home page.")
-        return
-    replay_section(view, was_live)
+def draw(view) -> None:
+    replay_section(view, view.live)
     st.subheader("Rate and distortion")
     st.plotly_chart(rate_distortion_figure({view.name: view.history}), key="rp_rd", config={"displayModeBar": False})
     st.caption("One point per epoch: the KL (rate) against the reconstruction (distortion), on the test set. Early on "
@@ -90,10 +86,6 @@ def draw(was_live: bool) -> None:
     math_expander(view.history, view.test_metrics, view.train_config, view.model_config.latent_dim)
 
 
-st.title("Training replay")
-view = require_model()
-if view is None:
-    st.stop()
-st.caption("How the latent space organised itself, epoch by epoch: the decoder's manifold and where the test images "
-           "landed, then what the loss terms did.")
-explore_fragment(draw, view.live)(view.live)
+view = explore_page("Training replay", "How the latent space organised itself, epoch by epoch: the decoder's "
+                    "manifold and where the test images landed, then what the loss terms did.")
+live_fragment(draw, view)

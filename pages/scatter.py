@@ -10,8 +10,8 @@ enter_app()  # first: see pages/ui/shell.py
 import numpy as np
 import streamlit as st
 
-from pages.ui.common import (EXPLORE_CODES, encoded_test_set, encoded_train_codes, explore_fragment, follow_model,
-                          pick_dims, require_model, test_set_size)
+from pages.ui.common import (EXPLORE_CODES, encoded_test_set, encoded_train_codes, explore_page, live_fragment,
+                             pick_dims, test_set_size)
 from vae.figures import latent_scatter, selected_index
 from vae.latent import (kl_per_dimension, knn_label_map, pca_2d, pca_prior_centre, project_like, reconstruct,
                         square_extent, tile_rows, upscale_nearest)
@@ -80,11 +80,7 @@ def details(view, encoded, index: int) -> None:
         st.caption(" · ".join(f"{k} {float(v[index]):.2f}" for k, v in encoded.factors.items() if k != "shape"))
 
 
-def draw(was_live: bool) -> None:
-    view = follow_model(was_live)
-    if view is None:
-        st.info("The model is gone: load or train one on the Home page.")
-        return
+def draw(view) -> None:
     chart, side = st.columns([3, 1], gap="large")
     with side:
         count, color_by, dims, shade = controls(view)
@@ -119,9 +115,6 @@ def draw(was_live: bool) -> None:
             st.caption(f"Most informative dimensions (mean KL, nats): {top}")
 
 
-st.title("Latent scatter")
-view = require_model()
-if view is None:
-    st.stop()
-st.caption("Where the encoder puts each test image: its posterior mean, one dot per image. Click a dot to see it.")
-explore_fragment(draw, view.live)(view.live)
+view = explore_page("Latent scatter", "Where the encoder puts each test image: its posterior mean, one dot per "
+                    "image. Click a dot to see it.")
+live_fragment(draw, view)

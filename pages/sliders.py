@@ -15,7 +15,7 @@ import os
 import numpy as np
 import streamlit as st
 
-from pages.ui.common import EXPLORE_CODES, encoded_test_set, explore_fragment, follow_model, pick_dims, require_model
+from pages.ui.common import EXPLORE_CODES, encoded_test_set, explore_page, live_fragment, pick_dims
 from pages.ui.latent_pad import latent_pad
 from vae.figures import class_color
 from vae.latent import decode_codes, grid_codes, to_uint8, upscale_nearest
@@ -163,11 +163,7 @@ def draw_server_sliders(view, encoded, dims: tuple[int, int], base, held: str) -
         st.caption(f"Dots: posterior means of {k:,} test images, by label.")
 
 
-def draw(was_live: bool) -> None:
-    view = follow_model(was_live)
-    if view is None:
-        st.info("The model is gone: load or train one on the Home page.")
-        return
+def draw(view) -> None:
     d = view.model_config.latent_dim
     dims = pick_dims(d, "sl")
     if dims is False:
@@ -185,10 +181,7 @@ def draw(was_live: bool) -> None:
     draw_pad(view, encoded, program, dims[:1] if d == 1 else dims, base, held)
 
 
-st.title("Latent sliders")
-view = require_model()
-if view is None:
-    st.stop()
-st.caption("Drag the point through the latent plane and the decoder, running in this page, draws the image at "
-           "every point it passes. Hover a dot to see that test image and its reconstruction.")
-explore_fragment(draw, view.live)(view.live)
+view = explore_page("Latent sliders", "Drag the point through the latent plane and the decoder, running in this "
+                    "page, draws the image at every point it passes. Hover a dot to see that test image and its "
+                    "reconstruction.")
+live_fragment(draw, view)

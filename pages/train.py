@@ -12,15 +12,13 @@ import streamlit as st
 
 from pages.ui.common import CURVES_SECONDS, POLL_SECONDS, data_dir, registry, use_source
 from pages.ui.explain import math_expander
+from pages.ui.forms import build_configs, settings_inputs
 from pages.ui.live_plot import live_plotly_chart, themed
 from vae.checkpoint import CheckpointError
-from vae.config import ARCHITECTURES, LIKELIHOODS, ConfigError, ModelConfig, TrainConfig
-from vae.data import DATASET_NAMES, DatasetUnavailable, dataset_available, load_dataset
+from vae.config import DATASET_LABELS, ConfigError, ModelConfig, TrainConfig
+from vae.data import DatasetUnavailable, dataset_available, load_dataset
 from vae.figures import loss_curves
 from vae.jobs import JobLimitReached, TrainingJob, VariantsJob
-
-DATASET_LABELS = {"mnist": "MNIST digits", "fashion-mnist": "Fashion-MNIST", "kmnist": "Kuzushiji-MNIST",
-                  "shapes": "Shapes (built in, no download)"}
 
 st.title("Train a VAE")
 
@@ -32,43 +30,26 @@ def _format_seconds(s: float) -> str:
     return f"{s // 60}m {s % 60:02d}s" if s >= 60 else f"{s}s"
 
 
+MAIN_SETTINGS = ["dataset", "arch", "beta", "epochs", "latent_dim", "hidden", "warmup_epochs", "batch_size", "seed",
+                 "recon_weight", "lr"]
+MORE_SETTINGS = ["likelihood", "lr_schedule", "binarize", "train_limit", "device"]
+
+
 def settings_form() -> tuple[ModelConfig, TrainConfig, str] | None:
-    """The form; returns validated configs and the checkpoint name when Start is pressed."""
+    """The form: every setting the CLI takes (vae/config.py declares them), the rarer ones folded away;
+    returns both configs and the checkpoint name when Start is pressed."""
     with st.form("train_form", border=True):
-        c1, c2, c3, c4 = st.columns(4)
-        dataset = c1.selectbox("Dataset", DATASET_NAMES, index=DATASET_NAMES.index("shapes"),
-                               format_func=DATASET_LABELS.get, key="f_dataset")
-        latent = c1.number_input("Latent dim", 1, 64, 2, key="f_latent")
-        arch = c2.selectbox("Architecture", ARCHITECTURES, key="f_arch")
-        hidden = c2.text_input("Hidden sizes", "auto", key="f_hidden",
-                               help="Comma separated, e.g. 512,256. auto: 512,256,256 for a 1-2-D latent space, else 512,256.")
-        likelihood = c3.selectbox("Likelihood", LIKELIHOODS, key="f_likelihood")
-        beta = c3.number_input("β (KL weight)", 0.0, 1000.0, 1.0, step=0.1, key="f_beta")
-        warmup = c3.number_input("β warm-up epochs", 0.0, 1000.0, 0.0, step=1.0, key="f_warmup")
-        recon_weight = c3.number_input("Reconstruction weight", 0.0, 1000.0, 1.0, step=0.1, key="f_recon_weight",
-                                       help="0 trains on the KL alone; β 0 on the reconstruction alone (an autoencoder).")
-        epochs = c4.number_input("Epochs", 1, 1000, 5, key="f_epochs")
-        batch = c4.number_input("Batch size", 1, 4096, 128, key="f_batch")
-        lr = c4.text_input("Learning rate", "1e-3", key="f_lr")
-        seed = c1.number_input("Seed", 0, 2**31 - 1, 0, key="f_seed")
-        name = c2.text_input("Checkpoint name (optional)", "", key="f_name", help="Letters, digits, - and _")
+        columns = st.columns(4)
+        values = settings_inputs(MAIN_SETTINGS, columns)
+        name = columns[len(MAIN_SETTINGS) % 4].text_input("Checkpoint name (optional)", "", key="f_name",
+                                                          help="Letters, digits, - and _")
+        with st.expander("More settings"):
+            values.update(settings_inputs(MORE_SETTINGS, st.columns(3)))
         submitted = st.form_submit_button("Start training", type="primary", key="start", icon=":material/play_arrow:")
     if not submitted:
         return None
-    try:
-        lr_value = float(lr)
-    except ValueError:
-        st.error(f"Learning rate must be a number like 1e-3, not {lr!r}.")
-        return None
-    try:
-        model_cfg = ModelConfig(arch=arch, latent_dim=int(latent), hidden=hidden, likelihood=likelihood).validate()
-        train_cfg = TrainConfig(dataset=dataset, epochs=int(epochs), batch_size=int(batch), lr=lr_value, beta=beta,
-                                warmup_epochs=warmup, recon_weight=recon_weight, seed=int(seed),
-                                data_dir=str(data_dir())).validate()
-    except ConfigError as e:
-        st.error(str(e))
-        return None
-    return model_cfg, train_cfg, name.strip()
+    configs = build_configs(values, data_dir=str(data_dir()))
+    return None if configs is None else (*configs, name.strip())
 
 
 def ensure_data(train_cfg: TrainConfig) -> bool:

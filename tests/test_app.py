@@ -90,7 +90,7 @@ def _start(at: AppTest, epochs: int, hidden: str = "64", batch: int = 256) -> Ap
     at.selectbox(key="f_dataset").set_value("shapes")
     at.number_input(key="f_epochs").set_value(epochs)
     at.text_input(key="f_hidden").set_value(hidden)
-    at.number_input(key="f_batch").set_value(batch)
+    at.number_input(key="f_batch_size").set_value(batch)
     at.button(key="start").click()
     return at.run()
 
@@ -255,3 +255,12 @@ def test_home_lists_saved_checkpoints_full_width_with_their_metrics(env, small_c
     assert row["dataset"] == "shapes" and row["latent dim"] == 2 and row["epochs"] == info.epoch
     assert abs(row["test −ELBO (nats)"] - info.test_metrics["elbo"]) < 0.06 and len(row["saved (UTC)"]) == 16
     assert [o for o in at.selectbox(key="ckpt_choice").options if "lecture-a" in o]
+
+
+def test_the_checkpoints_folder_is_the_repositorys_by_default(monkeypatch):
+    """Without VAE_CHECKPOINT_DIR the app lists checkpoints/ beside app.py, where the shipped defaults are."""
+    from pages.ui import common
+
+    monkeypatch.delenv("VAE_CHECKPOINT_DIR", raising=False)
+    assert common.checkpoint_dir() == (Path(__file__).resolve().parents[1] / "checkpoints")
+    assert (common.checkpoint_dir() / common.DEFAULT_MODELS["shapes"]).is_file()

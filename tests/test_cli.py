@@ -63,7 +63,7 @@ def test_resume_continues_history(tmp_path, data_dir, capsys):
         (["train", "--hidden", "512,abc"], "Hidden sizes"),
         (["train", "--arch", "transformer"], "Architecture"),
         (["train", "--dataset", "cifar"], "Dataset"),
-        (["train", "--beta", "-1"], "Beta"),
+        (["train", "--beta", "-1"], "KL weight β"),
         (["train", "--bogus"], "unrecognized"),
         (["eval"], "required"),
         (["eval", "/nonexistent/model.pt"], "could not be read"),

@@ -135,11 +135,11 @@ def test_importance_weighted_estimate_bounds_elbo_and_grows_with_k(cfg):
 )
 def test_bad_model_settings_raise_readable_error(kwargs, words):
     with pytest.raises(ConfigError, match=words):
-        ModelConfig(**kwargs).validate()
+        ModelConfig(**kwargs)
 
 
 @pytest.mark.parametrize("latent, hidden", [(1, (512, 256, 256)), (2, (512, 256, 256)), (3, (512, 256)), (20, (512, 256))])
 def test_auto_hidden_sizes_depend_on_latent_dim(latent, hidden):
-    assert ModelConfig(latent_dim=latent).validate().hidden == hidden
-    assert ModelConfig(latent_dim=latent, hidden="auto").validate().hidden == hidden
-    assert ModelConfig(latent_dim=latent, hidden="64, 32").validate().hidden == (64, 32)
+    assert ModelConfig(latent_dim=latent).hidden == hidden
+    assert ModelConfig(latent_dim=latent, hidden="auto").hidden == hidden
+    assert ModelConfig(latent_dim=latent, hidden="64, 32").hidden == (64, 32)

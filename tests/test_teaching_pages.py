@@ -167,7 +167,7 @@ def test_compare_preset_trains_the_three_variants_as_one_job(teach_env):
 
     at = _open("pages/compare.py")
     at.number_input(key="cmp_epochs").set_value(1)
-    at.number_input(key="cmp_limit").set_value(300)
+    at.number_input(key="cmp_train_limit").set_value(300)
     at.button(key="cmp_start").click().run()
     _no_exception(at)
     group = registry().get(at.session_state["cmp_group"])

@@ -6,6 +6,7 @@ User mistakes (bad settings, unreadable checkpoints, missing data) exit 2 with o
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -14,8 +15,8 @@ from pathlib import Path
 import torch
 
 from . import checkpoint as ckpt_io
-from .config import ConfigError, ModelConfig, TrainConfig
-from .data import DATASET_NAMES, DatasetUnavailable, load_dataset
+from .config import ConfigError, ModelConfig, Setting, TrainConfig, settings_of
+from .data import DatasetUnavailable, load_dataset
 from .loss import iw_log_likelihood
 from .replay import MAX_FRAMES, ReplayRecorder, replay_from_extras, replay_gif
 from .train import Trainer, TrainingDiverged, evaluate_model
@@ -37,26 +38,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m vae", description="Train, evaluate and list Latent Explorer VAEs.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    t = sub.add_parser("train", help="train a VAE and save a checkpoint")
-    t.add_argument("--dataset", default="mnist", help=f"one of {', '.join(DATASET_NAMES)}")
+    t = sub.add_parser("train", help="train a VAE and save a checkpoint",
+                       description="Every setting is checked before any data loads.")
     t.add_argument("--data-dir", default=None, help="folder with torchvision datasets (else $VAE_DATA_DIR, else ./data)")
     t.add_argument("--download", action="store_true", help="let torchvision download missing files")
-    t.add_argument("--latent-dim", default="2")
-    t.add_argument("--arch", default="mlp", help="mlp or conv")
-    t.add_argument("--hidden", default="auto",
-                   help="hidden layer sizes, comma separated; auto: 512,256,256 for latent dim <= 2, else 512,256")
-    t.add_argument("--likelihood", default="bernoulli", help="bernoulli or gaussian")
-    t.add_argument("--epochs", default="10")
-    t.add_argument("--batch-size", default="128")
-    t.add_argument("--lr", default="1e-3")
-    t.add_argument("--lr-schedule", default="constant", help="constant or cosine (decays to 0 by the last epoch)")
-    t.add_argument("--beta", default="1")
-    t.add_argument("--warmup", default="0", help="epochs over which beta rises linearly from 0")
-    t.add_argument("--recon-weight", default="1", help="weight of the reconstruction term (0: KL only)")
-    t.add_argument("--binarize", action="store_true", help="dynamic binarization of the pixels")
-    t.add_argument("--seed", default="0")
-    t.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
-    t.add_argument("--train-limit", default=None, help="use only the first N training images")
+    for name, setting in setting_options().items():
+        if setting.kind == "switch":
+            t.add_argument(setting.flag, dest=name, action="store_true", help=setting.describe())
+        else:
+            t.add_argument(setting.flag, dest=name, default=None, metavar=setting.example or name.upper(),
+                           help=f"{setting.describe()} Default: {_default_text(name)}.")
     t.add_argument("--out", default=None, help="checkpoint path (default checkpoints/<dataset>-<dim>d.pt, never overwriting)")
     t.add_argument("--resume", default=None, help="continue training from this checkpoint")
     t.add_argument("--notes", default="", help="a line stored in the checkpoint, e.g. where the data came from")
@@ -100,17 +91,23 @@ def _int_arg(name: str, value: str | None, lo: int, hi: int) -> int | None:
     return n
 
 
+def setting_options() -> dict[str, Setting]:
+    """The model's and the training's settings, each one a `train` option (vae/config.py declares them)."""
+    return {**settings_of(ModelConfig), **settings_of(TrainConfig)}
+
+
+def _default_text(name: str) -> str:
+    config = ModelConfig if name in settings_of(ModelConfig) else TrainConfig
+    value = next(f.default for f in dataclasses.fields(config) if f.name == name)
+    return "all" if value is None else str(value)
+
+
 def configs_from_args(args) -> tuple[ModelConfig, TrainConfig]:
-    """Builds and validates both configs; ConfigError carries the readable message."""
-    model_cfg = ModelConfig(
-        arch=args.arch, latent_dim=args.latent_dim, hidden=args.hidden, likelihood=args.likelihood
-    ).validate()
-    train_cfg = TrainConfig(
-        dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule, beta=args.beta,
-        warmup_epochs=args.warmup, recon_weight=args.recon_weight, seed=args.seed, device=args.device,
-        binarize=args.binarize, train_limit=_int_arg("--train-limit", args.train_limit, 1, 10**7),
-        data_dir=args.data_dir,
-    ).validate()
+    """Both configs from the options given (the others keep their declared defaults); a bad value raises
+    ConfigError with the readable message."""
+    given = {name: getattr(args, name) for name in setting_options() if getattr(args, name) not in (None, False)}
+    model_cfg = ModelConfig(**{k: v for k, v in given.items() if k in settings_of(ModelConfig)})
+    train_cfg = TrainConfig(**{k: v for k, v in given.items() if k in settings_of(TrainConfig)}, data_dir=args.data_dir)
     return model_cfg, train_cfg
 
 
@@ -155,8 +152,8 @@ def _prepare_trainer(args) -> tuple[Trainer, Path]:
         if resumed.train_config is None:
             raise UsageError(f"{args.resume} has no training settings to resume from; train a new model instead.")
         model_cfg = resumed.model_config
-        epochs = _int_arg("--epochs", args.epochs, 1, 1000)
-        train_cfg = TrainConfig(**{**resumed.train_config.to_dict(), "epochs": epochs, "data_dir": args.data_dir}).validate()
+        epochs = args.epochs if args.epochs is not None else TrainConfig().epochs
+        train_cfg = TrainConfig(**{**resumed.train_config.to_dict(), "epochs": epochs, "data_dir": args.data_dir})
     else:
         model_cfg, train_cfg = configs_from_args(args)
     train = load_dataset(train_cfg.dataset, "train", train_cfg.data_dir, download=args.download)

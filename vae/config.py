@@ -1,7 +1,9 @@
-"""Model and training settings: one dataclass per concern, validated in one place.
+"""Model and training settings: one dataclass per concern, each setting declared once.
 
-The CLI and the app both build these objects and call `validate()`; neither checks the
-values again. Every message is one sentence a person can act on.
+A setting's field carries its `Setting` (label, CLI flag, help, range, choices): the CLI builds its
+options from it, the Train and Compare forms their inputs, and the dataclass checks every value when it
+is built, so a ModelConfig or TrainConfig that exists is valid and nothing checks it again. Every
+message is one sentence a person can act on.
 """
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
+
+from .data import DATASET_NAMES
 
 ARCHITECTURES = ("mlp", "conv")
 LIKELIHOODS = ("bernoulli", "gaussian")
@@ -72,16 +76,78 @@ def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
     return value
 
 
+@dataclass(frozen=True)
+class Setting:
+    """One setting as people meet it: its label (forms, messages), CLI flag, help, and what it accepts."""
+
+    label: str
+    flag: str
+    help: str
+    kind: str  # "int", "float", "choice", "text" (checked by its dataclass) or "switch" (on/off)
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False  # lo itself is not allowed
+    choices: tuple[str, ...] = ()
+    choice_labels: tuple[str, ...] = ()  # how the forms show the choices
+    example: str = ""  # how a value is written, e.g. 1e-3
+    step: float | None = None  # the forms' +/- step
+    advanced: bool = False  # folded away in the forms
+    optional: bool = False  # None is allowed (the forms and the CLI leave it unset)
+
+    def check(self, value: Any) -> Any:
+        """The value in its normal form, or ConfigError naming this setting."""
+        if value is None and self.optional:
+            return None
+        if self.kind == "int":
+            return _check_int(self.label, value, int(self.lo), int(self.hi))
+        if self.kind == "float":
+            if isinstance(value, str) and self.example:
+                try:
+                    value = float(value)
+                except ValueError:
+                    raise ConfigError(f"{self.label} must be a number like {self.example}, not {_shown(value)}.") from None
+            return _check_float(self.label, value, self.lo, self.hi, self.lo_open)
+        if self.kind == "choice":
+            return _check_choice(self.label, value, self.choices)
+        if self.kind == "switch":
+            return bool(value)
+        return value
+
+    def describe(self) -> str:
+        """The help with what the setting accepts, for `--help` and the forms' tooltips."""
+        if self.kind == "choice":
+            return f"{self.help} One of {', '.join(self.choices)}."
+        if self.kind in ("int", "float") and self.lo is not None:
+            lo, hi = (f"{int(v)}" if self.kind == "int" else f"{v:g}" for v in (self.lo, self.hi))
+            return f"{self.help} {'Above' if self.lo_open else 'From'} {lo} to {hi}."
+        return self.help
+
+    def label_of(self, choice: str) -> str:
+        return dict(zip(self.choices, self.choice_labels)).get(choice, choice)
+
+
+def _setting(default: Any, **kwargs) -> Any:
+    """A dataclass field with its Setting."""
+    return field(default=default, metadata={"setting": Setting(**kwargs)})
+
+
+def settings_of(cls) -> dict[str, Setting]:
+    """{field name: Setting} of a config class, in declaration order."""
+    return {f.name: f.metadata["setting"] for f in dataclasses.fields(cls) if "setting" in f.metadata}
+
+
+def _check_fields(config) -> None:
+    """Replaces each declared field of a frozen config by its checked value."""
+    for name, setting in settings_of(type(config)).items():
+        object.__setattr__(config, name, setting.check(getattr(config, name)))
+
+
 AUTO_HIDDEN = "auto"
 
 
 def default_hidden(latent_dim: int) -> tuple[int, ...]:
-    """The default MLP: a third hidden layer for a 1- or 2-D latent space.
-
-    Measured on MNIST (docs/benchmarks.md): the extra layer gives the decoder of a 2-D plane
-    about 4 nats of test ELBO in 20 epochs, while for 20-D codes the shallower net is about
-    6 nats better after 30.
-    """
+    """The default MLP: a third hidden layer for a 1- or 2-D latent space, whose decoder it helps while
+    it hurts 20-D codes (docs/benchmarks.md, Quality)."""
     return (512, 256, 256) if latent_dim <= 2 else (512, 256)
 
 
@@ -116,22 +182,25 @@ def parse_hidden(text: str | list | tuple, latent_dim: int | None = None) -> tup
 
 @dataclass(frozen=True)
 class ModelConfig:
-    arch: str = "mlp"
-    latent_dim: int = 2
-    hidden: tuple[int, ...] | str = AUTO_HIDDEN  # or e.g. (512, 256); "auto" -> default_hidden(latent_dim)
-    likelihood: str = "bernoulli"
+    arch: str = _setting("mlp", label="Architecture", flag="--arch", kind="choice", choices=ARCHITECTURES,
+                         help="mlp: fully connected layers; conv: two strided convolutions on each side.")
+    latent_dim: int = _setting(2, label="Latent dim", flag="--latent-dim", kind="int", lo=LATENT_DIM_RANGE[0],
+                               hi=LATENT_DIM_RANGE[1], help="Dimensions of the code z.")
+    hidden: tuple[int, ...] | str = _setting(
+        AUTO_HIDDEN, label="Hidden sizes", flag="--hidden", kind="text", example="512,256",
+        help="Hidden layer sizes, comma separated, e.g. 512,256; auto: 512,256,256 for a 1- or 2-D latent space, "
+             "else 512,256.")
+    likelihood: str = _setting("bernoulli", label="Likelihood", flag="--likelihood", kind="choice", choices=LIKELIHOODS,
+                               advanced=True, help="p(x|z): Bernoulli pixels, or Gaussian with one learned scale.")
     image_shape: tuple[int, int, int] = (1, 28, 28)  # (C, H, W)
 
-    def validate(self) -> "ModelConfig":
-        """Returns a normalised copy, or raises ConfigError with one readable sentence."""
-        arch = _check_choice("Architecture", self.arch, ARCHITECTURES)
-        latent = _check_int("Latent dim", self.latent_dim, *LATENT_DIM_RANGE)
-        hidden = parse_hidden(self.hidden, latent)
-        likelihood = _check_choice("Likelihood", self.likelihood, LIKELIHOODS)
+    def __post_init__(self):
+        _check_fields(self)
+        object.__setattr__(self, "hidden", parse_hidden(self.hidden, self.latent_dim))
         shape = tuple(self.image_shape) if isinstance(self.image_shape, (list, tuple)) else self.image_shape
         if shape != (1, 28, 28):
             raise ConfigError(f"Images must be 1x28x28 grayscale; this model asks for {_shown(shape)}.")
-        return ModelConfig(arch, latent, hidden, likelihood, (1, 28, 28))
+        object.__setattr__(self, "image_shape", (1, 28, 28))
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -141,52 +210,57 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
-        return _from_dict(cls, d).validate()
+        return _from_dict(cls, d)
+
+
+DATASET_LABELS = {"mnist": "MNIST digits", "fashion-mnist": "Fashion-MNIST", "kmnist": "Kuzushiji-MNIST",
+                  "shapes": "Shapes (built in, no download)"}
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    dataset: str = "shapes"
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 1e-3
-    lr_schedule: str = "constant"  # cosine: decays to 0 over the run, a few nats better at the end
-    beta: float = 1.0
-    warmup_epochs: float = 0.0  # beta rises linearly from 0 over this many epochs
-    recon_weight: float = 1.0  # 0 trains on the KL term alone (a teaching variant)
-    seed: int = 0
-    device: str = "auto"
-    binarize: bool = False  # dynamic binarization: resample pixels ~ Bernoulli(intensity) each batch
+    dataset: str = _setting("shapes", label="Dataset", flag="--dataset", kind="choice", choices=DATASET_NAMES,
+                            choice_labels=tuple(DATASET_LABELS[n] for n in DATASET_NAMES),
+                            help="The images to learn; shapes is built in and needs no download.")
+    epochs: int = _setting(10, label="Epochs", flag="--epochs", kind="int", lo=EPOCHS_RANGE[0], hi=EPOCHS_RANGE[1],
+                           help="Passes over the training images.")
+    batch_size: int = _setting(128, label="Batch size", flag="--batch-size", kind="int", lo=BATCH_SIZE_RANGE[0],
+                               hi=BATCH_SIZE_RANGE[1], help="Images per optimizer step.")
+    lr: float = _setting(1e-3, label="Learning rate", flag="--lr", kind="float", lo=0.0, hi=1.0, lo_open=True,
+                         example="1e-3", help="Adam's step size.")
+    lr_schedule: str = _setting("constant", label="Learning-rate schedule", flag="--lr-schedule", kind="choice",
+                                choices=LR_SCHEDULES, advanced=True,
+                                help="cosine decays the rate to 0 by the last epoch, a few nats better at the end.")
+    beta: float = _setting(1.0, label="KL weight β", flag="--beta", kind="float", lo=0.0, hi=MAX_BETA, step=0.1,
+                           help="The KL term's weight: 1 is the ELBO, more pulls the codes towards the prior.")
+    warmup_epochs: float = _setting(0.0, label="Warm-up epochs", flag="--warmup", kind="float", lo=0.0,
+                                    hi=float(EPOCHS_RANGE[1]), step=1.0,
+                                    help="β rises linearly from 0 over this many epochs.")
+    recon_weight: float = _setting(1.0, label="Reconstruction weight", flag="--recon-weight", kind="float", lo=0.0,
+                                   hi=MAX_BETA, step=0.1,
+                                   help="0 trains on the KL alone; β 0 on the reconstruction alone (an autoencoder).")
+    seed: int = _setting(0, label="Seed", flag="--seed", kind="int", lo=0, hi=2**31 - 1,
+                         help="The same seed and settings train the same model.")
+    device: str = _setting("auto", label="Device", flag="--device", kind="choice", choices=DEVICES, advanced=True,
+                           help="auto takes a GPU when there is one.")
+    binarize: bool = _setting(False, label="Binarize pixels", flag="--binarize", kind="switch", advanced=True,
+                              help="Dynamic binarization: each batch resamples every pixel ~ Bernoulli(its intensity).")
+    train_limit: int | None = _setting(None, label="Training images", flag="--train-limit", kind="int", lo=1, hi=10**7,
+                                       optional=True, advanced=True,
+                                       help="Use only the first N training images (a quick demonstration).")
     log_every: int = 20  # steps between step-metric callbacks
-    train_limit: int | None = None  # use only the first N training images (tests, quick demos)
     data_dir: str | None = field(default=None, compare=False)
 
-    def validate(self) -> "TrainConfig":
-        from .data import DATASET_NAMES  # local import: data imports torchvision lazily
-
-        return dataclasses.replace(
-            self,
-            dataset=_check_choice("Dataset", self.dataset, DATASET_NAMES),
-            epochs=_check_int("Epochs", self.epochs, *EPOCHS_RANGE),
-            batch_size=_check_int("Batch size", self.batch_size, *BATCH_SIZE_RANGE),
-            lr=_check_float("Learning rate", self.lr, 0.0, 1.0, lo_open=True),
-            lr_schedule=_check_choice("Learning-rate schedule", self.lr_schedule, LR_SCHEDULES),
-            beta=_check_float("Beta", self.beta, 0.0, MAX_BETA),
-            warmup_epochs=_check_float("Warm-up epochs", self.warmup_epochs, 0.0, float(EPOCHS_RANGE[1])),
-            recon_weight=_check_float("Reconstruction weight", self.recon_weight, 0.0, MAX_BETA),
-            seed=_check_int("Seed", self.seed, 0, 2**31 - 1),
-            device=_check_choice("Device", self.device, DEVICES),
-            binarize=bool(self.binarize),
-            log_every=_check_int("Log interval", self.log_every, 1, 100_000),
-            train_limit=None if self.train_limit is None else _check_int("Training limit", self.train_limit, 1, 10**7),
-        )
+    def __post_init__(self):
+        _check_fields(self)
+        object.__setattr__(self, "log_every", _check_int("Log interval", self.log_every, 1, 100_000))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        return _from_dict(cls, d).validate()
+        return _from_dict(cls, d)
 
 
 def _from_dict(cls, d: dict):

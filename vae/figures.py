@@ -62,8 +62,8 @@ def thin(values: list, max_points: int = MAX_CURVE_POINTS) -> list:
 def loss_curves(history: list[dict], height: int = 340, reuse: go.Figure | None = None) -> go.Figure:
     """Three panels (reconstruction, KL, total) with smoothed training curves and test points.
 
-    Building the panels costs a few hundred ms of Python; a live view that redraws every
-    second passes last second's figure as `reuse`, and only its data is replaced (~15 ms).
+    Building the panels is slow next to replacing their data, so a live view that redraws often
+    passes its last figure as `reuse`, and only the data is replaced.
     """
     s = curve_series(history)
     series = []

@@ -29,13 +29,11 @@ TRAINING_THREAD_NAME = "vae-train"  # what ps, top -H and /proc/<pid>/task/*/com
 
 def training_nice() -> int:
     """How much lower than the server's the training threads' CPU priority is: VAE_TRAIN_NICE
-    (0-19), else 0. The default leaves it alone: on a 2-core laptop with the Train page open in the
-    same machine's browser, a job at nice +10 trained at a median 0.78 of the CLI's speed over eight
-    runs, at nice 0 at 0.88 over ten (docs/benchmarks.md; this host's noise spreads each run over
-    0.66-1.01): niced, torch's OpenMP threads lose a core to every browser frame at once, and the other
-    waits for it at the next barrier. A server a whole class connects to can set 10: the students'
-    slider moves then stay nearer their idle latency (1.19x against 1.38-1.45x, 10 sessions,
-    docs/reliability.md) while the job takes what they leave."""
+    (0-19), else 0. The default leaves it alone because, with the Train page open in the same laptop's
+    browser, a niced job trains slower: torch's OpenMP threads lose a core to each browser frame and the
+    other waits for it at the next barrier. A server a whole class connects to can set 10, so that the
+    students' pages stay quick while the job takes what they leave (docs/benchmarks.md and
+    docs/reliability.md have the figures)."""
     env = os.environ.get("VAE_TRAIN_NICE", "").strip()
     return min(int(env), 19) if env.isdigit() else 0
 
@@ -144,7 +142,7 @@ class JobState:
 class TrainingJob:
     def __init__(self, job_id: str, name: str, model_cfg: ModelConfig, train_cfg: TrainConfig, checkpoint_path: Path):
         self.job_id, self.name = job_id, name
-        self.model_cfg, self.train_cfg = model_cfg.validate(), train_cfg.validate()
+        self.model_cfg, self.train_cfg = model_cfg, train_cfg
         self.checkpoint_path = Path(checkpoint_path)
         self.stop_event = threading.Event()
         self._lock = threading.Lock()
@@ -419,8 +417,7 @@ class JobRegistry:
         self._ids = itertools.count(1)
 
     def start(self, model_cfg: ModelConfig, train_cfg: TrainConfig, name: str | None = None) -> TrainingJob:
-        """Validates, names the checkpoint (never overwriting) and starts the thread."""
-        model_cfg, train_cfg = model_cfg.validate(), train_cfg.validate()
+        """Names the checkpoint (never overwriting) and starts the thread."""
         with self._lock:
             self._check_capacity()
             base = name or f"{train_cfg.dataset}-{model_cfg.latent_dim}d"
@@ -435,8 +432,6 @@ class JobRegistry:
     def start_variants(self, model_cfg: ModelConfig, variants: list[tuple[str, TrainConfig]], name: str) -> VariantsJob:
         """One job training every (suffix, train config) variant in turn, epoch by epoch, each to
         checkpoints/<name>-<suffix>.pt (with the same number after name when one is taken)."""
-        model_cfg = model_cfg.validate()
-        variants = [(suffix, cfg.validate()) for suffix, cfg in variants]
         with self._lock:
             self._check_capacity()
             base = self._free_base(name, [suffix for suffix, _ in variants])

@@ -30,7 +30,7 @@ def _mlp(sizes: list[int]) -> nn.Sequential:
 class VAE(nn.Module):
     def __init__(self, config: ModelConfig, generator: torch.Generator | None = None):
         super().__init__()
-        self.config = config = config.validate()
+        self.config = config
         c, h, w = config.image_shape
         n_pixels = c * h * w
         d = config.latent_dim

@@ -4,7 +4,7 @@ A ReplayRecorder subscribes to the Trainer's `on_epoch_end` and keeps, for every
 untrained model, epoch 0), the posterior means of a fixed test subset in the plane (z1, z2) and a
 small decoded manifold over that plane. The frames live in `trainer.extras["replay"]`, so every
 checkpoint the trainer writes carries them; they are stored compactly (codes float16, images
-uint8, zlib-packed on disk by `pack_replay`: ~11 kB a frame instead of 50 kB) as a plain dict of
+uint8, zlib-packed on disk by `pack_replay`) as a plain dict of
 tensors, read back with `torch.load(weights_only=True)` and checked (and unpacked) by
 `check_replay`. `replay_gif` turns them into an animated GIF: decoded manifold beside the scatter.
 """
@@ -27,7 +27,7 @@ PACKED_VERSION = 2  # on disk: "manifolds" is the zlib stream of the uint8 (T, H
 REPLAY_CODES = 500  # test images followed through training
 REPLAY_GRID = 8  # manifold tiles per side: 224 x 224 px of uint8, about 50 kB a frame
 REPLAY_RADIUS = 3.0  # the manifold covers [-3, 3] on z1 and z2: the prior's 3-sigma square
-MAX_FRAMES = 50  # longer runs keep a log-even choice of epochs (planned_epochs): <= ~0.7 MB packed
+MAX_FRAMES = 50  # longer runs keep a log-even choice of epochs (planned_epochs)
 MAX_REPLAY_CODES = 10_000
 MAX_REPLAY_GRID = 32
 TILE = 28
@@ -345,8 +345,8 @@ def mark_point(panel: np.ndarray, point: tuple[float, float], extent: tuple[floa
 class MarkablePanel:
     """A scatter_panel picture whose point is marked many times a second (the sliders page): `png(point)`
     is mark_point's picture as PNG bytes. It is held as a palette image (a panel has a dozen or so
-    colours), so a marked PNG takes about half a millisecond where encoding the RGB picture takes ~6 ms;
-    a picture with more colours than a palette holds is kept as RGB."""
+    colours), which encodes many times faster than the RGB picture; a picture with more colours than a
+    palette holds is kept as RGB."""
 
     def __init__(self, panel: np.ndarray, extent: tuple[float, float], radius: float = 7.0):
         from PIL import Image

@@ -61,8 +61,7 @@ class Trainer:
         fast_step: bool = True,
     ):
         """fast_step=False trains every model through autograd (the throughput bench compares the two)."""
-        self.model_cfg = model_cfg.validate()
-        self.cfg = train_cfg.validate()
+        self.model_cfg, self.cfg = model_cfg, train_cfg
         self.device = pick_device(self.cfg.device)
         self.generator = set_seed(self.cfg.seed)
         self.model = VAE(self.model_cfg, generator=self.generator).to(self.device)

@@ -17,8 +17,8 @@ from vae.data import DatasetUnavailable, dataset_available, load_dataset, resolv
 from vae.jobs import JobRegistry, ModelView
 from vae.latent import encode_dataset
 
-# A full gc.collect() walks the ~240k objects torch, plotly and streamlit create at import: ~130 ms
-# with the GIL held, during which the training thread stalls. Streamlit's own collection after every
+# A full gc.collect() walks the hundreds of thousands of objects torch, plotly and streamlit create at
+# import, with the GIL held, while the training thread stalls. Streamlit's own collection after every
 # rerun is off (.streamlit/config.toml, runner.postScriptGC); Python's automatic full collections
 # remain, so move everything alive at import (this module is imported once per server process) into
 # the permanent generation, and those collections walk only what the pages create since.
@@ -27,24 +27,22 @@ import plotly.graph_objects  # noqa: E402,F401  (imported here so its objects ar
 gc.collect()
 gc.freeze()
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the repository: pages/ui/common.py
 DEFAULT_MODELS = {"mnist": "default-mnist-2d.pt", "shapes": "default-shapes-2d.pt"}  # in checkpoint_dir()
 MAX_UPLOAD_MB = 50  # also server.maxUploadSize in .streamlit/config.toml
 POLL_SECONDS = 1.0  # the live progress line
 # While a job trains, the loss curves get new data every CURVES_SECONDS; the progress line above them
 # moves every POLL_SECONDS. Each new set of curves is laid out and drawn again by plotly in the browser
-# (updated in place, pages/ui/live_plot.py): ~60-110 ms of a software-rendered Chromium's CPU on a 2-core
-# laptop, CPU the training threads lose (docs/benchmarks.md, "Reading the browser figures"). Every 5 s
-# rather than every poll: the curves still move several times a minute.
+# (updated in place, pages/ui/live_plot.py), CPU that a 2-core laptop's training threads lose
+# (docs/benchmarks.md, "Reading the browser figures"); every few seconds, the curves still move often.
 CURVES_SECONDS = 5.0
 # The sidebar card refreshes this often while a job trains: its epoch count and test ELBO change once an
 # epoch, and each fragment rerun costs the browser CPU that, on a 2-core laptop, training loses.
 CARD_SECONDS = 5.0
 
-# Streamlit's progress bar slides to each new value over 0.5 s (a CSS transform transition). Redrawn
-# every second by the live view, that animation was half of what a software-rendered Chromium spent on
-# a polling page (~0.05 of its ~0.1 cores on a page holding just the bar: docs/benchmarks.md), CPU the
-# training threads share on a laptop. The bar jumps to its new value instead.
+# Streamlit's progress bar slides to each new value (a CSS transform transition). Redrawn every second
+# by the live view, that animation was much of what a software-rendered browser spent on a polling page
+# (docs/benchmarks.md), CPU the training threads share on a laptop. The bar jumps to its new value instead.
 PAGE_STYLE = "<style>[data-testid='stProgress'] * { transition: none !important; }</style>"
 
 
@@ -259,19 +257,32 @@ EXPLORE_POLL_SECONDS = 3.0  # a live job publishes weights every epoch (and ever
 EXPLORE_CODES = 5000  # test images encoded for the explore pages; one cache entry serves them all
 
 
-def explore_fragment(body: Callable, live: bool) -> Callable:
-    """body as a fragment: it polls every few seconds while the model trains, so the page follows
-    each new snapshot, and otherwise reruns only when its own widgets change."""
-    return st.fragment(body, run_every=EXPLORE_POLL_SECONDS if live else None)
-
-
-def follow_model(was_live: bool) -> ModelView | None:
-    """The current model, re-read inside a fragment; when the job it followed has just finished,
-    one full rerun draws the page without polling."""
-    view = current_view()
-    if was_live and (view is None or not view.live):
-        st.rerun()
+def explore_page(title: str, caption: str) -> ModelView:
+    """An Explore page's head: its title, the tab's model (without one the page says how to get one and
+    stops here) and its caption."""
+    st.title(title)
+    view = require_model()
+    if view is None:
+        st.stop()
+    st.caption(caption)
     return view
+
+
+def live_fragment(draw: Callable, view: ModelView, *args) -> None:
+    """draw(model, *args) in a fragment: while the model trains it polls, so the page follows each new
+    snapshot, and one full rerun ends the polling when the job does; otherwise it reruns only when its
+    own widgets change. A model that is gone in the meantime gets one sentence instead."""
+
+    def body(was_live: bool, *args) -> None:
+        current = current_view()
+        if was_live and (current is None or not current.live):
+            st.rerun()
+        if current is None:
+            st.info("The model is gone: load or train one on the Home page.")
+            return
+        draw(current, *args)
+
+    st.fragment(body, run_every=EXPLORE_POLL_SECONDS if view.live else None)(view.live, *args)
 
 
 def pick_dims(latent_dim: int, key: str, allow_pca: bool = False) -> tuple[int, int] | None | bool:
