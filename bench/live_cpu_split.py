@@ -25,7 +25,7 @@ from bench.browser import add_common_arguments, chromium, exit_on_sigterm, new_p
     wait_for_quiet
 from bench.live_training import BATCH, LR, epoch_rates, start_from_train_page
 from bench.report import ROOT, machine_line, median, replace_section
-from vae.jobs import TRAINING_THREAD_NAME
+from vae.threads import TRAINING_THREAD_NAME
 
 SECTION = "## Where live training's CPU goes (browser)"
 JOB = "cpu-split"

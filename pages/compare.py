@@ -13,16 +13,18 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from pages.ui.common import (EXPLORE_POLL_SECONDS, checkpoint_dir, data_dir, encoded_test_set, load_checkpoint, registry,
-                          test_set_size)
+from pages.ui.common import (EXPLORE_POLL_SECONDS, ModelRef, ModelUnavailable, checkpoint_dir, data_dir,
+                             encoded_test_set, open_model, registry, test_set_size)
 from pages.ui.explain import math_expander, numbers_rows, usage_note
 from pages.ui.forms import build_configs, settings_inputs
 from vae import checkpoint as ckpt_io
 from vae.config import ConfigError, ModelConfig
 from vae.data import dataset_available
 from vae.figures import latent_scatter, manifold_figure, rate_distortion_figure
-from vae.jobs import JobLimitReached, ModelView, VariantsJob
-from vae.latent import decode_grid, grid_cell_edges, latent_usage, robust_extent, share_outside, tile_images
+from vae.jobs import JobLimitReached, VariantsJob
+from vae.view import ModelView
+from vae.latent import (decode_grid, grid_cell_edges, latent_usage, plane_of, robust_extent, share_outside,
+                        tile_images)
 from vae.teaching import LECTURE_NAME, LECTURE_VARIANTS, lecture_variants, loss_numbers, variant_of
 
 MAX_MODELS = 3
@@ -42,41 +44,31 @@ def model_options() -> dict[str, str]:
     variants one by one), then the checkpoints on disk that no listed job writes."""
     options, written = {}, set()
     source = st.session_state.get("model_source")
-    if source and source[0] == "upload" and st.session_state.get("uploaded_checkpoint") is not None:
-        options[f"upload:{source[1]}"] = "the uploaded model"
-    elif source and source[0] == "path":
-        options[f"path:{source[1]}"] = f"{Path(source[1]).stem} (this tab's model)"
+    source = ModelRef(*source) if source else None
+    if source and source.kind == "upload" and st.session_state.get("uploaded_checkpoint") is not None:
+        options[source.key] = "the uploaded model"
+    elif source and source.kind == "path":
+        options[source.key] = f"{Path(source.ref).stem} (this tab's model)"
     for job in registry().jobs():
         for member in getattr(job, "members", [job]):
             state = member.state()
             written.add(state.checkpoint_path)
             status = "training live" if state.active else state.status
-            options[f"job:{member.job_id}"] = f"{member.name} ({status})"
+            options[ModelRef("job", member.job_id).key] = f"{member.name} ({status})"
     for info in ckpt_io.list_checkpoints(checkpoint_dir()):
-        if not info.error and info.path not in written and f"path:{info.path}" not in options:
-            options[f"path:{info.path}"] = f"{info.name} · {info.dataset} · z={info.latent_dim} · {info.epochs} ep"
+        key = ModelRef("path", info.path).key
+        if not info.error and info.path not in written and key not in options:
+            options[key] = f"{info.name} · {info.dataset} · z={info.latent_dim} · {info.epochs} ep"
     return options
 
 
 def resolve(option: str) -> tuple[ModelView | None, str]:
     """The model an option stands for, or None and why (a job still loading, an unreadable file)."""
-    kind, _, ref = option.partition(":")
-    if kind == "upload":
-        ckpt = st.session_state.get("uploaded_checkpoint")
-        return (ModelView.from_checkpoint(ckpt, key=f"upload:{ref}"), "") if ckpt else (None, "The upload is gone.")
-    if kind == "job":
-        job = registry().get(ref)
-        if job is None:
-            return None, "This job is no longer kept by the server; load its checkpoint instead."
-        view = job.view()
-        state = job.state()
-        if view is None:
-            return None, (f"{state.name} is starting: loading the data and building the model…" if state.active
-                          else f"{state.name}: {state.message}")
-        return view, ""
     try:
-        return ModelView.from_checkpoint(load_checkpoint(ref)), ""
-    except (OSError, ckpt_io.CheckpointError) as e:
+        return open_model(ModelRef.parse(option)), ""
+    except ModelUnavailable as e:
+        return None, str(e)
+    except ckpt_io.CheckpointError as e:
         return None, f"The checkpoint could not be opened: {e}"
 
 
@@ -85,7 +77,7 @@ def pick_models() -> list[str]:
     chosen = [o for o in st.session_state.get("cmp_models", []) if o in options]
     if "cmp_models" not in st.session_state:  # first visit: start from this tab's model
         source = st.session_state.get("model_source")
-        first = f"{source[0]}:{source[1]}" if source else None
+        first = ModelRef(*source).key if source else None
         chosen = [first] if first in options else []
     st.session_state["cmp_models"] = chosen[:MAX_MODELS]  # jobs the server forgot drop out of the choice
     return st.multiselect("Models", list(options), format_func=options.get, max_selections=MAX_MODELS,
@@ -119,7 +111,7 @@ def start_preset(values: dict) -> None:
         st.error(str(e))
         return
     st.session_state["cmp_group"] = job.job_id
-    st.session_state["cmp_models"] = [f"job:{m.job_id}" for m in job.members]
+    st.session_state["cmp_models"] = [ModelRef("job", m.job_id).key for m in job.members]
     st.rerun()
 
 
@@ -136,11 +128,6 @@ def group_status(group: VariantsJob) -> None:
 
 
 # --- side by side ---------------------------------------------------------------------------------
-
-def plane(mu: np.ndarray) -> np.ndarray:
-    """(N, 2) codes in (z1, z2); a 1-D space is drawn on z2 = 0."""
-    return mu[:, :2] if mu.shape[1] >= 2 else np.concatenate([mu, np.zeros_like(mu)], axis=1)
-
 
 def model_header(view: ModelView) -> None:
     badge = ":green-badge[● training live]" if view.live else ":gray-badge[checkpoint]"
@@ -165,7 +152,7 @@ def draw_columns(chosen: list[str], axes: str, n: int, was_live: bool) -> None:
     resolved = [resolve(option) for option in chosen]
     views = [v for v, _ in resolved if v is not None]
     encoded = {v.key: encoded_test_set(v, min(CODES, test_set_size(v) or CODES)) for v in views}
-    points = {key: plane(e.mu) for key, e in encoded.items() if e is not None}
+    points = {key: plane_of(e.mu) for key, e in encoded.items() if e is not None}
     if axes == "prior" or not points:
         lo, hi = -PRIOR_HALF, PRIOR_HALF
     else:
@@ -243,6 +230,6 @@ axes = c1.radio("Axes", list(AXES), format_func=AXES.get, horizontal=True, key="
                 help="Fit: one range that holds 98% of every model's codes on each axis. The prior's region: where a "
                      "VAE's codes should be.")
 n = c2.slider("Manifold grid n", 6, 20, 12, key="cmp_n", help="n x n decoded images per model, one forward pass each.")
-live = any(registry().get(o.partition(":")[2]) is not None and registry().get(o.partition(":")[2]).state().active
-           for o in chosen if o.startswith("job:"))
+jobs = [registry().get(ref.ref) for ref in map(ModelRef.parse, chosen) if ref.kind == "job"]
+live = any(job is not None and job.state().active for job in jobs)
 st.fragment(body, run_every=EXPLORE_POLL_SECONDS if live else None)(chosen, axes, n, live)

@@ -9,7 +9,7 @@ import math
 
 import streamlit as st
 
-from pages.ui.common import MAX_UPLOAD_MB, checkpoint_dir, current_view, data_dir, use_source
+from pages.ui.common import MAX_UPLOAD_MB, ModelRef, checkpoint_dir, current_view, data_dir, use_source
 from vae import checkpoint as ckpt_io
 from vae.data import DATASET_NAMES, dataset_available
 
@@ -50,7 +50,7 @@ with load_col, st.container(border=True):
         choice = st.selectbox("Checkpoint", readable, format_func=_label, key="ckpt_choice",
                               help="Every saved model is listed, with its date, under these three cards.")
         if st.button("Load", key="load_ckpt", type="primary"):
-            use_source(("path", choice.path))
+            use_source(ModelRef("path", choice.path))
             st.session_state["model_notice"] = f"Loaded {choice.name}."
             st.rerun()
     broken = [i for i in infos if i.error]
@@ -72,7 +72,7 @@ with upload_col, st.container(border=True):
                 ckpt = ckpt_io.load(uploaded.getvalue(), label=uploaded.name)
                 ckpt.path = ""
                 st.session_state["uploaded_checkpoint"] = ckpt
-                use_source(("upload", uploaded.file_id))
+                use_source(ModelRef("upload", uploaded.file_id))
                 st.session_state["model_notice"] = f"Loaded the uploaded model {uploaded.name}."
                 st.rerun()
             except ckpt_io.CheckpointError as e:

@@ -13,7 +13,8 @@ from pages.ui.common import EXPLORE_CODES, encoded_test_set, explore_page, live_
 from pages.ui.explain import math_expander, usage_note
 from vae.figures import kl_per_dim_figure, latent_scatter, manifold_figure, rate_distortion_figure
 from vae.latent import latent_usage, upscale_nearest
-from vae.replay import frame_plane, replay_extent, replay_from_extras, replay_gif
+from vae.pictures import replay_gif
+from vae.replay import frame_plane, replay_extent, replay_from_extras
 
 ZOOM_1D = 3  # a 1-D model's manifold is one row of 28 px tiles
 

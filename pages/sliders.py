@@ -20,7 +20,7 @@ from pages.ui.latent_pad import latent_pad
 from vae.figures import class_color
 from vae.latent import decode_codes, grid_codes, to_uint8, upscale_nearest
 from vae.pad import PadCodes, UnsupportedDecoder, decoder_program, pad_payload, thumbnail_sprite, unpack
-from vae.replay import MarkablePanel, scatter_panel
+from vae.pictures import MarkablePanel, scatter_panel
 
 LIMIT = 4.0  # the plane and the sliders span +/- 4 prior standard deviations
 PAD_CODES = 1000  # test codes on the pad, each with its thumbnail for hovering

@@ -10,7 +10,7 @@ import time
 
 import streamlit as st
 
-from pages.ui.common import CURVES_SECONDS, POLL_SECONDS, data_dir, registry, use_source
+from pages.ui.common import CURVES_SECONDS, POLL_SECONDS, ModelRef, data_dir, registry, use_source
 from pages.ui.explain import math_expander
 from pages.ui.forms import build_configs, settings_inputs
 from pages.ui.live_plot import live_plotly_chart, themed
@@ -85,7 +85,7 @@ def start_job(model_cfg: ModelConfig, train_cfg: TrainConfig, name: str) -> None
         st.error(str(e))
         return
     st.session_state["job_id"] = job.job_id
-    use_source(("job", job.job_id))  # the explore pages follow the live snapshot
+    use_source(ModelRef("job", job.job_id))  # the explore pages follow the live snapshot
     st.rerun()  # the sidebar card, drawn before this page, now shows the job
 
 
@@ -128,9 +128,9 @@ def live_view(job: TrainingJob) -> None:
             job.stop()
             job.join(timeout=5.0)
             st.rerun()
-    elif st.session_state.get("model_source") != ("job", job.job_id):
+    elif st.session_state.get("model_source") != ModelRef("job", job.job_id):
         if stop_col.button("Explore it", key="explore_job"):
-            use_source(("job", job.job_id))
+            use_source(ModelRef("job", job.job_id))
             st.rerun()
     if state.status == "failed":
         st.error(state.message)

@@ -659,7 +659,7 @@ def test_checkpoint_cache_holds_at_most_max_entries(app_env, good_checkpoint):
 def test_encoding_cache_holds_at_most_max_entries(app_env, good_checkpoint):
     """Each model version (a live job publishes one every few seconds) is one key; old ones leave."""
     from pages.ui import common
-    from vae.jobs import ModelView
+    from vae.view import ModelView
 
     limit = common._encoded._info.max_entries
     ckpt = ckpt_io.load(good_checkpoint)

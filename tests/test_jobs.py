@@ -10,6 +10,7 @@ import torch
 from tests.conftest import tiny_dataset
 from vae import checkpoint as ckpt_io
 from vae import jobs as jobs_mod
+from vae.threads import TRAINING_THREAD_NAME
 from vae.config import ModelConfig, TrainConfig
 from vae.jobs import JobLimitReached, JobRegistry
 
@@ -149,7 +150,7 @@ def test_max_jobs_env(monkeypatch):
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread priorities are a Linux feature")
 def test_the_training_thread_runs_at_a_lower_priority_than_the_server(tmp_path, monkeypatch):
-    from vae.jobs import lower_this_threads_priority, training_nice
+    from vae.threads import lower_this_threads_priority, training_nice
 
     monkeypatch.setenv("VAE_TRAIN_NICE", "7")
     assert training_nice() == 7
@@ -193,16 +194,16 @@ def test_a_jobs_threads_carry_its_name_and_the_priority_asked_for(tmp_path, tiny
     monkeypatch.setattr(ckpt_io, "save", spy)
     state = _wait(JobRegistry(tmp_path, max_running=1).start(*_cfgs()))
     assert state.status == "finished", state.message
-    assert seen and all(name == jobs_mod.TRAINING_THREAD_NAME for name, _ in seen)
+    assert seen and all(name == TRAINING_THREAD_NAME for name, _ in seen)
     expected = server_nice if nice is None else min(server_nice + int(nice), 19)
     assert all(p == expected for _, p in seen), (seen, expected)
     assert os.getpriority(os.PRIO_PROCESS, 0) == server_nice
-    assert open("/proc/thread-self/comm").read().strip() != jobs_mod.TRAINING_THREAD_NAME
+    assert open("/proc/thread-self/comm").read().strip() != TRAINING_THREAD_NAME
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="thread names are read from /proc")
 def test_torchs_worker_threads_inherit_the_training_threads_name():
-    from vae.jobs import become_a_training_thread
+    from vae.threads import become_a_training_thread
 
     names, done = {}, threading.Event()
 
@@ -218,5 +219,5 @@ def test_torchs_worker_threads_inherit_the_training_threads_name():
     t.start()
     t.join(30)
     assert done.is_set()
-    named = [tid for tid, name in names.items() if name == jobs_mod.TRAINING_THREAD_NAME]
+    named = [tid for tid, name in names.items() if name == TRAINING_THREAD_NAME]
     assert len(named) >= (2 if torch.get_num_threads() > 1 else 1), names

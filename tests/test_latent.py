@@ -21,7 +21,6 @@ from vae.latent import (
     grid_plot_coords,
     interpolate,
     kl_per_dimension,
-    nearest_index,
     pca_2d,
     pca_prior_centre,
     png_bytes,
@@ -348,13 +347,6 @@ def test_active_units_threshold():
     mu = np.stack([rng.normal(size=1000), rng.normal(size=1000) * 0.01, np.full(1000, 3.0)], axis=1)
     np.testing.assert_array_equal(active_units(mu), [True, False, False])
     np.testing.assert_array_equal(active_units(mu, threshold=1e-5), [True, True, False])
-
-
-def test_nearest_index():
-    codes = np.array([[0.0, 0.0], [1.0, 1.0], [-2.0, 0.5]], np.float32)
-    assert nearest_index(codes, (0.9, 1.2)) == 1
-    assert nearest_index(codes, (-1.5, 0.0)) == 2
-    assert nearest_index(codes, (0.1, -0.1)) == 0
 
 
 # --- figures --------------------------------------------------------------------------------------

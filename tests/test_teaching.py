@@ -20,10 +20,8 @@ from vae.jobs import JobLimitReached, JobRegistry, VariantsJob
 from vae.latent import (active_units, encode_dataset, kl_per_dimension, knn_label_map, latent_usage,
                         square_extent)
 from vae.loss import kl_divergence
-from vae.replay import (PACKED_VERSION, REPLAY_KEY, Replay, ReplayError, ReplayRecorder, check_replay, crowded_frame,
-                        pack_replay, planned_epochs,
-                        MarkablePanel, mark_point, replay_extent, replay_frame_image, replay_from_extras, replay_gif,
-                        scatter_panel)
+from vae.pictures import MarkablePanel, mark_point, replay_frame_image, replay_gif, scatter_panel
+from vae.replay import PACKED_VERSION, REPLAY_KEY, Replay, ReplayError, ReplayRecorder, check_replay, crowded_frame, pack_replay, planned_epochs, replay_extent, replay_from_extras
 from vae.teaching import LECTURE_VARIANTS, lecture_variants, loss_numbers, math_lines, variant_of
 from vae.train import Trainer
 

@@ -18,7 +18,8 @@ from . import checkpoint as ckpt_io
 from .config import ConfigError, ModelConfig, Setting, TrainConfig, settings_of
 from .data import DatasetUnavailable, load_dataset
 from .loss import iw_log_likelihood
-from .replay import MAX_FRAMES, ReplayRecorder, replay_from_extras, replay_gif
+from .pictures import replay_gif
+from .replay import MAX_FRAMES, ReplayRecorder, replay_from_extras
 from .train import Trainer, TrainingDiverged, evaluate_model
 
 DEFAULT_CHECKPOINT_DIR = Path("checkpoints")

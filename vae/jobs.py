@@ -7,109 +7,26 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
-import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from . import checkpoint as ckpt_io
-from .checkpoint import Checkpoint, CheckpointError
+from .checkpoint import CheckpointError
 from .config import ModelConfig, TrainConfig
 from .data import DatasetUnavailable, load_dataset
 from .model import VAE
 from .replay import REPLAY_KEY, ReplayRecorder
+from .threads import become_a_training_thread
 from .train import Trainer, TrainingDiverged
-
-
-TRAINING_THREAD_NAME = "vae-train"  # what ps, top -H and /proc/<pid>/task/*/comm show for a job's threads
-
-
-def training_nice() -> int:
-    """How much lower than the server's the training threads' CPU priority is: VAE_TRAIN_NICE
-    (0-19), else 0. The default leaves it alone because, with the Train page open in the same laptop's
-    browser, a niced job trains slower: torch's OpenMP threads lose a core to each browser frame and the
-    other waits for it at the next barrier. A server a whole class connects to can set 10, so that the
-    students' pages stay quick while the job takes what they leave (docs/benchmarks.md and
-    docs/reliability.md have the figures)."""
-    env = os.environ.get("VAE_TRAIN_NICE", "").strip()
-    return min(int(env), 19) if env.isdigit() else 0
-
-
-def name_this_thread(name: str = TRAINING_THREAD_NAME) -> bool:
-    """Gives the calling thread an OS-level name (Linux, at most 15 bytes). Threads it starts later,
-    such as torch's OpenMP workers, inherit it, so a job's CPU can be told apart from the server's.
-    Returns whether it took."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        import ctypes
-
-        return ctypes.CDLL(None).prctl(15, name.encode()[:15], 0, 0, 0) == 0  # 15: PR_SET_NAME
-    except (OSError, AttributeError):
-        return False
-
-
-def lower_this_threads_priority(step: int | None = None) -> int | None:
-    """Raises the calling thread's nice value by `step` (Linux: a thread id is a scheduling entity,
-    and the threads it starts, such as torch's OpenMP workers, inherit it). Returns the new nice
-    value, or None where threads cannot be prioritised apart (other systems), it is not allowed, or
-    the step is 0."""
-    step = training_nice() if step is None else step
-    if step <= 0 or not sys.platform.startswith("linux") or not hasattr(threading, "get_native_id"):
-        return None
-    try:
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, min(os.getpriority(os.PRIO_PROCESS, tid) + step, 19))
-        return os.getpriority(os.PRIO_PROCESS, tid)
-    except OSError:
-        return None
-
-
-def become_a_training_thread() -> None:
-    """First thing in a job's thread, before torch starts this thread's worker threads (they inherit
-    both): its name, and its priority as VAE_TRAIN_NICE asks."""
-    name_this_thread()
-    lower_this_threads_priority()
+from .view import ModelView
 
 
 SNAPSHOT_SECONDS = 3.0  # also publish weights mid-epoch, so long epochs still animate the explore pages
 FINISHED_JOBS_KEPT = 10
-
-
-@dataclass
-class ModelView:
-    """What a page needs to draw a model, whether a loaded checkpoint or a live job's snapshot.
-
-    `key` changes whenever the weights do, so caches keyed on it re-encode exactly then.
-    """
-
-    key: str
-    name: str
-    model: VAE
-    model_config: ModelConfig
-    train_config: TrainConfig | None
-    dataset: str
-    class_names: list[str]
-    history: list[dict]
-    test_metrics: dict[str, float]
-    epochs: int
-    live: bool = False
-    path: str = ""
-    notes: str = ""
-    extras: dict = field(default_factory=dict)
-
-    @classmethod
-    def from_checkpoint(cls, ckpt: Checkpoint, key: str | None = None) -> "ModelView":
-        return cls(
-            key=key or f"ckpt:{ckpt.path or id(ckpt)}:{ckpt.created}",
-            name=ckpt.name, model=ckpt.model, model_config=ckpt.model_config, train_config=ckpt.train_config,
-            dataset=ckpt.dataset, class_names=ckpt.class_names, history=ckpt.history,
-            test_metrics=ckpt.test_metrics, epochs=ckpt.epoch, path=ckpt.path, notes=ckpt.notes,
-            extras=ckpt.extras,
-        )
 
 
 @dataclass(frozen=True)
@@ -216,13 +133,14 @@ class TrainingJob:
     def _run(self) -> None:
         become_a_training_thread()
         try:
-            trainer = self._build_trainer()
+            trainer = self.build_trainer()
             trainer.run()
-            self._finish(trainer, "stopped" if self.stop_event.is_set() else "finished")
+            self.finish(trainer, "stopped" if self.stop_event.is_set() else "finished")
         except Exception as e:  # the thread must never die silently: the UI shows the sentence
-            self._fail(e)
+            self.fail(e)
 
-    def _fail(self, e: Exception) -> None:
+    def fail(self, e: Exception) -> None:
+        """Ends the job as failed, with the error as one sentence (a diverged run names the epoch kept)."""
         if isinstance(e, TrainingDiverged):
             self._set_status("failed", f"failed: {e} The last good epoch is kept in {self.checkpoint_path.name}."
                              if self.checkpoint_path.exists() else f"failed: {e}")
@@ -234,8 +152,9 @@ class TrainingJob:
     def _load_data(self):
         return tuple(load_dataset(self.train_cfg.dataset, split, self.train_cfg.data_dir) for split in ("train", "test"))
 
-    def _build_trainer(self, data=None) -> Trainer:
-        """A trainer wired to this job; data: the (train, test) sets when the caller already holds them."""
+    def build_trainer(self, data=None) -> Trainer:
+        """A trainer wired to this job (its events publish snapshots and autosave); data: the (train, test)
+        sets when the caller already holds them. The job's own thread calls it, or a VariantsJob's."""
         train, test = data or self._load_data()
         trainer = Trainer(self.model_cfg, self.train_cfg, train, test, stop_event=self.stop_event)
         ReplayRecorder(seed=self.train_cfg.seed).attach(trainer)  # first: autosave then holds the epoch's frame
@@ -284,7 +203,8 @@ class TrainingJob:
             with self._lock:
                 self._message = f"Autosave failed: {e}"
 
-    def _finish(self, trainer: Trainer, status: str) -> None:
+    def finish(self, trainer: Trainer, status: str) -> None:
+        """Ends the job as finished or stopped: the last snapshot, a score for a mid-epoch stop, the save."""
         with self._lock:  # step records come every log_every steps: make the final count exact
             self._progress.update(step=trainer.step, epoch=trainer.step / trainer.steps_per_epoch)
         self._publish_weights(trainer)
@@ -366,7 +286,7 @@ class VariantsJob(TrainingJob):
         become_a_training_thread()
         try:
             data = self._load_data()  # once: every member trains on the very same tensors
-            lanes = [(member, member._build_trainer(data)) for member in self.members]
+            lanes = [(member, member.build_trainer(data)) for member in self.members]
             with self._lock:
                 if self._status == "starting":
                     self._status = "running"
@@ -376,17 +296,17 @@ class VariantsJob(TrainingJob):
                     try:
                         record = trainer.run_epoch() if trainer.epoch < trainer.cfg.epochs else None
                     except TrainingDiverged as e:  # one variant diverging does not stop the others
-                        member._fail(e)
+                        member.fail(e)
                         lanes.remove(lane)
                         continue
                     if record is None:
-                        member._finish(trainer, "stopped" if self.stop_event.is_set() else "finished")
+                        member.finish(trainer, "stopped" if self.stop_event.is_set() else "finished")
                         lanes.remove(lane)
         except Exception as e:  # never die silently: the group and every unfinished member say why
             for member in self.members:
                 if member.state().active:
-                    member._fail(e)
-            self._fail(e)
+                    member.fail(e)
+            self.fail(e)
             return
         status = "stopped" if self.stop_event.is_set() else "finished"
         failed = [f"{m.name} {m.state().message}" for m in self.members if m.state().status == "failed"]

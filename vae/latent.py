@@ -214,6 +214,12 @@ def pca_prior_centre(components: np.ndarray, mean: np.ndarray) -> np.ndarray:
     return (-(np.asarray(components) @ np.asarray(mean))).astype(np.float32)
 
 
+def plane_of(codes: np.ndarray) -> np.ndarray:
+    """(N, 2) codes in the plane (z1, z2); a 1-D space is drawn on z2 = 0."""
+    codes = np.asarray(codes)
+    return codes[:, :2] if codes.shape[1] >= 2 else np.concatenate([codes, np.zeros_like(codes)], axis=1)
+
+
 def project_codes(codes: np.ndarray, dims: tuple[int, int] | None) -> np.ndarray:
     """(N, 2): two chosen latent dimensions, or the PCA plane when dims is None."""
     if dims is None:
@@ -238,11 +244,6 @@ def kl_per_dimension(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
 def active_units(mu: np.ndarray, threshold: float = 0.01) -> np.ndarray:
     """Boolean (D,): a dimension is active when Var_x[E_q(z|x)[z_d]] > threshold (Burda et al. 2015)."""
     return mu.var(axis=0) > threshold
-
-
-def nearest_index(codes_2d: np.ndarray, point: tuple[float, float]) -> int:
-    """Index of the code nearest to a point in the plane."""
-    return int(np.argmin(((codes_2d - np.asarray(point, np.float32)) ** 2).sum(axis=1)))
 
 
 # --- teaching: which dimensions are used, and a label map of the plane ----------------------------

@@ -108,8 +108,3 @@ def pick_device(name: str = "auto") -> torch.device:
 
         raise ConfigError("Device mps was asked for but Apple's MPS is not available; use --device cpu or auto.")
     return torch.device(name)
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-

@@ -6,12 +6,11 @@ small decoded manifold over that plane. The frames live in `trainer.extras["repl
 checkpoint the trainer writes carries them; they are stored compactly (codes float16, images
 uint8, zlib-packed on disk by `pack_replay`) as a plain dict of
 tensors, read back with `torch.load(weights_only=True)` and checked (and unpacked) by
-`check_replay`. `replay_gif` turns them into an animated GIF: decoded manifold beside the scatter.
+`check_replay`. vae/pictures.py draws them (`replay_gif`: decoded manifold beside the scatter).
 """
 from __future__ import annotations
 
 import functools
-import io
 import time
 import zlib
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .latent import decode_grid, grid_axis, sample_indices, tile_images, upscale_nearest
+from .latent import decode_grid, grid_axis, plane_of, sample_indices, tile_images
 
 REPLAY_KEY = "replay"  # in trainer.extras and the checkpoint's extras
 REPLAY_VERSION = 1  # in memory, and on disk before manifolds were packed
@@ -243,9 +242,8 @@ def replay_from_extras(extras: dict | None) -> Replay | None:
 
 
 def frame_plane(replay: Replay, frame: int) -> np.ndarray:
-    """(n, 2) points of one frame in the plane (z1, z2); a 1-D space is drawn on z2 = 0."""
-    codes = replay.codes[frame]
-    return codes if codes.shape[1] == 2 else np.concatenate([codes, np.zeros_like(codes)], axis=1)
+    """(n, 2) points of one frame in the plane (z1, z2), as plane_of draws codes."""
+    return plane_of(replay.codes[frame])
 
 
 def replay_extent(replay: Replay, quantile: float = 0.99) -> tuple[float, float]:
@@ -257,193 +255,3 @@ def replay_extent(replay: Replay, quantile: float = 0.99) -> tuple[float, float]
     if replay.codes.size:
         half = max(half, float(np.quantile(np.abs(replay.codes), quantile)) * 1.05)
     return -half, half
-
-
-# --- GIF ----------------------------------------------------------------------------------------
-
-PANEL = 448  # px per panel: the 224 px manifold doubled, and the scatter at the same size
-HEADER, FOOTER, MARGIN = 40, 34, 12
-GIF_FRAME_MS = 700
-GIF_LAST_FRAME_MS = 2500
-
-
-def _font(size: int):
-    from PIL import ImageFont
-
-    try:
-        return ImageFont.load_default(size=size)  # Pillow's bundled scalable font: no system fonts needed
-    except TypeError:  # Pillow < 10.1
-        return ImageFont.load_default()
-
-
-def _hex_rgb(color: str) -> tuple[int, int, int]:
-    return tuple(int(color[i:i + 2], 16) for i in (1, 3, 5))
-
-
-def _to_pixels(x, y, extent: tuple[float, float], size: int):
-    """Latent (x, y) -> panel pixel (col, row) over extent on both axes, up being +z2."""
-    lo, hi = extent
-    scale = (size - 1) / (hi - lo)
-    return (np.asarray(x) - lo) * scale, (hi - np.asarray(y)) * scale
-
-
-def scatter_panel(xy: np.ndarray, labels: np.ndarray, extent: tuple[float, float], size: int = PANEL,
-                  dot: int = 2, manifold_edges: tuple[float, float] | None = None) -> np.ndarray:
-    """(size, size, 3) uint8: codes as dots coloured by label on a fixed range, with the prior's 1 and
-    2 sigma circles dashed, the axes through 0 and a thin square where the manifold's tiles lie
-    (manifold_edges, on both axes); up is +z2, as on the plots."""
-    from PIL import Image, ImageDraw
-
-    from .figures import PALETTE
-
-    img = Image.new("RGB", (size, size), "white")
-    draw = ImageDraw.Draw(img)
-
-    def px(x, y):
-        return _to_pixels(x, y, extent, size)
-
-    ox, oy = px(0.0, 0.0)
-    draw.line([(0, oy), (size, oy)], fill=(215, 215, 215))
-    draw.line([(ox, 0), (ox, size)], fill=(215, 215, 215))
-    if manifold_edges is not None:  # where the manifold panel's tiles lie
-        (x0, x1), (y1, y0) = px(np.asarray(manifold_edges), np.asarray(manifold_edges))
-        draw.rectangle([x0, y0, x1, y1], outline=(190, 190, 190))
-    for n_sigma in (1, 2):
-        theta = np.linspace(0, 2 * np.pi, 73)
-        cx, cy = px(n_sigma * np.cos(theta), n_sigma * np.sin(theta))
-        for i in range(0, 72, 2):  # every other segment: dashed
-            draw.line([(cx[i], cy[i]), (cx[i + 1], cy[i + 1])], fill=(60, 60, 60), width=2)
-    x, y = px(xy[:, 0], xy[:, 1])
-    for xi, yi, label in zip(x, y, labels):
-        draw.ellipse([xi - dot, yi - dot, xi + dot, yi + dot], fill=_hex_rgb(PALETTE[int(label) % len(PALETTE)]))
-    draw.rectangle([0, 0, size - 1, size - 1], outline=(150, 150, 150))
-    return np.asarray(img)
-
-
-def _marker(point: tuple[float, float], extent: tuple[float, float], size: int, radius: float):
-    """The slider point's marker on a size-px panel: discs (box, RGB fill) drawn in order, a
-    black-ringed white disc with a black centre, held at the edge when the point lies outside extent."""
-    lo, hi = extent
-    x, y = (float(np.clip(v, lo, hi)) for v in point)
-    cx, cy = (float(v) for v in _to_pixels(x, y, extent, size))
-    return [([cx - r, cy - r, cx + r, cy + r], fill)
-            for r, fill in ((radius + 1.5, (0, 0, 0)), (radius, (255, 255, 255)), (radius * 0.45, (0, 0, 0)))]
-
-
-def mark_point(panel: np.ndarray, point: tuple[float, float], extent: tuple[float, float],
-               radius: float = 7.0) -> np.ndarray:
-    """A copy of a scatter_panel picture with `point` marked (see _marker); it never disappears."""
-    from PIL import Image, ImageDraw
-
-    img = Image.fromarray(panel)
-    draw = ImageDraw.Draw(img)
-    for box, fill in _marker(point, extent, panel.shape[0], radius):
-        draw.ellipse(box, fill=fill)
-    return np.asarray(img)
-
-
-class MarkablePanel:
-    """A scatter_panel picture whose point is marked many times a second (the sliders page): `png(point)`
-    is mark_point's picture as PNG bytes. It is held as a palette image (a panel has a dozen or so
-    colours), which encodes many times faster than the RGB picture; a picture with more colours than a
-    palette holds is kept as RGB."""
-
-    def __init__(self, panel: np.ndarray, extent: tuple[float, float], radius: float = 7.0):
-        from PIL import Image
-
-        self.size, self.extent, self.radius = panel.shape[0], extent, radius
-        rgb = panel.astype(np.uint32)
-        packed = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
-        colors = np.unique(packed)
-        colors = np.union1d(colors, [0x000000, 0xFFFFFF])  # the marker's black and white, sorted in
-        if len(colors) <= 256:
-            index = np.searchsorted(colors, packed)
-            self.image = Image.fromarray(index.astype(np.uint8))
-            palette = np.stack([(colors >> 16) & 255, (colors >> 8) & 255, colors & 255], axis=1)
-            self.image.putpalette(palette.astype(np.uint8).tobytes())  # "L" + a palette: a "P" image
-            self.fills = {tuple(int(v) for v in c): i for i, c in enumerate(palette)}
-        else:
-            self.image, self.fills = Image.fromarray(panel), None
-
-    def png(self, point: tuple[float, float]) -> bytes:
-        from PIL import ImageDraw
-
-        img = self.image.copy()
-        draw = ImageDraw.Draw(img)
-        for box, fill in _marker(point, self.extent, self.size, self.radius):
-            draw.ellipse(box, fill=self.fills[fill] if self.fills else fill)
-        out = io.BytesIO()
-        img.save(out, format="PNG", compress_level=1)
-        return out.getvalue()
-
-
-def replay_frame_image(replay: Replay, frame: int, class_names: list[str], title: str = "",
-                       extent: tuple[float, float] | None = None) -> np.ndarray:
-    """(H, W, 3) uint8: one GIF frame, the decoded manifold left, the test codes right, a header
-    with the epoch and test loss terms, and a legend of the classes."""
-    from PIL import Image, ImageDraw
-
-    from .figures import PALETTE
-
-    extent = extent or replay_extent(replay)
-    manifold = replay.manifolds[frame]
-    step = float(replay.grid[1] - replay.grid[0]) if len(replay.grid) > 1 else 1.0
-    factor = max(1, PANEL // manifold.shape[1])
-    manifold = upscale_nearest(manifold, factor)
-    width = 2 * PANEL + 3 * MARGIN
-    canvas = Image.new("RGB", (width, HEADER + PANEL + FOOTER), "white")
-    top = HEADER + (PANEL - manifold.shape[0]) // 2
-    canvas.paste(Image.fromarray(manifold).convert("RGB"), (MARGIN, top))
-    edges = (replay.grid[0] - step / 2, replay.grid[-1] + step / 2) if manifold.shape[0] == manifold.shape[1] else None
-    canvas.paste(Image.fromarray(scatter_panel(frame_plane(replay, frame), replay.labels, extent, manifold_edges=edges)),
-                 (2 * MARGIN + PANEL, HEADER))
-    draw = ImageDraw.Draw(canvas)
-    recon, kl = replay.metrics[frame]
-    epoch = int(replay.epochs[frame])
-    terms = "before training" if epoch == 0 else (
-        f"test recon {recon:.1f}, KL {kl:.1f} nats" if np.isfinite(recon) else "")
-    draw.text((MARGIN, 8), f"epoch {epoch}   {terms}", fill="black", font=_font(20))
-    if title:
-        draw.text((width - MARGIN, 8), title, fill=(90, 90, 90), font=_font(16), anchor="ra")
-    foot = HEADER + PANEL + 8
-    draw.text((MARGIN, foot), f"decoded at z1, z2 in [{replay.grid[0]:g}, {replay.grid[-1]:g}] (outlined on the right)",
-              fill=(90, 90, 90), font=_font(15))
-    x = 2 * MARGIN + PANEL
-    for label in np.unique(replay.labels):
-        name = class_names[label] if label < len(class_names) else str(label)
-        draw.ellipse([x, foot + 4, x + 10, foot + 14], fill=_hex_rgb(PALETTE[int(label) % len(PALETTE)]))
-        draw.text((x + 14, foot), name, fill="black", font=_font(15))
-        x += 22 + int(draw.textlength(name, font=_font(15)))
-    return np.asarray(canvas)
-
-
-def _gif_palette():
-    """One fixed 256-colour palette for every frame: the class colours exactly, the rest grays (the
-    manifold, the text), so no class colour is merged with another and none flickers between frames."""
-    from PIL import Image
-
-    from .figures import PALETTE
-
-    colours = [_hex_rgb(c) for c in PALETTE]
-    colours += [(v, v, v) for v in np.linspace(0, 255, 256 - len(colours)).round().astype(int)]
-    image = Image.new("P", (1, 1))
-    image.putpalette([channel for rgb in colours for channel in rgb])
-    return image
-
-
-def replay_gif(replay: Replay, class_names: list[str], title: str = "", frame_ms: int = GIF_FRAME_MS,
-               last_frame_ms: int = GIF_LAST_FRAME_MS) -> bytes:
-    """An animated GIF (looping) of every frame, on one fixed scatter range; the last frame lingers."""
-    from PIL import Image
-
-    if len(replay) == 0:
-        raise ReplayError("a replay needs at least one frame")
-    extent = replay_extent(replay)
-    palette = _gif_palette()
-    frames = [Image.fromarray(replay_frame_image(replay, i, class_names, title, extent)).quantize(
-        palette=palette, dither=Image.Dither.NONE) for i in range(len(replay))]
-    buffer = io.BytesIO()
-    durations = [frame_ms] * (len(frames) - 1) + [last_frame_ms]
-    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0,
-                   optimize=True, disposal=1)
-    return buffer.getvalue()

@@ -7,14 +7,15 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 import streamlit as st
 
 from vae import checkpoint as ckpt_io
 from vae.data import DatasetUnavailable, dataset_available, load_dataset, resolve_data_dir
-from vae.jobs import JobRegistry, ModelView
+from vae.jobs import JobRegistry
+from vae.view import ModelView
 from vae.latent import encode_dataset
 
 # A full gc.collect() walks the hundreds of thousands of objects torch, plotly and streamlit create at
@@ -82,17 +83,61 @@ def load_checkpoint(path: str | Path) -> ckpt_io.Checkpoint:
     return _load_checkpoint(str(path), stat.st_mtime_ns, stat.st_size)
 
 
-def _default_source() -> tuple[str, str] | None:
+def _default_source() -> ModelRef | None:
     """MNIST's default model when its data is here, else the shapes one; None if neither ships."""
     order = ["mnist", "shapes"] if dataset_available("mnist", data_dir()) else ["shapes", "mnist"]
     for name in order:
         path = checkpoint_dir() / DEFAULT_MODELS[name]
         if path.exists():
-            return ("path", str(path))
+            return ModelRef("path", str(path))
     return None
 
 
-def use_source(source: tuple[str, str] | None) -> None:
+class ModelRef(NamedTuple):
+    """Which model: ("path", a checkpoint file), ("job", a job id of this server's registry) or ("upload",
+    this tab's uploaded file). `key` writes it as "kind:ref", as option lists hold it."""
+
+    kind: str
+    ref: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.ref}"
+
+    @classmethod
+    def parse(cls, key: str) -> "ModelRef":
+        kind, _, ref = key.partition(":")
+        return cls(kind, ref)
+
+
+class ModelUnavailable(Exception):
+    """A reference whose model cannot be shown now; the message says why, in one sentence."""
+
+
+def open_model(ref: ModelRef) -> ModelView:
+    """The model a reference stands for: a job's latest snapshot, a loaded checkpoint or the upload.
+    Raises ModelUnavailable (a job forgotten or still loading, an upload gone) or CheckpointError."""
+    if ref.kind == "job":
+        job = registry().get(ref.ref)
+        if job is None:
+            raise ModelUnavailable("This job is no longer kept by the server; load its checkpoint instead.")
+        view, state = job.view(), job.state()
+        if view is None:
+            raise ModelUnavailable(f"{state.name} is starting: loading the data and building the model…" if state.active
+                                   else f"{state.name}: {state.message}")
+        return view
+    if ref.kind == "upload":
+        ckpt = st.session_state.get("uploaded_checkpoint")
+        if ckpt is None:
+            raise ModelUnavailable("The upload is gone.")
+        return ModelView.from_checkpoint(ckpt, key=f"upload:{ref.ref}")
+    try:
+        return ModelView.from_checkpoint(load_checkpoint(ref.ref))
+    except OSError as e:
+        raise ckpt_io.CheckpointError(f"{Path(ref.ref).name} could not be read ({e.strerror or e}).") from e
+
+
+def use_source(source: ModelRef | None) -> None:
     st.session_state["model_source"] = source
 
 
@@ -103,16 +148,11 @@ def current_view() -> ModelView | None:
     source = st.session_state["model_source"]
     if source is None:
         return None
-    kind, ref = source
     try:
-        if kind == "job":
-            job = registry().get(ref)
-            return job.view() if job else None
-        if kind == "upload":
-            ckpt = st.session_state.get("uploaded_checkpoint")
-            return ModelView.from_checkpoint(ckpt, key=f"upload:{ref}") if ckpt else None
-        return ModelView.from_checkpoint(load_checkpoint(ref))
-    except (OSError, ckpt_io.CheckpointError) as e:
+        return open_model(ModelRef(*source))
+    except ModelUnavailable:
+        return None
+    except ckpt_io.CheckpointError as e:
         st.session_state["model_source"] = None
         st.session_state["model_error"] = f"The model could not be opened: {e}"
         return None
