@@ -1,71 +1,45 @@
 """docs/screenshots/compare.png: the lecture's three variants trained through the app, in a real browser.
+Not a benchmark: it opens the Compare page of a fresh server, presses "Train all three" (shapes, --epochs
+epochs, seed 0), waits for the three to finish and takes the whole page.
 
-Not a benchmark: it lives beside bench/browser.py, whose server and headless chromium it reuses.
-It starts `streamlit run app.py` with its own checkpoints and data folders, opens the Compare page,
-presses "Train all three" (built-in shapes, --epochs epochs, seed 0, every training image), waits
-for the three models to finish, and takes a full-page screenshot.
-
-    OMP_NUM_THREADS=1 python -m bench.compare_screenshot --epochs 10 [--out docs/screenshots/compare.png]
-        [--fit-out compare-fit.png] [--keep DIR]
+    OMP_NUM_THREADS=1 .venv/bin/python -m bench.compare_screenshot --epochs 10
 """
 from __future__ import annotations
 
 import argparse
-import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench.browser import chromium, exit_on_sigterm, new_page, open_app, serve, wait_for_app_idle
-from bench.report import ROOT
-from tests.e2e.conftest import exception_texts, screenshot
+from bench.harness import ROOT, chromium, open_app, serve_app, wait_for_app_idle
 
 MAIN = '[data-testid="stMain"]'
 
 
-def main(argv: list[str] | None = None) -> int:
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait for the three to finish")
     parser.add_argument("--out", default=str(ROOT / "docs" / "screenshots" / "compare.png"))
-    parser.add_argument("--keep", default=None, help="copy the three checkpoints into this folder")
-    parser.add_argument("--fit-out", default=None,
-                        help="also a screenshot with the axes fitted to every model's codes, to this file")
-    args = parser.parse_args(argv)
-    exit_on_sigterm()
-    with tempfile.TemporaryDirectory() as tmp, serve(ROOT / "app.py", Path(tmp), "compare") as server, \
-            chromium() as browser:
-        page = new_page(browser, timeout_s=120)
-        open_app(page, f"{server.url}/compare")
-        epochs = page.get_by_label("Epochs", exact=True)
-        epochs.fill(str(args.epochs))
-        epochs.press("Tab")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp, serve_app(Path(tmp)) as server, chromium() as browser:
+        page = open_app(browser, server.url, "compare")
+        page.get_by_label("Epochs", exact=True).fill(str(args.epochs))
+        page.get_by_label("Epochs", exact=True).press("Tab")
         page.get_by_role("button", name="Train all three").click()
         deadline = time.monotonic() + args.timeout
         while "lecture-shapes: finished" not in page.locator(MAIN).inner_text():
-            if exception_texts(page):
-                raise SystemExit(f"the Compare page raised: {exception_texts(page)[0][:500]}")
-            if time.monotonic() > deadline:
-                raise SystemExit(f"not finished in {args.timeout:.0f} s:\n{page.locator(MAIN).inner_text()[:800]}")
+            if page.locator('[data-testid="stException"]').count() or time.monotonic() > deadline:
+                raise SystemExit(f"not finished: {page.locator(MAIN).inner_text()[:800]}")
             page.wait_for_timeout(2000)
         wait_for_app_idle(page)
         page.wait_for_timeout(1500)  # plotly draws after the script is idle
-        shot = screenshot(page, "compare")  # docs/e2e/compare.png, the page's full height
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(shot), args.out)
-        if args.fit_out:
-            page.get_by_text("Fit every model's codes", exact=False).click()
-            wait_for_app_idle(page)
-            page.wait_for_timeout(1500)
-            shutil.move(str(screenshot(page, "compare")), args.fit_out)
-        if args.keep:
-            Path(args.keep).mkdir(parents=True, exist_ok=True)
-            for path in server.checkpoint_dir.glob("lecture-shapes-*.pt"):
-                shutil.copy2(path, Path(args.keep) / path.name)
-        print(f"wrote {args.out}", file=sys.stderr)
-    return 0
+        # Streamlit scrolls inside its main container: the window grows to the content's height for the shot.
+        height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+        page.set_viewport_size({"width": 1600, "height": min(max(height, 1000), 4000)})
+        page.wait_for_timeout(500)
+        page.screenshot(path=args.out, full_page=True)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

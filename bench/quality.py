@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.report import ROOT, machine_line, replace_section
+from bench.harness import ROOT, machine_line, replace_section
 
 RUNS = [  # (latent_dim, epochs, target negative ELBO in nats)
     (2, 20, 146.0),
@@ -33,13 +33,12 @@ def run_cli(args: list[str]) -> tuple[dict, float]:
     return json.loads(proc.stdout.strip().splitlines()[-1]), time.perf_counter() - t0
 
 
-def main(argv: list[str] | None = None) -> int:
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
     parser.add_argument("--iw-samples", type=int, default=100)
-    parser.add_argument("--keep", default=None, help="folder to keep the checkpoints in")
-    args = parser.parse_args(argv)
-    folder = Path(args.keep or tempfile.mkdtemp(prefix="vae-quality-"))
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="vae-quality-"))
     rows = []
     for latent, epochs, target in RUNS:
         out = folder / f"mnist-{latent}d-{epochs}ep.pt"
@@ -50,15 +49,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"latent {latent}, {epochs} epochs: test -ELBO {train['test_elbo']:.2f} (target <= {target}), "
               f"IW log-lik {ev['iw_ll']:.2f}, {wall:.0f}s", flush=True)
     lines = [
-        "## Quality",
-        "",
+        "## Quality", "",
         "Default MLP (`--hidden auto`: 784-512-256-256-z for z = 2, 784-512-256-z for z = 20; ReLU), Bernoulli likelihood on continuous pixel intensities, Adam 1e-3, "
         "batch 128, seed 0. Data: MNIST, first 24,345 training images; the full 10,000-image test set.",
-        f"Measured {machine_line()}.",
-        "",
+        f"Measured {machine_line()}.", "",
         f"Reproduce: `python -m bench.quality --data-dir ../shared/data` (each row is `python -m vae train "
-        f"--dataset mnist --latent-dim Z --epochs N` then `python -m vae eval --iw-samples {args.iw_samples}`).",
-        "",
+        f"--dataset mnist --latent-dim Z --epochs N` then `python -m vae eval --iw-samples {args.iw_samples}`).", "",
         "| latent dim | epochs | test −ELBO (nats) | target | recon | KL | IW log-lik (k=%d) | train wall time | samples/s |" % args.iw_samples,
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
@@ -67,8 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {latent} | {epochs} | {train['test_elbo']:.2f} | ≤ {target:g} ({ok}) | {train['test_recon']:.2f} | "
                      f"{train['test_kl']:.2f} | {ev['iw_ll']:.2f} | {wall:.0f} s | {train['samples_per_sec']:,.0f} |")
     replace_section("\n".join(lines) + "\n")
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

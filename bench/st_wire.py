@@ -1,28 +1,8 @@
-"""A Streamlit session without a browser: a student's tab as the server sees it.
-
-The load benchmark (bench/load_sessions.py) needs ten students on one server. In a classroom each
-student's browser draws on that student's own laptop; the server only sees their websocket sessions,
-the reruns they ask for and the images they fetch. `WireSession` is exactly that much of a tab,
-speaking Streamlit's own protocol (the protobufs in `streamlit.proto`) over the same websocket:
-
-- it opens the app as a new tab does: GET / and the scripts and style sheets that page names, then
-  the websocket (`/_stcore/stream`) and a first rerun of the page it was given;
-- it keeps what the page shows that a student acts on: the main area's sliders (their ids, values,
-  bounds and the fragment each sits in) and the latent pad (whose point moves in the browser and
-  reaches the server when the pointer is released, as the component's state), the sidebar's page
-  links (from the `navigation` message),
-  the images (each fetched from `/media/...` as soon as its element arrives, as a browser does);
-- moving a slider, or releasing the pad's point, sends the rerun a browser sends (every slider's value
-  and the pad's point, and the fragment id, so a control in an `st.fragment` reruns only that
-  fragment); a page link sends the page's
-  script hash; an `auto_rerun` message (an `st.fragment(run_every=...)`) starts the timer the
-  frontend starts, and `stop_auto_rerun` or a new page stops it;
-- it records what a browser would show as an error: an exception element, a page that was not
-  found, an image that cannot be fetched and is still the one on the page, a websocket that drops.
-
-Everything runs on one asyncio loop in a thread of its own (`WireLoop`), so the main thread stays free
-to drive the browser that times the probe.
-"""
+"""A student's tab as the server sees it, without a browser: Streamlit's own protocol over its websocket
+(each student's browser draws on their own laptop). A WireSession opens the app as a new tab does (GET /
+and its scripts, the websocket, a rerun of its page), fetches every image it is sent, follows `run_every` fragments, sends the reruns a tab sends (a slider step or a pad release in
+its fragment, a page change) and records what a browser would show as an error. Its coroutines run on
+a WireLoop, an asyncio loop in a thread of its own."""
 from __future__ import annotations
 
 import asyncio
@@ -35,9 +15,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import streamlit
 import websockets
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
@@ -45,28 +23,14 @@ from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 MAIN = 0  # delta_path[0]: the main area (1 is the sidebar)
 PAD_COMPONENT = "latent_explorer.latent_pad"  # pages/ui/latent_pad.py
 ASSET_RE = re.compile(r'(?:src|href)="(\./static/[^"]+\.(?:js|css))"')
-# The frontend loads an element's code the first time a page shows one (plotly.js, 4.7 MB, with the first
-# chart): its chunk is named after the element, e.g. PlotlyChart.<hash>.js, in Streamlit's own static folder.
-STATIC_JS = Path(streamlit.__file__).parent / "static" / "static" / "js"
-CHUNK_NAMES = {"imgs": "ImageList", "markdown": "StreamlitMarkdown", "plotly_chart": "PlotlyChart"}
-
-
-def element_chunk(kind: str) -> str | None:
-    """The static path of the chunk the frontend loads to draw an element of this kind, if there is one."""
-    name = CHUNK_NAMES.get(kind) or "".join(part.title() for part in kind.split("_"))
-    found = sorted(STATIC_JS.glob(f"{name}.*.js"))
-    return f"static/js/{found[0].name}" if found else None
 
 
 def http_get(url: str, timeout: float = 30.0) -> tuple[int, bytes]:
-    """(status, body) of one GET, as a browser asks for it (gzip accepted, so the server compresses)."""
-    request = urllib.request.Request(url, headers={"Accept-Encoding": "gzip"})
+    """(status, body) of one GET, gzip accepted as a browser asks for it."""
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            body = response.read()
-            if response.headers.get("Content-Encoding") == "gzip":
-                body = gzip.decompress(body)
-            return response.status, body
+        with urllib.request.urlopen(urllib.request.Request(url, headers={"Accept-Encoding": "gzip"}), timeout=timeout) as r:
+            body = r.read()
+            return r.status, gzip.decompress(body) if r.headers.get("Content-Encoding") == "gzip" else body
     except urllib.error.HTTPError as e:
         return e.code, b""
     except (urllib.error.URLError, OSError):
@@ -74,14 +38,14 @@ def http_get(url: str, timeout: float = 30.0) -> tuple[int, bytes]:
 
 
 @dataclass
-class Slider:
+class Slider:  # a slider, or the latent pad (its value the point (z1, z2), sent as the component's JSON state)
     widget_id: str
     value: list[float]
     low: float
     high: float
     step: float
     fragment_id: str
-    pad: bool = False  # the latent pad: value is its point (z1, z2), sent as the component's JSON state
+    pad: bool = False
 
 
 @dataclass
@@ -89,48 +53,39 @@ class WireErrors:
     exceptions: list[str] = field(default_factory=list)
     broken_images: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
-    failed_static: list[str] = field(default_factory=list)  # the page's scripts, or an element's chunk
-    superseded_images: int = 0  # fetched too late: a newer rerun had already replaced it (a browser's 404 too)
+    failed_static: list[str] = field(default_factory=list)  # the page's scripts
 
 
 class WireSession:
-    """One student's tab, without the drawing. All methods run on the WireLoop's event loop."""
-
     def __init__(self, base_url: str, page: str, index: int, errors: WireErrors, explore: list[str]):
         self.base, self.index, self.errors, self.explore = base_url.rstrip("/"), index, errors, explore
-        self.at = explore.index(page)
-        self.ws = None
-        self.page_hash = ""
-        self.pages: dict[str, str] = {}  # url_pathname -> page_script_hash, from the navigation message
+        self.at, self.ws, self.reader, self.closing = explore.index(page), None, None, False
+        self.page_hash, self.pages = "", {}  # pages: url_pathname -> page_script_hash
         self.sliders: dict[tuple, Slider] = {}  # by delta path, the main area's only
         self.images: dict[tuple, str] = {}  # delta path -> the image URL it shows now
         self.texts: dict[tuple, str] = {}  # delta path -> the markdown (captions too) it shows now
         self.timers: dict[str, asyncio.Task] = {}  # fragment id -> its auto-rerun task
         self.fetches: set[asyncio.Task] = set()
-        self.runs_finished = 0
-        self.images_fetched = 0
-        self.actions = 0
+        self.runs_finished = self.images_fetched = self.actions = self.page_assets = 0
         self.moves, self.direction = 0, 1
-        self.reader: asyncio.Task | None = None
-        self.closing = False
-        self.assets: list[str] = []  # static files fetched: the page's own, then each element kind's chunk
-        self.kinds_seen: set[str] = set()
-        self.page_assets = 0
+        self.assets: list[str] = []  # the page's scripts and style sheets, fetched on opening
 
     def where(self) -> str:
         return f"session {self.index + 1} /{self.explore[self.at]}"
 
-    # ---- connecting, as a new tab does ----
+    def _error(self, kind: str, text: str) -> None:
+        getattr(self.errors, kind).append(f"{self.where()}: {text}")
+
     async def open(self, moves_per_page: int) -> None:
         status, html = await asyncio.to_thread(http_get, self.base + "/")
         if status != 200:
-            self.errors.failed_static.append(f"{self.where()}: / ({status})")
+            self._error("failed_static", f"/ ({status})")
         self.assets = ASSET_RE.findall(html.decode(errors="replace"))
         self.page_assets = len(self.assets)
         for asset in self.assets:
             await self._get(asset[2:])
-        ws_url = self.base.replace("http://", "ws://") + "/_stcore/stream"
-        self.ws = await websockets.connect(ws_url, subprotocols=["streamlit"], max_size=None, ping_interval=None)
+        self.ws = await websockets.connect(self.base.replace("http://", "ws://") + "/_stcore/stream",
+                                           subprotocols=["streamlit"], max_size=None, ping_interval=None)
         self.reader = asyncio.create_task(self._read())
         self.moves = moves_per_page
         await self._send_rerun(page_name=self.explore[self.at])
@@ -141,35 +96,28 @@ class WireSession:
             task.cancel()
         if self.ws is not None:
             await self.ws.close()
-        if self.reader is not None:
-            await asyncio.gather(self.reader, return_exceptions=True)
-        await asyncio.gather(*self.fetches, return_exceptions=True)
+        await asyncio.gather(*([self.reader] if self.reader else []), *self.fetches, return_exceptions=True)
 
-    # ---- what the page sends ----
     async def _send_rerun(self, page_name: str = "", page_hash: str = "", fragment_id: str = "",
                           auto: bool = False, with_widgets: bool = True) -> None:
         msg = BackMsg()
         state = msg.rerun_script
-        state.query_string = ""
-        state.page_name = page_name
+        state.query_string, state.page_name, state.is_auto_rerun = "", page_name, auto
         state.page_script_hash = page_hash or (self.page_hash if not page_name else "")
         if fragment_id:
             state.fragment_id = fragment_id
-        state.is_auto_rerun = auto
-        if with_widgets:
-            for slider in self.sliders.values():
-                widget = state.widget_states.widgets.add()
-                widget.id = slider.widget_id
-                if slider.pad:
-                    point = {"dims": [0, 1], "z": slider.value, "code": slider.value}
-                    widget.json_value = json.dumps({"point": point})
-                else:
-                    widget.double_array_value.data.extend(slider.value)
+        for slider in self.sliders.values() if with_widgets else ():
+            widget = state.widget_states.widgets.add()
+            widget.id = slider.widget_id
+            if slider.pad:
+                widget.json_value = json.dumps({"point": {"dims": [0, 1], "z": slider.value, "code": slider.value}})
+            else:
+                widget.double_array_value.data.extend(slider.value)
         await self.ws.send(msg.SerializeToString())
 
     async def act(self, moves_per_page: int) -> None:
-        """One student action: a slider step (a rerun) or, when done with the page's sliders, a click on the
-        sidebar link to the next Explore page."""
+        """One student action: a step of one of the page's sliders (a pad release counts as one), or, when
+        done with them, the sidebar link to the next Explore page."""
         self.actions += 1
         sliders = [self.sliders[path] for path in sorted(self.sliders)]
         if self.moves > 0 and sliders:
@@ -186,23 +134,14 @@ class WireSession:
         target = self.pages.get(self.explore[self.at], "")
         self._leave_page()
         self.moves, self.direction = moves_per_page, -self.direction
-        await self._send_rerun(page_name="" if target else self.explore[self.at], page_hash=target,
-                               with_widgets=False)
+        await self._send_rerun(page_name="" if target else self.explore[self.at], page_hash=target, with_widgets=False)
 
     def _leave_page(self) -> None:
         for task in self.timers.values():
             task.cancel()
-        self.timers.clear()
-        self.sliders.clear()
-        self.images.clear()
-        self.texts.clear()
+        for held in (self.timers, self.sliders, self.images, self.texts):
+            held.clear()
 
-    async def _auto_rerun(self, fragment_id: str, interval: float) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            await self._send_rerun(fragment_id=fragment_id, auto=True)
-
-    # ---- what the server sends ----
     async def _read(self) -> None:
         try:
             async for raw in self.ws:
@@ -210,55 +149,39 @@ class WireSession:
         except websockets.ConnectionClosed:
             pass
         if not self.closing:
-            self.errors.dropped.append(f"{self.where()}: the websocket closed")
+            self._error("dropped", "the websocket closed")
 
     def _handle(self, msg: ForwardMsg) -> None:
         kind = msg.WhichOneof("type")
-        if kind == "new_session":
-            new_hash = msg.new_session.page_script_hash
-            if new_hash and new_hash != self.page_hash:
-                if self.page_hash:
-                    self._leave_page()
-                self.page_hash = new_hash
+        if kind == "new_session" and msg.new_session.page_script_hash not in ("", self.page_hash):
+            if self.page_hash:
+                self._leave_page()
+            self.page_hash = msg.new_session.page_script_hash
         elif kind == "navigation":
             self.pages = {p.url_pathname: p.page_script_hash for p in msg.navigation.app_pages}
-            if msg.navigation.page_script_hash:
-                self.page_hash = msg.navigation.page_script_hash
+            self.page_hash = msg.navigation.page_script_hash or self.page_hash
         elif kind == "delta" and msg.delta.WhichOneof("type") == "new_element":
             self._element(tuple(msg.metadata.delta_path), msg.delta.new_element, msg.delta.fragment_id)
-        elif kind == "auto_rerun":
-            fid = msg.auto_rerun.fragment_id
-            if fid not in self.timers:
-                self.timers[fid] = asyncio.get_running_loop().create_task(
-                    self._auto_rerun(fid, max(msg.auto_rerun.interval, 0.1)))
-        elif kind == "stop_auto_rerun":
-            task = self.timers.pop(msg.stop_auto_rerun.fragment_id, None)
-            if task is not None:
-                task.cancel()
+        elif kind == "auto_rerun" and msg.auto_rerun.fragment_id not in self.timers:
+            self.timers[msg.auto_rerun.fragment_id] = asyncio.get_running_loop().create_task(self._every(
+                max(msg.auto_rerun.interval, 0.1), self._send_rerun, fragment_id=msg.auto_rerun.fragment_id, auto=True))
+        elif kind == "stop_auto_rerun" and (task := self.timers.pop(msg.stop_auto_rerun.fragment_id, None)):
+            task.cancel()
         elif kind == "page_not_found":
-            self.errors.exceptions.append(f"{self.where()}: page not found ({msg.page_not_found.page_name!r})")
+            self._error("exceptions", f"page not found ({msg.page_not_found.page_name!r})")
         elif kind == "script_finished":
             self.runs_finished += 1
 
     def _element(self, path: tuple, element, fragment_id: str) -> None:
-        kind = element.WhichOneof("type")
-        if kind not in self.kinds_seen:  # the first of its kind in this tab: its code is loaded once
-            self.kinds_seen.add(kind)
-            chunk = element_chunk(kind)
-            if chunk and f"./{chunk}" not in self.assets:
-                self.assets.append(f"./{chunk}")
-                self._spawn(self._get(chunk))
+        kind, known = element.WhichOneof("type"), self.sliders.get(path)
         if kind == "exception" and not element.exception.is_warning:
-            self.errors.exceptions.append(f"{self.where()}: {element.exception.type}: {element.exception.message[:300]}")
+            self._error("exceptions", f"{element.exception.type}: {element.exception.message[:300]}")
         elif kind == "slider" and path and path[0] == MAIN and not element.slider.disabled:
             s = element.slider
-            known = self.sliders.get(path)
-            value = list(s.value) if s.set_value else (known.value if known and known.widget_id == s.id
-                                                       else list(s.default))
+            value = list(s.value) if s.set_value else (known.value if known and known.widget_id == s.id else list(s.default))
             self.sliders[path] = Slider(s.id, value, s.min, s.max, s.step or 1.0, fragment_id)
         elif kind == "bidi_component" and path and path[0] == MAIN and element.bidi_component.component_name == PAD_COMPONENT:
             pad = element.bidi_component
-            known = self.sliders.get(path)
             value = known.value if known and known.widget_id == pad.id else [0.0, 0.0]
             self.sliders[path] = Slider(pad.id, value, -4.0, 4.0, 0.5, fragment_id, pad=True)
         elif kind == "markdown":
@@ -266,9 +189,14 @@ class WireSession:
         elif kind == "imgs":
             for i, img in enumerate(element.imgs.imgs):
                 if img.url.startswith("/media/"):
-                    key = path + (i,)
-                    self.images[key] = img.url
-                    self._spawn(self._fetch(key, img.url))
+                    self.images[path + (i,)] = img.url
+                    self._spawn(self._fetch(path + (i,), img.url))
+
+    @staticmethod
+    async def _every(interval: float, send, **kwargs) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            await send(**kwargs)
 
     def _spawn(self, coro) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -278,33 +206,21 @@ class WireSession:
     async def _get(self, path: str) -> None:
         status, _ = await asyncio.to_thread(http_get, f"{self.base}/{path}")
         if status != 200:
-            self.errors.failed_static.append(f"{self.where()}: /{path} ({status})")
+            self._error("failed_static", f"/{path} ({status})")
 
     async def _fetch(self, key: tuple, url: str) -> None:
         status, _ = await asyncio.to_thread(http_get, self.base + url)
         self.images_fetched += status == 200
-        if status != 200:
-            if self.images.get(key) == url:
-                self.errors.broken_images.append(f"{self.where()}: {url} ({status})")
-            else:
-                self.errors.superseded_images += 1
+        if status != 200 and self.images.get(key) == url:  # else a newer rerun replaced it: a browser's 404 too
+            self._error("broken_images", f"{url} ({status})")
 
     async def browse(self, duration: float, think: float, rng: random.Random, moves_per_page: int) -> None:
-        """duration seconds at a student's pace: a pause (exponential, mean think seconds), then one action.
-        think 0: back to back, each action as soon as the script run the last one asked for has finished."""
+        """duration seconds at a student's pace: a pause (exponential, mean think seconds), then one action."""
         end = time.monotonic() + duration
-        while True:
-            pause = rng.expovariate(1.0 / think) if think > 0 else 0.0
-            if time.monotonic() + pause >= end:
-                await asyncio.sleep(max(end - time.monotonic(), 0))
-                return
+        while (pause := rng.expovariate(1.0 / think)) + time.monotonic() < end:
             await asyncio.sleep(pause)
-            finished = self.runs_finished
             await self.act(moves_per_page)
-            if think <= 0:
-                deadline = min(end, time.monotonic() + 10)
-                while self.runs_finished == finished and time.monotonic() < deadline:
-                    await asyncio.sleep(0.01)
+        await asyncio.sleep(max(end - time.monotonic(), 0))
 
     async def settle(self, timeout: float) -> None:
         """Waits until the images on the page have been fetched (or timeout)."""

@@ -1,7 +1,7 @@
 """The latent pad's JavaScript (pages/ui/latent_pad.js) in a bare Chromium page, without Streamlit: the
 module is imported from a blob URL and mounted as Streamlit mounts a v2 component (data,
 parentElement, setStateValue), with a payload made in Python by vae/pad.py. Used by the pad's JS
-tests and by bench/latent_pad.py."""
+tests."""
 from __future__ import annotations
 
 import base64

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import (VIEWPORT, assert_no_exception, exception_texts, require_browser, serve_app, wait_for_app_idle,
+from .conftest import (VIEWPORT, chromium, assert_no_exception, exception_texts, require_browser, serve_app, wait_for_app_idle,
                        wait_until)
 
 pytestmark = pytest.mark.e2e
@@ -40,45 +40,37 @@ window.__navs = [];
 @pytest.mark.timeout(600)
 def test_a_fresh_servers_first_load_is_the_apps_own(tmp_path):
     require_browser()
-    from playwright.sync_api import sync_playwright
-
-    from .conftest import CHROMIUM, CHROMIUM_ARGS
-
     legacy_frames = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            for i, (first, click, title) in enumerate(STARTS):
-                with serve_app(tmp_path / f"server-{i}") as server:
-                    page = browser.new_page(viewport=VIEWPORT)
-                    page.add_init_script(WATCH_NAV_JS)
-                    errors = []
-                    page.on("pageerror", lambda e: errors.append(str(e)))
-                    page.goto(f"{server.url}/{first}")
-                    where = f"fresh server {i + 1}, first request /{first}"
-                    # As soon as the sidebar offers the page, whatever navigation it is part of, click it.
-                    link = page.locator(f'[data-testid="stSidebarNavLink"][href$="/{click}"]')
-                    wait_until(lambda: link.count() > 0, 60, f"{where}: no sidebar link to /{click} appeared",
-                               page=page, interval=0.02)
-                    link.first.click()
-                    wait_until(lambda: page.locator('[data-testid="stMain"] h1').count() > 0 and title in
-                               page.locator('[data-testid="stMain"] h1').first.inner_text(), 60,
-                               lambda: f"{where}: clicking {click} did not show {title!r}; exceptions "
-                                       f"{exception_texts(page)}", page=page)
-                    wait_for_app_idle(page)
-                    assert page.evaluate(NAV_JS) == APP_PAGES, f"{where}: the sidebar lists {page.evaluate(NAV_JS)}"
-                    # Streamlit's legacy listing is drawn before any of the app's code runs; the app's own replaces
-                    # it in the same script run, a few frames later (it stayed for seconds when the app restarted
-                    # that run instead).
-                    shown = [(listing.split("|"), frames) for listing, frames in page.evaluate("() => window.__navs")]
-                    foreign = [(listing, frames) for listing, frames in shown if listing != APP_PAGES]
-                    assert all(frames < FOREIGN_FRAMES for _, frames in foreign), (
-                        f"{where}: another navigation stayed on screen: {foreign}")
-                    legacy_frames.append(sum(frames for _, frames in foreign))
-                    assert_no_exception(page, f"{where}, then /{click}")
-                    assert not errors, f"{where}: page errors {errors}"
-                    assert not server.tracebacks(), f"{where}: {server.tracebacks()}"
-                    page.close()
-        finally:
-            browser.close()
+    with chromium() as browser:
+        for i, (first, click, title) in enumerate(STARTS):
+            with serve_app(tmp_path / f"server-{i}") as server:
+                page = browser.new_page(viewport=VIEWPORT)
+                page.add_init_script(WATCH_NAV_JS)
+                errors = []
+                page.on("pageerror", lambda e: errors.append(str(e)))
+                page.goto(f"{server.url}/{first}")
+                where = f"fresh server {i + 1}, first request /{first}"
+                # As soon as the sidebar offers the page, whatever navigation it is part of, click it.
+                link = page.locator(f'[data-testid="stSidebarNavLink"][href$="/{click}"]')
+                wait_until(lambda: link.count() > 0, 60, f"{where}: no sidebar link to /{click} appeared",
+                           page=page, interval=0.02)
+                link.first.click()
+                wait_until(lambda: page.locator('[data-testid="stMain"] h1').count() > 0 and title in
+                           page.locator('[data-testid="stMain"] h1').first.inner_text(), 60,
+                           lambda: f"{where}: clicking {click} did not show {title!r}; exceptions "
+                                   f"{exception_texts(page)}", page=page)
+                wait_for_app_idle(page)
+                assert page.evaluate(NAV_JS) == APP_PAGES, f"{where}: the sidebar lists {page.evaluate(NAV_JS)}"
+                # Streamlit's legacy listing is drawn before any of the app's code runs; the app's own replaces
+                # it in the same script run, a few frames later (it stayed for seconds when the app restarted
+                # that run instead).
+                shown = [(listing.split("|"), frames) for listing, frames in page.evaluate("() => window.__navs")]
+                foreign = [(listing, frames) for listing, frames in shown if listing != APP_PAGES]
+                assert all(frames < FOREIGN_FRAMES for _, frames in foreign), (
+                    f"{where}: another navigation stayed on screen: {foreign}")
+                legacy_frames.append(sum(frames for _, frames in foreign))
+                assert_no_exception(page, f"{where}, then /{click}")
+                assert not errors, f"{where}: page errors {errors}"
+                assert not server.tracebacks(), f"{where}: {server.tracebacks()}"
+                page.close()
     print(f"frames with Streamlit's legacy navigation on screen, per fresh server: {legacy_frames}")

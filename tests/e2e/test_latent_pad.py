@@ -15,7 +15,7 @@ import pytest
 
 from tests.e2e.conftest import (DEFAULT_SHAPES, SCREENSHOTS, VIEWPORT, assert_clean, screenshot, wait_for_app_idle,
                                 wait_until)
-from tests.e2e.test_teacher_loop import go, main_text, wait_for_title
+from tests.e2e.test_teacher_loop import go, main_text
 from vae import checkpoint as ckpt_io
 from vae.latent import decode_codes
 

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from tests.e2e import pad_harness as harness
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, require_browser
+from tests.e2e.conftest import chromium, require_browser
 from vae import checkpoint as ckpt_io
 from vae.config import ModelConfig
 from vae.latent import decode_codes, to_uint8
@@ -31,18 +31,11 @@ MEAN_ABS_TOLERANCE = 1e-4  # per pixel in [0, 1], the issue's bound
 @pytest.fixture(scope="module")
 def page():
     require_browser()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1300, "height": 900})
-            errors = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.errors = errors
-            yield page
-        finally:
-            browser.close()
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1300, "height": 900})
+        page.errors = []
+        page.on("pageerror", lambda e: page.errors.append(str(e)))
+        yield page
 
 
 def _model(arch: str, latent_dim: int = 2, seed: int = 0, **kw) -> VAE:
