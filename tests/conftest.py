@@ -1,11 +1,17 @@
 """Shared fixtures: tiny in-memory datasets and configs so tests never download anything."""
+import io
+import os
+import pickle
 from pathlib import Path
 
 import pytest
+import streamlit as st
 import torch
 
+from vae import checkpoint as ckpt_io
 from vae.config import ModelConfig, TrainConfig
 from vae.data import InMemoryDataset
+from vae.train import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -78,3 +84,75 @@ def open_page(page: str, source=None, timeout: float = 60):
     at = app_test(source, timeout).switch_page(page).run()
     assert_no_exception(at, page)
     return at
+
+
+# --- shared by several test files --------------------------------------------------------------------
+
+def assert_one_sentence(message: str, capital: bool = False, max_len: int | None = None) -> None:
+    """What a person reads: one line, a full stop last, no traceback. A sentence may start with a
+    file name ('evil.pt was refused …'); settings messages start with the setting's name (capital)."""
+    assert message and message == message.strip(), repr(message)
+    assert "\n" not in message and "\r" not in message, repr(message)
+    assert message.endswith("."), repr(message)
+    assert "Traceback" not in message and 'File "' not in message, repr(message)
+    if capital:
+        assert message[0].isupper(), repr(message)
+    if max_len is not None:  # values are quoted shortened; file and folder names in full (they say what to fix)
+        assert len(message) <= max_len, f"{len(message)} characters: {message[:200]}…"
+
+
+def trainer_with(tiny_data, tiny_cfg, **train_overrides) -> Trainer:
+    """A Trainer on the tiny data with the tiny configs, some training settings changed."""
+    model_cfg, train_cfg = tiny_cfg
+    return Trainer(model_cfg, TrainConfig(**{**train_cfg.to_dict(), **train_overrides}), *tiny_data)
+
+
+def small_trainer(tiny_data, latent_dim: int = 2, epochs: int = 2, **train) -> Trainer:
+    """A Trainer of a 32-unit MLP on the tiny data."""
+    train_cfg = TrainConfig(**{**dict(dataset="shapes", epochs=epochs, batch_size=16, seed=0, log_every=2,
+                                      device="cpu"), **train})
+    return Trainer(ModelConfig(arch="mlp", latent_dim=latent_dim, hidden=(32,)), train_cfg, *tiny_data)
+
+
+def tiny_checkpoint(folder: Path, name: str = "good") -> Path:
+    """A checkpoint of a tiny model trained for one epoch on the tiny data."""
+    trainer = Trainer(ModelConfig(hidden=(32,)), TrainConfig(dataset="shapes", epochs=1, batch_size=16, log_every=2,
+                                                             device="cpu"), tiny_dataset(64, "train"), tiny_dataset(32, "test", 1))
+    trainer.run()
+    return ckpt_io.save(trainer.checkpoint_payload(), folder / f"{name}.pt")
+
+
+class CodeRunningPickle:
+    """A pickle that runs `touch marker` when unpickled: the proof that a file ran code."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def malicious_files(marker: Path) -> dict[str, bytes]:
+    """The payload as raw pickles and as a torch.save zip (what a booby-trapped .pt really looks like)."""
+    zipped = io.BytesIO()
+    torch.save({"format": ckpt_io.FORMAT, "state_dict": CodeRunningPickle(marker)}, zipped)
+    return {"raw pickle": pickle.dumps(CodeRunningPickle(marker)), "raw pickle protocol 2": pickle.dumps(CodeRunningPickle(marker), 2),
+            "torch.save zip": zipped.getvalue()}
+
+
+@pytest.fixture
+def app_env(tmp_path, monkeypatch):
+    """The app on an empty checkpoints folder and a tmp data folder, caches and jobs cleared around it."""
+    monkeypatch.setenv("VAE_CHECKPOINT_DIR", str(tmp_path / "checkpoints"))
+    monkeypatch.setenv("VAE_DATA_DIR", str(tmp_path / "data"))
+    st.cache_resource.clear()
+    yield tmp_path
+    from pages.ui.common import registry
+
+    registry().stop_all()
+    st.cache_resource.clear()
+
+
+@pytest.fixture(scope="module")
+def good_checkpoint(tmp_path_factory) -> Path:
+    return tiny_checkpoint(tmp_path_factory.mktemp("good"), "current")

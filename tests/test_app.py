@@ -1,6 +1,10 @@
-"""AppTest: app.py, Home and Train with no model, with a checkpoint, and while a job runs."""
+"""AppTest: app.py, Home and Train with no model, with a checkpoint, and while a job runs; the app's
+caches and jobs stay bounded as sessions come and go; with no network and no data."""
+import ast
 import json
+import os
 import pickle
+import socket
 import time
 from pathlib import Path
 
@@ -8,8 +12,9 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import app_test, assert_no_exception
+from tests.conftest import ROOT, app_test, assert_no_exception, tiny_dataset
 from vae import checkpoint as ckpt_io
+from vae import jobs as jobs_mod
 from vae.config import ModelConfig, TrainConfig
 from vae.data import load_dataset
 from vae.train import Trainer
@@ -264,3 +269,150 @@ def test_the_checkpoints_folder_is_the_repositorys_by_default(monkeypatch):
     monkeypatch.delenv("VAE_CHECKPOINT_DIR", raising=False)
     assert common.checkpoint_dir() == (Path(__file__).resolve().parents[1] / "checkpoints")
     assert (common.checkpoint_dir() / common.DEFAULT_MODELS["shapes"]).is_file()
+
+
+# ---- caches and jobs stay bounded as sessions come and go ------------------------------------------
+
+def _cache_entries(cached_function) -> int:
+    """How many results a st.cache_resource function holds now (Streamlit 1.67 internals: there is
+    no public count)."""
+    cache = cached_function._info.get_function_cache(cached_function._function_key)
+    return len(cache._mem_cache)
+
+
+def _cache_decorators(path: Path):
+    for node in ast.walk(ast.parse(path.read_text())):
+        for deco in getattr(node, "decorator_list", []):
+            target = deco.func if isinstance(deco, ast.Call) else deco
+            if isinstance(target, ast.Attribute) and target.attr in ("cache_resource", "cache_data"):
+                yield node.name, deco
+
+
+def test_every_streamlit_cache_is_bounded():
+    found = 0
+    for path in [APP, *sorted((ROOT / "pages").rglob("*.py"))]:
+        for name, deco in _cache_decorators(path):
+            found += 1
+            keywords = {k.arg for k in deco.keywords} if isinstance(deco, ast.Call) else set()
+            assert keywords & {"max_entries", "ttl"}, f"{path.name}: {name} has no max_entries or ttl"
+    assert found >= 3
+
+
+def test_checkpoint_cache_holds_at_most_max_entries(app_env, good_checkpoint):
+    from pages.ui import common
+
+    limit = common._load_checkpoint._info.max_entries
+    folder = app_env / "many"
+    folder.mkdir()
+    for i in range(limit + 4):
+        path = folder / f"m{i}.pt"
+        path.write_bytes(good_checkpoint.read_bytes())
+        assert common.load_checkpoint(path).epoch == 1
+        assert _cache_entries(common._load_checkpoint) == min(i + 1, limit)
+
+
+def test_encoding_cache_holds_at_most_max_entries(app_env, good_checkpoint):
+    """Each model version (a live job publishes one every few seconds) is one key; old ones leave."""
+    from pages.ui import common
+    from vae.view import ModelView
+
+    limit = common._encoded._info.max_entries
+    ckpt = ckpt_io.load(good_checkpoint)
+    load_dataset("shapes", "test", app_env / "data")
+    for version in range(limit + 4):
+        view = ModelView.from_checkpoint(ckpt, key=f"job:1:{version}")
+        encoded = common._encoded(view, view.key, "shapes", str(app_env / "data"), 64)
+        assert encoded.mu.shape == (64, 2)
+        assert _cache_entries(common._encoded) == min(version + 1, limit)
+
+
+def test_checkpoint_listing_keeps_one_entry_per_file(tmp_path, good_checkpoint):
+    """A job rewrites its checkpoint every epoch and the Home page lists it on each visit."""
+    folder = tmp_path / "listed"
+    folder.mkdir()
+    path = folder / "live.pt"
+    path.write_bytes(good_checkpoint.read_bytes())
+    for epoch in range(12):
+        os.utime(path, ns=(10**18, 10**18 + epoch))  # rewritten: a new modification time, a new version
+        assert [i.name for i in ckpt_io.list_checkpoints(folder)] == ["live"]
+        assert sum(Path(k).parent == folder for k in ckpt_io._info_cache) == 1
+    path.unlink()
+    assert ckpt_io.list_checkpoints(folder) == []
+    assert not any(Path(k).parent == folder for k in ckpt_io._info_cache)
+
+
+def test_job_registry_keeps_only_the_newest_finished_jobs(tmp_path, monkeypatch):
+    data = {"train": tiny_dataset(64, "train"), "test": tiny_dataset(32, "test", 1)}
+    monkeypatch.setattr(jobs_mod, "load_dataset", lambda name, split, data_dir=None: data[split])
+    monkeypatch.setattr(jobs_mod, "FINISHED_JOBS_KEPT", 3)
+    registry = jobs_mod.JobRegistry(tmp_path, max_running=1)
+    cfgs = ModelConfig(hidden=(16,)), TrainConfig(epochs=1, batch_size=32, device="cpu")
+    started = []
+    for _ in range(9):
+        job = registry.start(*cfgs)
+        job.join(60)
+        assert job.state().status == "finished", job.state().message
+        started.append(job.job_id)
+        assert len(registry.jobs()) <= 3 + 1
+    assert [j.job_id for j in registry.jobs()] == started[-4:], "the 3 kept and the newest (finished since)"
+    assert len(list(tmp_path.glob("*.pt"))) == 9, "forgetting a job keeps its checkpoint on disk"
+
+
+# ---- offline: no network, no dataset ---------------------------------------------------------------
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Every connection attempt fails at once, as on a laptop in a classroom with no Wi-Fi."""
+    attempts = []
+
+    def refuse(*args, **kwargs):
+        attempts.append(args)
+        raise OSError(101, "Network is unreachable")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    return attempts
+
+
+@pytest.mark.parametrize("dataset, folder", [("mnist", "MNIST"), ("fashion-mnist", "FashionMNIST"),
+                                             ("kmnist", "KMNIST")])
+def test_offline_train_page_names_the_folder_and_the_files(app_env, no_network, dataset, folder):
+    at = _app().switch_page("pages/train.py").run()
+    at.selectbox(key="f_dataset").set_value(dataset)
+    at.button(key="start").click().run()
+    assert not at.exception
+    message = at.error[0].value
+    raw = (app_env / "data").resolve() / folder / "raw"
+    assert str(raw) in message
+    for file in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte"):
+        assert file in message, file
+    assert "shapes" in message and "job_id" not in at.session_state
+
+
+def test_offline_home_and_shapes_work_end_to_end(app_env, no_network):
+    """No network, no data, no checkpoints: Home draws, MNIST says what to do, and the built-in
+    shapes train from the page, finish, and draw on the Explore pages."""
+    at = _app()
+    assert not at.exception and any("No model is loaded" in i.value for i in at.info)
+    at.switch_page("pages/train.py").run()
+    at.selectbox(key="f_dataset").set_value("mnist")
+    at.button(key="start").click().run()
+    at.button(key="use_shapes").click().run()
+    assert at.selectbox(key="f_dataset").value == "shapes"
+    at.text_input(key="f_hidden").set_value("32")
+    at.number_input(key="f_epochs").set_value(1)
+    at.number_input(key="f_batch_size").set_value(512)
+    at.button(key="start").click().run()
+    assert not at.exception
+    from pages.ui.common import registry
+
+    job = registry().get(at.session_state["job_id"])
+    job.join(120)
+    assert job.state().status == "finished", job.state().message
+    for page in ("pages/sliders.py", "pages/manifold.py", "pages/scatter.py", "pages/reconstructions.py"):
+        at.switch_page(page).run()
+        assert not at.exception, (page, [e.value for e in at.exception])
+        assert not at.error, (page, [e.value for e in at.error])
+    assert ckpt_io.load(job.state().checkpoint_path).dataset == "shapes"

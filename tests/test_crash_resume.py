@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, CodeRunningPickle
 from vae import checkpoint as ckpt_io
 
 # About 0.3 s per epoch on one core: the kill lands mid-epoch, after the first autosave.
@@ -79,22 +79,14 @@ def test_sigkill_mid_training_leaves_a_checkpoint_that_loads_and_resumes(tmp_pat
     assert after.train_config.epochs == target and after.model_config == left.model_config
 
 
-class _Payload:
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
-
 @pytest.mark.parametrize("kind", ["torch.save zip", "raw pickle"])
 def test_python_dash_m_vae_eval_refuses_a_malicious_pickle(tmp_path, kind):
     marker = tmp_path / "PWNED"
     if kind == "raw pickle":
-        data = pickle.dumps(_Payload(marker), protocol=2)
+        data = pickle.dumps(CodeRunningPickle(marker), protocol=2)
     else:
         buf = io.BytesIO()
-        torch.save({"format": ckpt_io.FORMAT, "state_dict": _Payload(marker)}, buf)
+        torch.save({"format": ckpt_io.FORMAT, "state_dict": CodeRunningPickle(marker)}, buf)
         data = buf.getvalue()
     evil = tmp_path / "evil.pt"
     evil.write_bytes(data)

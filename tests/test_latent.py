@@ -9,8 +9,8 @@ import torch
 from PIL import Image
 
 from vae.config import ModelConfig
-from vae.figures import latent_scatter, manifold_figure, selected_index
-from vae.latent import (
+from vae.figures import kl_per_dim_figure, latent_scatter, manifold_figure, selected_index
+from vae.latent import (knn_label_map, latent_usage, square_extent, 
     active_units,
     decode_codes,
     decode_grid,
@@ -436,3 +436,113 @@ def test_manifold_figure_image_and_axes(spacing):
     first = next(t for t in fig.data if t.name == "a")
     assert (first.x[0], first.y[0]) == pytest.approx((layout.xaxis.minor.tickvals[0], layout.yaxis.minor.tickvals[-1]),
                                                      abs=1e-6)
+
+
+# --- active units and KL per dimension ------------------------------------------------------------
+
+def test_active_units_is_the_variance_over_the_data_of_the_posterior_mean():
+    """Burda et al. 2015: A_d = Var_x(E_q[z_d | x]) > 0.01, whatever the posterior variances are."""
+    rng = np.random.default_rng(0)
+    mu = np.stack([rng.normal(0, 1.0, 4000), rng.normal(0, 0.05, 4000), np.full(4000, 3.0),
+                   rng.normal(0, 0.2, 4000)], axis=1).astype(np.float32)  # variances 1, 0.0025, 0, 0.04
+    np.testing.assert_array_equal(active_units(mu), [True, False, False, True])
+    usage = latent_usage(mu, np.zeros_like(mu))  # sigma = 1: a constant mean of 3 still costs KL, yet is inactive
+    assert usage.n_active == 2 and usage.kl[2] == pytest.approx(4.5)
+
+
+def test_kl_per_dimension_is_exact_and_sums_to_the_loss():
+    rng = np.random.default_rng(1)
+    mu, logvar = rng.normal(size=(50, 3)).astype(np.float32), rng.normal(size=(50, 3)).astype(np.float32)
+    per_dim = kl_per_dimension(mu, logvar)
+    expected = (0.5 * (mu**2 + np.exp(logvar) - 1 - logvar)).mean(0)
+    np.testing.assert_allclose(per_dim, expected, rtol=1e-6)
+    np.testing.assert_allclose(per_dim.sum(), kl_divergence(torch.from_numpy(mu), torch.from_numpy(logvar)).mean(),
+                               rtol=1e-6)
+
+
+def test_kl_per_dimension_matches_a_monte_carlo_estimate():
+    """KL(q || p) = E_q[log q(z) - log p(z)]; 200,000 samples agree within 2%."""
+    mu, logvar = np.array([[1.5, 0.0]], np.float32), np.array([[-1.0, 0.5]], np.float32)
+    g = torch.Generator().manual_seed(0)
+    z = torch.from_numpy(mu) + torch.exp(0.5 * torch.from_numpy(logvar)) * torch.randn(200_000, 2, generator=g)
+    log_q = -0.5 * (math.log(2 * math.pi) + torch.from_numpy(logvar) + (z - torch.from_numpy(mu))**2 / torch.exp(
+        torch.from_numpy(logvar)))
+    log_p = -0.5 * (math.log(2 * math.pi) + z**2)
+    np.testing.assert_allclose(kl_per_dimension(mu, logvar), (log_q - log_p).mean(0).numpy(), rtol=0.02)
+
+
+@pytest.mark.parametrize("kl,active,words", [
+    ([0.001, 0.002], [False, False], "posterior collapse"),
+    ([3.0, 0.001, 0.0], [True, False, False], "2 dimensions have collapsed"),
+    ([3.0, 0.001], [True, False], "1 dimension has collapsed"),
+    ([3.0, 2.0], [True, True], "every dimension carries information"),
+])
+def test_latent_usage_says_it_in_words(kl, active, words):
+    from vae.latent import LatentUsage
+
+    usage = LatentUsage(np.array(kl), np.array(active))
+    assert words in usage.sentence()
+    assert usage.collapsed == (words == "posterior collapse")
+
+
+def test_kl_per_dim_figure_colours_inactive_bars_grey():
+    fig = kl_per_dim_figure(np.array([2.0, 0.01, 1.0]), np.array([True, False, True]))
+    bar = fig.data[0]
+    assert list(bar.x) == ["z1", "z2", "z3"] and bar.marker.color[1] == "#B0B0B0" != bar.marker.color[0]
+
+
+# --- kNN label map --------------------------------------------------------------------------------
+
+def test_knn_label_map_two_clusters_and_confidence():
+    codes = np.array([[-2, 0], [-2.1, 0.1], [-1.9, -0.1], [2, 0], [2.1, 0.1], [1.9, -0.1]], np.float32)
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    xs, ys = np.array([-2.0, 0.5, 2.0], np.float32), np.array([-1.0, 1.0], np.float32)
+    grid, conf = knn_label_map(codes, labels, xs, ys, k=3)
+    assert grid.shape == conf.shape == (2, 3)
+    np.testing.assert_array_equal(grid, [[0, 1, 1], [0, 1, 1]])
+    np.testing.assert_allclose(conf, 1.0)
+    grid5, conf5 = knn_label_map(codes, labels, xs, ys, k=5)
+    np.testing.assert_allclose(conf5, 3 / 5)  # 3 of the 5 nearest agree everywhere
+
+
+def test_knn_label_map_matches_brute_force_and_batches():
+    rng = np.random.default_rng(0)
+    codes = rng.normal(size=(300, 2)).astype(np.float32)
+    labels = (codes[:, 0] > 0).astype(int) + 2 * (codes[:, 1] > 0)  # 4 quadrants
+    xs = ys = np.linspace(-2, 2, 17, dtype=np.float32)
+    grid, conf = knn_label_map(codes, labels, xs, ys, k=7, batch=10)  # 29 batches, the last short
+    whole, _ = knn_label_map(codes, labels, xs, ys, k=7)
+    np.testing.assert_array_equal(grid, whole)
+    for (row, col) in [(0, 0), (16, 16), (3, 12), (8, 8)]:
+        d = ((codes - [xs[col], ys[row]]) ** 2).sum(1)
+        votes = np.bincount(labels[np.argsort(d)[:7]], minlength=4)
+        assert votes[grid[row, col]] == votes.max()
+        assert conf[row, col] == pytest.approx(votes.max() / 7)
+    assert grid[0, 0] == 0 and grid[16, 16] == 3 and grid[0, 16] == 1 and grid[16, 0] == 2  # row 0 = smallest y
+
+
+def test_knn_label_map_tie_goes_to_the_nearer_label():
+    codes, labels = np.array([[0.0, 0.0], [1.0, 0.0]], np.float32), np.array([3, 1])
+    grid, conf = knn_label_map(codes, labels, np.array([0.9]), np.array([0.0]), k=2, n_classes=4)
+    assert grid[0, 0] == 1 and conf[0, 0] == 0.5
+
+
+def test_knn_label_map_refuses_no_codes():
+    with pytest.raises(ValueError, match="at least one"):
+        knn_label_map(np.zeros((0, 2), np.float32), np.zeros(0, int), np.zeros(2), np.zeros(2))
+
+
+def test_square_extent_holds_every_point():
+    lo, hi = square_extent(np.array([[0, 0], [4, 1]]), np.array([[-1, 2]]), margin=0.0)
+    assert (lo, hi) == pytest.approx((-1.0, 4.0))
+    assert square_extent(np.zeros((1, 2)), min_half=3.0) == (-3.0, 3.0)
+
+
+def test_latent_scatter_shades_the_label_map_under_the_points():
+    xs = ys = np.linspace(-1, 1, 4, dtype=np.float32)
+    grid = np.array([[0, 1, 1, 2]] * 4)
+    fig = latent_scatter(np.zeros((3, 2)), np.array([0, 1, 2]), ["a", "b", "c"], label_map=(xs, ys, grid),
+                         highlight=(0.0, 0.0))
+    heat = [t for t in fig.data if t.type == "heatmap"]
+    assert len(heat) == 1 and heat[0].z.shape == (4, 4) and heat[0].opacity < 0.5
+    assert fig.data[-1].name == "selected"  # the highlight stays the last trace

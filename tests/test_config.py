@@ -1,57 +1,27 @@
-"""Hard inputs: random settings and command lines (hypothesis), hostile checkpoint names, oversized
-and malicious uploads, bounded caches, and the app with no network and no data.
-
-The property tests feed 1,200 random configs to the shared validation and 1,000 random argument
-lists to `vae.cli.main`: each ends in a valid config (or a run) or in one readable sentence, never
-in a traceback. Inside the CLI property the trainer and the data are stand-ins, so a thousand
-command lines take seconds; `test_real_tiny_runs` runs a handful of them for real.
-"""
+"""The settings, typed into a config or onto the command line: every value is a valid config (or a run)
+or one readable sentence, never a traceback; the bounds are the declared ones; the CLI and the forms
+read the same declarations. Hypothesis feeds 1,200 random configs and 1,000 random argument lists; inside
+the CLI property the trainer and the data are stand-ins, and `test_real_tiny_runs` runs a few for real."""
 from __future__ import annotations
 
-import ast
 import contextlib
 import io
 import json
 import math
-import os
-import pickle
-import socket
-import tempfile
-import tomllib
 from pathlib import Path
 
 import pytest
-import streamlit as st
 import torch
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as hs
-from streamlit.testing.v1 import AppTest
 
 import vae.cli as cli
-from tests.conftest import ROOT, app_test, tiny_dataset
+from tests.conftest import ROOT, assert_one_sentence, malicious_files, tiny_checkpoint, tiny_dataset
 from vae import checkpoint as ckpt_io
-from vae import jobs as jobs_mod
-from vae.checkpoint import CheckpointError
 from vae.config import (ARCHITECTURES, DEVICES, LIKELIHOODS, LR_SCHEDULES, MAX_BETA, ConfigError, ModelConfig,
                         TrainConfig)
-from vae.data import DATASET_NAMES, load_dataset
+from vae.data import DATASET_NAMES
 from vae.model import pick_device
-from vae.train import Trainer
-
-APP = ROOT / "app.py"
-
-
-def assert_one_sentence(message: str, capital: bool = False, max_len: int | None = None) -> None:
-    """What a person reads: one line, a full stop last, no traceback. A sentence may start with a
-    file name ('evil.pt was refused …'); settings messages start with the setting's name (capital)."""
-    assert message and message == message.strip(), repr(message)
-    assert "\n" not in message and "\r" not in message, repr(message)
-    assert message.endswith("."), repr(message)
-    assert "Traceback" not in message and 'File "' not in message, repr(message)
-    if capital:
-        assert message[0].isupper(), repr(message)
-    if max_len is not None:  # values are quoted shortened; file and folder names in full (they say what to fix)
-        assert len(message) <= max_len, f"{len(message)} characters: {message[:200]}…"
 
 
 # ---- settings: every field bounded, validated in one place ---------------------------------------
@@ -324,37 +294,11 @@ class _NoReplay:
         return self
 
 
-def _tiny_checkpoint(folder: Path, name: str = "good") -> Path:
-    model_cfg = ModelConfig(hidden=(32,))
-    train_cfg = TrainConfig(dataset="shapes", epochs=1, batch_size=16, log_every=2, device="cpu")
-    trainer = Trainer(model_cfg, train_cfg, tiny_dataset(64, "train"), tiny_dataset(32, "test", 1))
-    trainer.run()
-    return ckpt_io.save(trainer.checkpoint_payload(), folder / f"{name}.pt")
-
-
-class _Payload:
-    """A pickle that runs `touch marker` when unpickled: the proof that a file ran code."""
-
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
-
-def _malicious_files(marker: Path) -> dict[str, bytes]:
-    """The payload as raw pickles and as a torch.save zip (what a booby-trapped .pt really looks like)."""
-    zipped = io.BytesIO()
-    torch.save({"format": ckpt_io.FORMAT, "state_dict": _Payload(marker)}, zipped)
-    return {"raw pickle": pickle.dumps(_Payload(marker)), "raw pickle protocol 2": pickle.dumps(_Payload(marker), 2),
-            "torch.save zip": zipped.getvalue()}
-
-
 @pytest.fixture
 def cli_sandbox(tmp_path, monkeypatch):
     """An empty cwd and data folder, a good and a malicious checkpoint, and stand-ins for training,
     evaluation, saving and the shapes data (other datasets go through the real, offline loader)."""
-    good = _tiny_checkpoint(tmp_path)  # before save is replaced below
+    good = tiny_checkpoint(tmp_path)  # before save is replaced below
     tiny = {"train": tiny_dataset(64, "train"), "test": tiny_dataset(32, "test", 1)}
     real_load = cli.load_dataset
 
@@ -373,7 +317,7 @@ def cli_sandbox(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path / "cwd")  # a default --out (checkpoints/...) or a relative path lands here
     monkeypatch.setenv("VAE_DATA_DIR", str(tmp_path / "empty"))
     marker = tmp_path / "PWNED"
-    (tmp_path / "evil.pt").write_bytes(_malicious_files(marker)["torch.save zip"])
+    (tmp_path / "evil.pt").write_bytes(malicious_files(marker)["torch.save zip"])
     tokens = {"{good}": str(good), "{evil}": str(tmp_path / "evil.pt"),
               "{missing}": str(tmp_path / "missing.pt"), "{tmp}": str(tmp_path), "{empty}": str(tmp_path / "empty")}
     RecordingTrainer.built.clear()
@@ -462,302 +406,3 @@ def test_eval_of_a_device_a_folder_or_nothing_is_one_sentence(path):
     code, _, err = run_cli(["eval", path])
     assert code == 2
     assert_readable_failure(err)
-
-
-# ---- names users give for checkpoints ------------------------------------------------------------
-
-HOSTILE_NAMES = ["../x", "../../etc/passwd", "/etc/passwd", ".hidden", "a/b", "a\\b", "..", ".", "", " ", "~",
-                 "x" * 65, "x" * 10_000, "mnist\x00.pt", "a\n", "a\n.pt", "résumé", "模型", "ｆｕｌｌ", "con fig",
-                 "-rf", "taken", "taken.pt", "TAKEN.PT", "link", "link.pt", "ok.pt/x", "ok.pt.pt", "$(touch x)"]
-
-
-@pytest.fixture
-def checkpoint_folder(tmp_path):
-    folder = tmp_path / "checkpoints"
-    folder.mkdir()
-    (folder / "taken.pt").write_bytes(b"an older checkpoint")
-    (tmp_path / "outside.pt").write_bytes(b"not ours")
-    (folder / "link.pt").symlink_to(tmp_path / "outside.pt")  # a name that resolves outside the folder
-    return folder
-
-
-def _check_name(name: str, folder: Path) -> None:
-    """A name either gives a new file directly in folder, or one sentence and no path."""
-    before = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
-    try:
-        path = ckpt_io.checkpoint_path(name, folder)
-    except CheckpointError as e:
-        assert_one_sentence(str(e))
-        return
-    assert path.parent == folder.resolve(), path
-    assert path.suffix == ".pt" and not path.name.startswith(".") and "\n" not in path.name, path
-    assert not path.exists() and not path.is_symlink(), f"{name!r} would overwrite {path}"
-    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} == before
-
-
-@pytest.mark.parametrize("name", HOSTILE_NAMES)
-def test_hostile_names_stay_inside_and_never_overwrite(checkpoint_folder, name):
-    _check_name(name, checkpoint_folder)
-
-
-@pytest.mark.parametrize("name", ["taken", "taken.pt", "link", "../x", "a\n.pt", "x" * 65])
-def test_hostile_names_are_refused(checkpoint_folder, name):
-    with pytest.raises(CheckpointError):
-        ckpt_io.checkpoint_path(name, checkpoint_folder)
-
-
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(name=hs.text(max_size=80) | hs.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.\-/\\~ ]{0,70}", fullmatch=True))
-def test_any_name_stays_inside_and_never_overwrites(checkpoint_folder, name):
-    _check_name(name, checkpoint_folder)
-
-
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(taken=hs.lists(hs.integers(1, 12), max_size=12, unique=True))
-def test_unique_names_skip_every_existing_file(tmp_path, taken):
-    folder = Path(tempfile.mkdtemp(dir=tmp_path))
-    for i in taken:
-        (folder / ("mnist-2d.pt" if i == 1 else f"mnist-2d-{i}.pt")).write_bytes(b"x")
-    path = ckpt_io.unique_checkpoint_path("mnist-2d", folder)
-    assert path.parent == folder.resolve() and not path.exists()
-    free = min(set(range(1, 14)) - set(taken))
-    assert path.name == ("mnist-2d.pt" if free == 1 else f"mnist-2d-{free}.pt")
-
-
-@pytest.fixture
-def app_env(tmp_path, monkeypatch):
-    """The app on an empty checkpoints folder and a tmp data folder, caches and jobs cleared around it."""
-    monkeypatch.setenv("VAE_CHECKPOINT_DIR", str(tmp_path / "checkpoints"))
-    monkeypatch.setenv("VAE_DATA_DIR", str(tmp_path / "data"))
-    st.cache_resource.clear()
-    yield tmp_path
-    from pages.ui.common import registry
-
-    registry().stop_all()
-    st.cache_resource.clear()
-
-
-_app = app_test
-
-
-@pytest.mark.parametrize("name", ["../../outside", "/etc/passwd", ".hidden", "taken"])
-def test_train_page_refuses_a_hostile_name_and_starts_nothing(app_env, name):
-    folder = app_env / "checkpoints"
-    folder.mkdir()
-    (folder / "taken.pt").write_bytes(b"an older checkpoint")
-    at = _app().switch_page("pages/train.py").run()
-    at.text_input(key="f_name").set_value(name)
-    at.button(key="start").click().run()
-    assert not at.exception
-    assert len(at.error) == 1
-    assert_one_sentence(at.error[0].value)
-    assert "job_id" not in at.session_state
-    assert sorted(p.name for p in folder.iterdir()) == ["taken.pt"]
-    assert (folder / "taken.pt").read_bytes() == b"an older checkpoint"
-    assert not (app_env / "outside.pt").exists()
-
-
-# ---- uploads: the size limit and pickles that try to run code --------------------------------------
-
-def _upload(at: AppTest, name: str, data: bytes) -> AppTest:
-    at.file_uploader(key="upload").upload(name, data, "application/octet-stream")
-    return at.run()
-
-
-@pytest.fixture(scope="module")
-def good_checkpoint(tmp_path_factory) -> Path:
-    return _tiny_checkpoint(tmp_path_factory.mktemp("good"), "current")
-
-
-def test_upload_limit_is_the_same_in_config_toml_and_the_app(app_env):
-    from pages.ui.common import MAX_UPLOAD_MB
-
-    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
-    assert config["server"]["maxUploadSize"] == MAX_UPLOAD_MB
-    at = _app()
-    assert at.file_uploader(key="upload").proto.max_upload_size_mb == MAX_UPLOAD_MB  # what the browser enforces
-
-
-def test_an_upload_over_the_limit_is_refused_and_the_model_stays(app_env, good_checkpoint):
-    """AppTest hands the bytes to the page without the server's own size check, so this is the app's."""
-    from pages.ui.common import MAX_UPLOAD_MB
-
-    at = _app(("path", str(good_checkpoint)))
-    at = _upload(at, "huge.pt", bytes(MAX_UPLOAD_MB * 2**20 + 1))
-    assert not at.exception
-    assert [e.value for e in at.error] == [f"huge.pt is over {MAX_UPLOAD_MB} MB; upload a smaller checkpoint."]
-    assert at.session_state["model_source"] == ("path", str(good_checkpoint))
-    assert "uploaded_checkpoint" not in at.session_state
-    assert any("current model is unchanged" in c.value for c in at.caption)
-
-
-def test_an_upload_at_the_limit_is_read_not_refused_for_size(app_env, good_checkpoint):
-    from pages.ui.common import MAX_UPLOAD_MB
-
-    at = _upload(_app(("path", str(good_checkpoint))), "exact.pt", bytes(MAX_UPLOAD_MB * 2**20))
-    assert not at.exception
-    assert len(at.error) == 1 and "MB" not in at.error[0].value and "run code" not in at.error[0].value
-    assert at.session_state["model_source"] == ("path", str(good_checkpoint))
-
-
-@pytest.mark.parametrize("kind", ["raw pickle", "raw pickle protocol 2", "torch.save zip"])
-def test_a_malicious_upload_is_refused_and_its_payload_never_runs(app_env, good_checkpoint, tmp_path, kind):
-    marker = tmp_path / "PWNED"
-    data = _malicious_files(marker)[kind]
-    at = _upload(_app(("path", str(good_checkpoint))), "evil.pt", data)
-    assert not at.exception
-    assert len(at.error) == 1 and "refused" in at.error[0].value
-    assert_one_sentence(at.error[0].value)
-    assert at.session_state["model_source"] == ("path", str(good_checkpoint))
-    assert not marker.exists(), "the upload ran the pickle's code"
-    # The control: the same bytes do run code when unpickled the unsafe way, so the marker would show it.
-    with contextlib.suppress(Exception):
-        torch.load(io.BytesIO(data), weights_only=False) if kind.startswith("torch") else pickle.loads(data)
-    assert marker.exists()
-
-
-# ---- caches and jobs stay bounded as sessions come and go ------------------------------------------
-
-def _cache_entries(cached_function) -> int:
-    """How many results a st.cache_resource function holds now (Streamlit 1.67 internals: there is
-    no public count)."""
-    cache = cached_function._info.get_function_cache(cached_function._function_key)
-    return len(cache._mem_cache)
-
-
-def _cache_decorators(path: Path):
-    for node in ast.walk(ast.parse(path.read_text())):
-        for deco in getattr(node, "decorator_list", []):
-            target = deco.func if isinstance(deco, ast.Call) else deco
-            if isinstance(target, ast.Attribute) and target.attr in ("cache_resource", "cache_data"):
-                yield node.name, deco
-
-
-def test_every_streamlit_cache_is_bounded():
-    found = 0
-    for path in [APP, *sorted((ROOT / "pages").rglob("*.py"))]:
-        for name, deco in _cache_decorators(path):
-            found += 1
-            keywords = {k.arg for k in deco.keywords} if isinstance(deco, ast.Call) else set()
-            assert keywords & {"max_entries", "ttl"}, f"{path.name}: {name} has no max_entries or ttl"
-    assert found >= 3
-
-
-def test_checkpoint_cache_holds_at_most_max_entries(app_env, good_checkpoint):
-    from pages.ui import common
-
-    limit = common._load_checkpoint._info.max_entries
-    folder = app_env / "many"
-    folder.mkdir()
-    for i in range(limit + 4):
-        path = folder / f"m{i}.pt"
-        path.write_bytes(good_checkpoint.read_bytes())
-        assert common.load_checkpoint(path).epoch == 1
-        assert _cache_entries(common._load_checkpoint) == min(i + 1, limit)
-
-
-def test_encoding_cache_holds_at_most_max_entries(app_env, good_checkpoint):
-    """Each model version (a live job publishes one every few seconds) is one key; old ones leave."""
-    from pages.ui import common
-    from vae.view import ModelView
-
-    limit = common._encoded._info.max_entries
-    ckpt = ckpt_io.load(good_checkpoint)
-    load_dataset("shapes", "test", app_env / "data")
-    for version in range(limit + 4):
-        view = ModelView.from_checkpoint(ckpt, key=f"job:1:{version}")
-        encoded = common._encoded(view, view.key, "shapes", str(app_env / "data"), 64)
-        assert encoded.mu.shape == (64, 2)
-        assert _cache_entries(common._encoded) == min(version + 1, limit)
-
-
-def test_checkpoint_listing_keeps_one_entry_per_file(tmp_path, good_checkpoint):
-    """A job rewrites its checkpoint every epoch and the Home page lists it on each visit."""
-    folder = tmp_path / "listed"
-    folder.mkdir()
-    path = folder / "live.pt"
-    path.write_bytes(good_checkpoint.read_bytes())
-    for epoch in range(12):
-        os.utime(path, ns=(10**18, 10**18 + epoch))  # rewritten: a new modification time, a new version
-        assert [i.name for i in ckpt_io.list_checkpoints(folder)] == ["live"]
-        assert sum(Path(k).parent == folder for k in ckpt_io._info_cache) == 1
-    path.unlink()
-    assert ckpt_io.list_checkpoints(folder) == []
-    assert not any(Path(k).parent == folder for k in ckpt_io._info_cache)
-
-
-def test_job_registry_keeps_only_the_newest_finished_jobs(tmp_path, monkeypatch):
-    data = {"train": tiny_dataset(64, "train"), "test": tiny_dataset(32, "test", 1)}
-    monkeypatch.setattr(jobs_mod, "load_dataset", lambda name, split, data_dir=None: data[split])
-    monkeypatch.setattr(jobs_mod, "FINISHED_JOBS_KEPT", 3)
-    registry = jobs_mod.JobRegistry(tmp_path, max_running=1)
-    cfgs = ModelConfig(hidden=(16,)), TrainConfig(epochs=1, batch_size=32, device="cpu")
-    started = []
-    for _ in range(9):
-        job = registry.start(*cfgs)
-        job.join(60)
-        assert job.state().status == "finished", job.state().message
-        started.append(job.job_id)
-        assert len(registry.jobs()) <= 3 + 1
-    assert [j.job_id for j in registry.jobs()] == started[-4:], "the 3 kept and the newest (finished since)"
-    assert len(list(tmp_path.glob("*.pt"))) == 9, "forgetting a job keeps its checkpoint on disk"
-
-
-# ---- offline: no network, no dataset ---------------------------------------------------------------
-
-@pytest.fixture
-def no_network(monkeypatch):
-    """Every connection attempt fails at once, as on a laptop in a classroom with no Wi-Fi."""
-    attempts = []
-
-    def refuse(*args, **kwargs):
-        attempts.append(args)
-        raise OSError(101, "Network is unreachable")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    return attempts
-
-
-@pytest.mark.parametrize("dataset, folder", [("mnist", "MNIST"), ("fashion-mnist", "FashionMNIST"),
-                                             ("kmnist", "KMNIST")])
-def test_offline_train_page_names_the_folder_and_the_files(app_env, no_network, dataset, folder):
-    at = _app().switch_page("pages/train.py").run()
-    at.selectbox(key="f_dataset").set_value(dataset)
-    at.button(key="start").click().run()
-    assert not at.exception
-    message = at.error[0].value
-    raw = (app_env / "data").resolve() / folder / "raw"
-    assert str(raw) in message
-    for file in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-                 "t10k-labels-idx1-ubyte"):
-        assert file in message, file
-    assert "shapes" in message and "job_id" not in at.session_state
-
-
-def test_offline_home_and_shapes_work_end_to_end(app_env, no_network):
-    """No network, no data, no checkpoints: Home draws, MNIST says what to do, and the built-in
-    shapes train from the page, finish, and draw on the Explore pages."""
-    at = _app()
-    assert not at.exception and any("No model is loaded" in i.value for i in at.info)
-    at.switch_page("pages/train.py").run()
-    at.selectbox(key="f_dataset").set_value("mnist")
-    at.button(key="start").click().run()
-    at.button(key="use_shapes").click().run()
-    assert at.selectbox(key="f_dataset").value == "shapes"
-    at.text_input(key="f_hidden").set_value("32")
-    at.number_input(key="f_epochs").set_value(1)
-    at.number_input(key="f_batch_size").set_value(512)
-    at.button(key="start").click().run()
-    assert not at.exception
-    from pages.ui.common import registry
-
-    job = registry().get(at.session_state["job_id"])
-    job.join(120)
-    assert job.state().status == "finished", job.state().message
-    for page in ("pages/sliders.py", "pages/manifold.py", "pages/scatter.py", "pages/reconstructions.py"):
-        at.switch_page(page).run()
-        assert not at.exception, (page, [e.value for e in at.exception])
-        assert not at.error, (page, [e.value for e in at.error])
-    assert ckpt_io.load(job.state().checkpoint_path).dataset == "shapes"

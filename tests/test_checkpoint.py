@@ -1,98 +1,33 @@
-"""Trainer behaviour, checkpoint round trips, hostile files, and safe names."""
+"""Checkpoints: round trips, hostile files and names, and uploads to the Home page (the size limit,
+pickles that try to run code)."""
+from __future__ import annotations
+
+import contextlib
 import io
 import math
 import os
 import pickle
-import threading
+import tempfile
+import tomllib
+from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as hs
+from streamlit.testing.v1 import AppTest
 
+from tests.conftest import ROOT, CodeRunningPickle, app_test, assert_one_sentence, malicious_files, trainer_with
 from vae import checkpoint as ckpt_io
 from vae.checkpoint import CheckpointError
 from vae.config import ModelConfig, TrainConfig
-from vae.train import Trainer, TrainingDiverged, beta_at
-
-
-def _trainer(tiny_data, tiny_cfg, **train_overrides):
-    model_cfg, train_cfg = tiny_cfg
-    train_cfg = TrainConfig(**{**train_cfg.to_dict(), **train_overrides})
-    return Trainer(model_cfg, train_cfg, *tiny_data)
-
-
-@pytest.mark.parametrize("arch, hidden", [("mlp", (32,)), ("conv", (16,))])
-def test_one_train_step_changes_weights_and_eval_does_not(tiny_data, arch, hidden):
-    trainer = Trainer(ModelConfig(arch=arch, hidden=hidden), TrainConfig(batch_size=16, device="cpu"), *tiny_data)
-    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
-    trainer.evaluate(trainer.x_test)
-    for k, v in trainer.model.state_dict().items():
-        assert torch.equal(v, before[k]), f"eval changed {k}"
-    trainer.model.train()
-    trainer._train_step(trainer.x_train[:16], beta=1.0)
-    changed = [k for k, v in trainer.model.state_dict().items() if not torch.equal(v, before[k])]
-    assert set(changed) == set(before), "every parameter should move after one Adam step"
-
-
-def test_same_seed_gives_identical_weights(tiny_data, tiny_cfg):
-    runs = []
-    for _ in range(2):
-        trainer = _trainer(tiny_data, tiny_cfg)
-        torch.manual_seed(123 + len(runs))  # global RNG differs between runs: must not matter
-        trainer.run()
-        runs.append(trainer.model.state_dict())
-    for k in runs[0]:
-        assert torch.equal(runs[0][k], runs[1][k]), k
-
-
-def test_different_seed_gives_different_weights(tiny_data, tiny_cfg):
-    a = _trainer(tiny_data, tiny_cfg, seed=0)
-    b = _trainer(tiny_data, tiny_cfg, seed=1)
-    a.run(), b.run()
-    assert not torch.equal(a.model.to_mu.weight, b.model.to_mu.weight)
-
-
-def test_history_has_step_and_epoch_records(tiny_data, tiny_cfg):
-    trainer = _trainer(tiny_data, tiny_cfg)
-    steps, epochs = [], []
-    trainer.add_callback("on_step", lambda tr, rec: steps.append(rec))
-    trainer.add_callback("on_epoch_end", lambda tr, rec: epochs.append(rec))
-    history = trainer.run()
-    assert [r["epoch"] for r in epochs] == [1, 2]
-    assert len(steps) == 4  # 4 steps/epoch, log_every=2 -> 2 records per epoch
-    for r in epochs:
-        assert r["test_elbo"] == pytest.approx(r["test_recon"] + r["test_kl"])
-        assert all(math.isfinite(v) for k, v in r.items() if k != "kind")
-    assert history == steps[:2] + epochs[:1] + steps[2:] + epochs[1:]
-
-
-def test_stop_event_stops_between_steps(tiny_data, tiny_cfg):
-    stop = threading.Event()
-    model_cfg, train_cfg = tiny_cfg
-    trainer = Trainer(model_cfg, TrainConfig(**{**train_cfg.to_dict(), "epochs": 100}), *tiny_data, stop_event=stop)
-    trainer.add_callback("on_step", lambda tr, rec: stop.set() if tr.step >= 6 else None)
-    trainer.run()
-    assert trainer.step == 6
-    assert trainer.epoch == 1
-
-
-def test_beta_warmup_is_linear():
-    cfg = TrainConfig(beta=2.0, warmup_epochs=4)
-    assert [beta_at(cfg, e) for e in (0, 1, 2, 4, 9)] == [0.0, 0.5, 1.0, 2.0, 2.0]
-    assert beta_at(TrainConfig(beta=0.5), 0) == 0.5
-
-
-def test_divergence_stops_with_readable_error(tiny_data, tiny_cfg):
-    trainer = _trainer(tiny_data, tiny_cfg, lr=1.0, epochs=50)
-    with torch.no_grad():
-        trainer.model.to_logvar.bias.fill_(200.0)  # exp(200) overflows: the loss is inf at once
-    with pytest.raises(TrainingDiverged, match=r"at step 1; try a smaller learning rate"):
-        trainer.run()
+from vae.train import Trainer
 
 
 # ---- checkpoints -----------------------------------------------------------------------
 
 def _saved(tiny_data, tiny_cfg, tmp_path, **payload_kw):
-    trainer = _trainer(tiny_data, tiny_cfg)
+    trainer = trainer_with(tiny_data, tiny_cfg)
     trainer.run()
     path = ckpt_io.save(trainer.checkpoint_payload(**payload_kw), tmp_path / "model.pt")
     return trainer, path
@@ -144,25 +79,17 @@ def test_save_is_atomic_and_failed_save_is_readable(tiny_data, tiny_cfg, tmp_pat
 
 
 def test_save_into_unwritable_folder_is_readable(tiny_data, tiny_cfg, tmp_path):
-    trainer = _trainer(tiny_data, tiny_cfg)
+    trainer = trainer_with(tiny_data, tiny_cfg)
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     with pytest.raises(CheckpointError, match="Could not save"):
         ckpt_io.save(trainer.checkpoint_payload(), blocker / "x.pt")
 
 
-class _Payload:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
-
 def _corrupt_files(tmp_path, good: bytes):
     marker = tmp_path / "PWNED"
     evil_zip = io.BytesIO()
-    torch.save({"format": ckpt_io.FORMAT, "x": _Payload(marker)}, evil_zip)
+    torch.save({"format": ckpt_io.FORMAT, "x": CodeRunningPickle(marker)}, evil_zip)
     return marker, {
         "empty": b"",
         "random bytes": os.urandom(4096),
@@ -170,7 +97,7 @@ def _corrupt_files(tmp_path, good: bytes):
         "truncated": good[: len(good) // 2],
         "bit-flipped zip": good[:200] + bytes(b ^ 0xFF for b in good[200:260]) + good[260:],
         "malicious torch.save": evil_zip.getvalue(),
-        "malicious raw pickle": pickle.dumps(_Payload(marker)),
+        "malicious raw pickle": pickle.dumps(CodeRunningPickle(marker)),
         "foreign tensor dict": _torch_bytes({"weight": torch.zeros(3)}),
         "foreign plain list": _torch_bytes([1, 2, 3]),
     }
@@ -200,12 +127,12 @@ def test_hostile_and_broken_files_raise_checkpoint_error(tiny_data, tiny_cfg, tm
 def test_malicious_pickle_message_says_it_was_refused(tmp_path):
     marker = tmp_path / "PWNED"
     with pytest.raises(CheckpointError, match="refused"):
-        ckpt_io.load(pickle.dumps(_Payload(marker)))
+        ckpt_io.load(pickle.dumps(CodeRunningPickle(marker)))
     assert not marker.exists()
 
 
 def _tampered(tiny_data, tiny_cfg, tmp_path, edit):
-    trainer = _trainer(tiny_data, tiny_cfg)
+    trainer = trainer_with(tiny_data, tiny_cfg)
     payload = trainer.checkpoint_payload()
     edit(payload)
     return _torch_bytes(payload)
@@ -295,7 +222,7 @@ def test_other_models_train_through_autograd(config):
 
 def test_the_fast_step_and_autograd_train_the_same_weights(tiny_data, tiny_cfg):
     """A whole epoch each way, float32: the weights agree to float32 rounding accumulated over the steps."""
-    fast, plain = _trainer(tiny_data, tiny_cfg), _trainer(tiny_data, tiny_cfg)
+    fast, plain = trainer_with(tiny_data, tiny_cfg), trainer_with(tiny_data, tiny_cfg)
     plain.fast_step = None
     assert fast.fast_step is not None
     fast.run_epoch(), plain.run_epoch()
@@ -303,3 +230,135 @@ def test_the_fast_step_and_autograd_train_the_same_weights(tiny_data, tiny_cfg):
         torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4, msg=name)
 
 
+# ---- names users give for checkpoints ------------------------------------------------------------
+
+HOSTILE_NAMES = ["../x", "../../etc/passwd", "/etc/passwd", ".hidden", "a/b", "a\\b", "..", ".", "", " ", "~",
+                 "x" * 65, "x" * 10_000, "mnist\x00.pt", "a\n", "a\n.pt", "résumé", "模型", "ｆｕｌｌ", "con fig",
+                 "-rf", "taken", "taken.pt", "TAKEN.PT", "link", "link.pt", "ok.pt/x", "ok.pt.pt", "$(touch x)"]
+
+
+@pytest.fixture
+def checkpoint_folder(tmp_path):
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    (folder / "taken.pt").write_bytes(b"an older checkpoint")
+    (tmp_path / "outside.pt").write_bytes(b"not ours")
+    (folder / "link.pt").symlink_to(tmp_path / "outside.pt")  # a name that resolves outside the folder
+    return folder
+
+
+def _check_name(name: str, folder: Path) -> None:
+    """A name either gives a new file directly in folder, or one sentence and no path."""
+    before = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+    try:
+        path = ckpt_io.checkpoint_path(name, folder)
+    except CheckpointError as e:
+        assert_one_sentence(str(e))
+        return
+    assert path.parent == folder.resolve(), path
+    assert path.suffix == ".pt" and not path.name.startswith(".") and "\n" not in path.name, path
+    assert not path.exists() and not path.is_symlink(), f"{name!r} would overwrite {path}"
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} == before
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+def test_hostile_names_stay_inside_and_never_overwrite(checkpoint_folder, name):
+    _check_name(name, checkpoint_folder)
+
+
+@pytest.mark.parametrize("name", ["taken", "taken.pt", "link", "../x", "a\n.pt", "x" * 65])
+def test_hostile_names_are_refused(checkpoint_folder, name):
+    with pytest.raises(CheckpointError):
+        ckpt_io.checkpoint_path(name, checkpoint_folder)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=hs.text(max_size=80) | hs.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.\-/\\~ ]{0,70}", fullmatch=True))
+def test_any_name_stays_inside_and_never_overwrites(checkpoint_folder, name):
+    _check_name(name, checkpoint_folder)
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(taken=hs.lists(hs.integers(1, 12), max_size=12, unique=True))
+def test_unique_names_skip_every_existing_file(tmp_path, taken):
+    folder = Path(tempfile.mkdtemp(dir=tmp_path))
+    for i in taken:
+        (folder / ("mnist-2d.pt" if i == 1 else f"mnist-2d-{i}.pt")).write_bytes(b"x")
+    path = ckpt_io.unique_checkpoint_path("mnist-2d", folder)
+    assert path.parent == folder.resolve() and not path.exists()
+    free = min(set(range(1, 14)) - set(taken))
+    assert path.name == ("mnist-2d.pt" if free == 1 else f"mnist-2d-{free}.pt")
+
+
+_app = app_test
+
+
+@pytest.mark.parametrize("name", ["../../outside", "/etc/passwd", ".hidden", "taken"])
+def test_train_page_refuses_a_hostile_name_and_starts_nothing(app_env, name):
+    folder = app_env / "checkpoints"
+    folder.mkdir()
+    (folder / "taken.pt").write_bytes(b"an older checkpoint")
+    at = _app().switch_page("pages/train.py").run()
+    at.text_input(key="f_name").set_value(name)
+    at.button(key="start").click().run()
+    assert not at.exception
+    assert len(at.error) == 1
+    assert_one_sentence(at.error[0].value)
+    assert "job_id" not in at.session_state
+    assert sorted(p.name for p in folder.iterdir()) == ["taken.pt"]
+    assert (folder / "taken.pt").read_bytes() == b"an older checkpoint"
+    assert not (app_env / "outside.pt").exists()
+
+
+# ---- uploads: the size limit and pickles that try to run code --------------------------------------
+
+def _upload(at: AppTest, name: str, data: bytes) -> AppTest:
+    at.file_uploader(key="upload").upload(name, data, "application/octet-stream")
+    return at.run()
+
+
+def test_upload_limit_is_the_same_in_config_toml_and_the_app(app_env):
+    from pages.ui.common import MAX_UPLOAD_MB
+
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["maxUploadSize"] == MAX_UPLOAD_MB
+    at = _app()
+    assert at.file_uploader(key="upload").proto.max_upload_size_mb == MAX_UPLOAD_MB  # what the browser enforces
+
+
+def test_an_upload_over_the_limit_is_refused_and_the_model_stays(app_env, good_checkpoint):
+    """AppTest hands the bytes to the page without the server's own size check, so this is the app's."""
+    from pages.ui.common import MAX_UPLOAD_MB
+
+    at = _app(("path", str(good_checkpoint)))
+    at = _upload(at, "huge.pt", bytes(MAX_UPLOAD_MB * 2**20 + 1))
+    assert not at.exception
+    assert [e.value for e in at.error] == [f"huge.pt is over {MAX_UPLOAD_MB} MB; upload a smaller checkpoint."]
+    assert at.session_state["model_source"] == ("path", str(good_checkpoint))
+    assert "uploaded_checkpoint" not in at.session_state
+    assert any("current model is unchanged" in c.value for c in at.caption)
+
+
+def test_an_upload_at_the_limit_is_read_not_refused_for_size(app_env, good_checkpoint):
+    from pages.ui.common import MAX_UPLOAD_MB
+
+    at = _upload(_app(("path", str(good_checkpoint))), "exact.pt", bytes(MAX_UPLOAD_MB * 2**20))
+    assert not at.exception
+    assert len(at.error) == 1 and "MB" not in at.error[0].value and "run code" not in at.error[0].value
+    assert at.session_state["model_source"] == ("path", str(good_checkpoint))
+
+
+@pytest.mark.parametrize("kind", ["raw pickle", "raw pickle protocol 2", "torch.save zip"])
+def test_a_malicious_upload_is_refused_and_its_payload_never_runs(app_env, good_checkpoint, tmp_path, kind):
+    marker = tmp_path / "PWNED"
+    data = malicious_files(marker)[kind]
+    at = _upload(_app(("path", str(good_checkpoint))), "evil.pt", data)
+    assert not at.exception
+    assert len(at.error) == 1 and "refused" in at.error[0].value
+    assert_one_sentence(at.error[0].value)
+    assert at.session_state["model_source"] == ("path", str(good_checkpoint))
+    assert not marker.exists(), "the upload ran the pickle's code"
+    # The control: the same bytes do run code when unpickled the unsafe way, so the marker would show it.
+    with contextlib.suppress(Exception):
+        torch.load(io.BytesIO(data), weights_only=False) if kind.startswith("torch") else pickle.loads(data)
+    assert marker.exists()
