@@ -117,7 +117,7 @@ def draw_pad(view, encoded, program, dims: tuple[int, ...], base, held: str) -> 
 def side_scatter(view, encoded, dims: tuple[int, int], k: int, point: tuple[float, float]) -> bytes:
     """The small scatter as a PNG (vae/replay.py's scatter_panel, as in the replay GIF): the codes are
     drawn once per model, dims and size, and kept in this tab's session as a MarkablePanel; a move
-    marks the point on a copy, about half a millisecond."""
+    only marks the point on a copy."""
     key = (view.key, tuple(dims), k)
     kept = st.session_state.get("_sl_panel")
     if kept is None or kept[0] != key:
