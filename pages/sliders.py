@@ -115,7 +115,7 @@ def draw_pad(view, encoded, program, dims: tuple[int, ...], base, held: str) -> 
 # --- the server fallback ----------------------------------------------------------------------------
 
 def side_scatter(view, encoded, dims: tuple[int, int], k: int, point: tuple[float, float]) -> bytes:
-    """The small scatter as a PNG (vae/replay.py's scatter_panel, as in the replay GIF): the codes are
+    """The small scatter as a PNG (vae/pictures.py's scatter_panel, as in the replay GIF): the codes are
     drawn once per model, dims and size, and kept in this tab's session as a MarkablePanel; a move
     only marks the point on a copy."""
     key = (view.key, tuple(dims), k)
