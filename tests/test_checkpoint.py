@@ -8,6 +8,7 @@ import math
 import os
 import pickle
 import tempfile
+import time
 import tomllib
 from pathlib import Path
 
@@ -362,3 +363,60 @@ def test_a_malicious_upload_is_refused_and_its_payload_never_runs(app_env, good_
     with contextlib.suppress(Exception):
         torch.load(io.BytesIO(data), weights_only=False) if kind.startswith("torch") else pickle.loads(data)
     assert marker.exists()
+
+
+# ---- archives that inflate: the directory is read before any entry -----------------------------
+
+def zip_bomb(inflated_mb: int = 300) -> bytes:
+    """A torch.save archive whose entries are re-packed with deflate: a few hundred kB on disk that
+    torch.load would inflate to `inflated_mb` MB of zeros before any check of its own."""
+    import zipfile
+
+    stored = io.BytesIO()
+    torch.save({"format": ckpt_io.FORMAT, "x": torch.zeros(inflated_mb * 2**20, dtype=torch.uint8)}, stored)
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(stored.getvalue())) as src, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as out:
+        for info in src.infolist():
+            out.writestr(info.filename, src.read(info.filename), compress_type=zipfile.ZIP_DEFLATED, compresslevel=1)
+    return bomb.getvalue()
+
+
+def _peak_rss_mb() -> float:
+    """This process's resident memory peak since the last reset (/proc/self/status VmHWM)."""
+    return int(next(line for line in open("/proc/self/status") if line.startswith("VmHWM")).split()[1]) / 1024
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="peak memory is read from /proc")
+def test_a_zip_bomb_is_refused_in_milliseconds_without_inflating(tmp_path):
+    bomb = tmp_path / "bomb.pt"
+    bomb.write_bytes(zip_bomb(300))
+    assert bomb.stat().st_size < 2 * 2**20  # the file itself is small
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # resets VmHWM to the current resident size
+    before = _peak_rss_mb()
+    t0 = time.perf_counter()
+    with pytest.raises(CheckpointError) as refused:
+        ckpt_io.load(bomb)
+    seconds, grown = time.perf_counter() - t0, _peak_rss_mb() - before
+    assert seconds < 1.0 and grown < 100, (seconds, grown)
+    assert "unpack to far more than the file holds" in str(refused.value)
+    assert_one_sentence(str(refused.value))
+
+
+@pytest.mark.parametrize("edit", ["too many entries", "an entry larger than the file"])
+def test_archive_directories_a_checkpoint_never_has_are_refused(tmp_path, edit):
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as z:
+        if edit == "too many entries":
+            for i in range(ckpt_io.MAX_ARCHIVE_ENTRIES + 1):
+                z.writestr(f"archive/data/{i}", b"")
+        else:
+            z.writestr("archive/data.pkl", b"x" * 100)
+    raw = bytearray(out.getvalue())
+    if edit == "an entry larger than the file":  # the central directory claims 1 GB uncompressed
+        at = raw.rfind(b"PK\x01\x02")
+        raw[at + 24:at + 28] = (2**30).to_bytes(4, "little")
+    with pytest.raises(CheckpointError, match="unpack to far more than the file holds"):
+        ckpt_io.load(bytes(raw), "crafted.pt")

@@ -18,8 +18,8 @@ from hypothesis import strategies as hs
 import vae.cli as cli
 from tests.conftest import ROOT, assert_one_sentence, malicious_files, tiny_checkpoint, tiny_dataset
 from vae import checkpoint as ckpt_io
-from vae.config import (ARCHITECTURES, DEVICES, LIKELIHOODS, LR_SCHEDULES, MAX_BETA, ConfigError, ModelConfig,
-                        TrainConfig)
+from vae.config import (ARCHITECTURES, DEVICES, LIKELIHOODS, LR_SCHEDULES, MAX_BETA, MAX_PARAMS, ConfigError,
+                        ModelConfig, TrainConfig)
 from vae.data import DATASET_NAMES
 from vae.model import pick_device
 
@@ -102,7 +102,7 @@ def test_any_settings_give_a_valid_config_or_one_readable_sentence(model, train)
 
 
 FIELD_WORDS = {"latent": "latent dim", "hidden": "hidden", "batch": "batch size", "lr": "learning rate",
-               "epochs": "epochs", "beta": "kl weight β"}
+               "epochs": "epochs", "beta": "kl weight β", "weights": "weights"}
 
 
 @settings(max_examples=500, deadline=None)
@@ -115,7 +115,8 @@ FIELD_WORDS = {"latent": "latent dim", "hidden": "hidden", "batch": "batch size"
     beta=hs.floats(-1.0, 1e4) | hs.sampled_from([-0.0, 0.0, -5e-324, math.nan, math.inf, -math.inf]),
 )
 @example(latent=1, hidden=[1], batch=1, lr=5e-324, epochs=1, beta=0.0)  # every lower bound, just inside
-@example(latent=64, hidden=[4096] * 6, batch=4096, lr=1.0, epochs=1000, beta=MAX_BETA)  # every upper bound
+@example(latent=64, hidden=[4096] * 6, batch=4096, lr=1.0, epochs=1000, beta=MAX_BETA)  # every field's upper bound: too many weights
+@example(latent=64, hidden=[1000, 1000, 1000], batch=4096, lr=1.0, epochs=1000, beta=MAX_BETA)  # the upper bounds, within the weights
 @example(latent=0, hidden=[512], batch=128, lr=1e-3, epochs=10, beta=1.0)
 @example(latent=65, hidden=[512], batch=128, lr=1e-3, epochs=10, beta=1.0)
 @example(latent=2, hidden=[0], batch=128, lr=1e-3, epochs=10, beta=1.0)
@@ -131,7 +132,11 @@ FIELD_WORDS = {"latent": "latent dim", "hidden": "hidden", "batch": "batch size"
 @example(latent=2, hidden=[512], batch=128, lr=1e-3, epochs=10, beta=-5e-324)
 def test_the_bounds_are_exactly_the_issues(latent, hidden, batch, lr, epochs, beta):
     """latent dim 1-64, batch 1-4096, 0 < lr <= 1, epochs 1-1000, beta >= 0 (and at most MAX_BETA),
-    hidden sizes 1-4096, 1 to 6 layers: accepted exactly inside, refused outside, naming the field."""
+    hidden sizes 1-4096, 1 to 6 layers, and at most MAX_PARAMS weights (so that every model trained can be
+    saved and loaded): accepted exactly inside, refused outside, naming what to change."""
+    def linears(sizes):
+        return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+
     ok = {
         "latent": 1 <= latent <= 64,
         "hidden": 1 <= len(hidden) <= 6 and all(1 <= h <= 4096 for h in hidden),
@@ -140,6 +145,9 @@ def test_the_bounds_are_exactly_the_issues(latent, hidden, batch, lr, epochs, be
         "epochs": 1 <= epochs <= 1000,
         "beta": 0 <= beta <= MAX_BETA,
     }
+    if ok["latent"] and ok["hidden"]:  # the MLP's weights: encoder, the two heads, decoder
+        weights = linears([784, *hidden]) + 2 * (hidden[-1] * latent + latent) + linears([latent, *hidden[::-1], 784])
+        ok["weights"] = weights <= MAX_PARAMS
     try:
         ModelConfig(latent_dim=latent, hidden=tuple(hidden))
         TrainConfig(batch_size=batch, lr=lr, epochs=epochs, beta=beta)

@@ -55,9 +55,9 @@ def test_a_layer_the_browser_cannot_run_is_named_in_one_sentence():
 
 
 def test_a_decoder_too_large_for_every_pointer_move_is_refused_with_its_size():
-    model = _model(hidden=(2048, 2048))
+    model = _model(hidden=(1400, 1400))
     assert sum(p.numel() for p in model.decoder.parameters()) > MAX_BROWSER_PARAMS
-    with pytest.raises(UnsupportedDecoder, match=r"5\.8 M weights, more than the browser can run on every pointer move"):
+    with pytest.raises(UnsupportedDecoder, match=r"3\.1 M weights, more than the browser can run on every pointer move"):
         decoder_program(model)
 
 

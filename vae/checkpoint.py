@@ -28,6 +28,7 @@ FORMAT = "latent-explorer-checkpoint"
 FORMAT_VERSION = 1
 MAX_CHECKPOINT_BYTES = 100 * 1024 * 1024  # far above any model this app trains; refuses giant uploads
 MAX_HISTORY = 200_000
+MAX_ARCHIVE_ENTRIES = 4096  # a checkpoint's zip holds one entry per tensor: a few hundred at most
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 REQUIRED_KEYS = ("format", "format_version", "model_config", "state_dict", "dataset", "class_names", "history")
 
@@ -163,9 +164,28 @@ def _read_raw(source, label: str) -> bytes:
     return raw
 
 
+def _check_archive(raw: bytes, label: str) -> None:
+    """The zip's directory, read before torch reads any entry. torch.save writes a zip whose entries are
+    all stored uncompressed, so a compressed entry, entries larger than the file, or thousands of them
+    mean a file that would inflate far beyond its own size (a zip bomb): refused in milliseconds."""
+    if not raw.startswith(b"PK\x03\x04"):
+        raise CheckpointError(f"{label} was refused because it is not the zip-format PyTorch file that every "
+                              "checkpoint is; only load checkpoints saved by Latent Explorer.")
+    try:
+        entries = zipfile.ZipFile(io.BytesIO(raw)).infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, OSError):
+        raise CheckpointError(f"{label} is corrupt or truncated and cannot be read; save or download it again.") from None
+    sizes = [e.file_size for e in entries]
+    if (len(entries) > MAX_ARCHIVE_ENTRIES or sum(sizes) > len(raw)
+            or any(e.compress_type != zipfile.ZIP_STORED for e in entries)):
+        raise CheckpointError(f"{label} was refused because its contents would unpack to far more than the file holds "
+                              "(compressed or oversized entries); only load checkpoints saved by Latent Explorer.")
+
+
 def _unpickle_safely(raw: bytes, label: str) -> Any:
     if not raw:
         raise CheckpointError(f"{label} is empty; choose a .pt checkpoint saved by Latent Explorer.")
+    _check_archive(raw, label)
     try:
         # weights_only=True: a restricted unpickler that builds tensors and plain containers
         # only, so a malicious pickle is refused before any of its code can run.

@@ -26,6 +26,9 @@ MAX_HIDDEN_LAYERS = 6
 BATCH_SIZE_RANGE = (1, 4096)
 EPOCHS_RANGE = (1, 1000)
 MAX_BETA = 1000.0
+# Weights a model may have: its checkpoint with Adam's two moments (3 x 4 bytes a weight) stays under the
+# loader's 100 MB limit (vae/checkpoint.py), so every model that can be trained can be saved and resumed.
+MAX_PARAMS = 8_000_000
 
 
 class ConfigError(ValueError):
@@ -201,6 +204,26 @@ class ModelConfig:
         if shape != (1, 28, 28):
             raise ConfigError(f"Images must be 1x28x28 grayscale; this model asks for {_shown(shape)}.")
         object.__setattr__(self, "image_shape", (1, 28, 28))
+        if self.n_params > MAX_PARAMS:
+            raise ConfigError(f"This model would have {self.n_params / 1e6:.1f} M weights and a checkpoint holds at most "
+                              f"{MAX_PARAMS / 1e6:.0f} M; use fewer or smaller hidden layers.")
+
+    @property
+    def n_params(self) -> int:
+        """Weights and biases of the VAE this config builds (vae/model.py), counted without building it."""
+        (c, h, w), d, hidden = self.image_shape, self.latent_dim, list(self.hidden)
+
+        def linears(sizes):
+            return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+
+        if self.arch == "mlp":
+            body = linears([c * h * w, *hidden]) + linears([d, *reversed(hidden), c * h * w])
+            width = hidden[-1]
+        else:  # two 4x4 convolutions each way around a 64 x 7 x 7 code, and a hidden layer on each side
+            width = hidden[0]
+            convs = (c * 32 + 32 * 64) * 16 + 32 + 64 + (64 * 32 + 32 * c) * 16 + 32 + c
+            body = convs + linears([64 * 7 * 7, width]) + linears([d, width, 64 * 7 * 7])
+        return body + 2 * (width * d + d) + (self.likelihood == "gaussian")
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)

@@ -23,7 +23,7 @@ MAGIC = b"LPAD"
 FORMAT = 1
 # Weights a browser can run on every pointer move and receive every few seconds while a job trains:
 # the default MLP decoder has 0.6 M, the default conv decoder 1.6 M.
-MAX_BROWSER_PARAMS = 4_000_000
+MAX_BROWSER_PARAMS = 3_000_000
 # Weights go as float16 (half the bytes) when that moves the decoded pictures by less than this, mean
 # absolute difference per pixel in [0, 1] over FLOAT16_PROBE codes (a grey level is 1/255 = 3.9e-3);
 # otherwise as float32.
