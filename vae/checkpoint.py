@@ -20,7 +20,7 @@ from typing import Any, BinaryIO
 
 import torch
 
-from .config import ConfigError, ModelConfig, TrainConfig
+from .config import EPOCHS_RANGE, ConfigError, ModelConfig, TrainConfig
 from .model import VAE
 from .replay import REPLAY_KEY, ReplayError, check_replay, pack_replay
 
@@ -29,6 +29,10 @@ FORMAT_VERSION = 1
 MAX_CHECKPOINT_BYTES = 100 * 1024 * 1024  # far above any model this app trains; refuses giant uploads
 MAX_HISTORY = 200_000
 MAX_ARCHIVE_ENTRIES = 4096  # a checkpoint's zip holds one entry per tensor: a few hundred at most
+MAX_EPOCH, MAX_STEP = EPOCHS_RANGE[1], 10**9  # counters: the most epochs a run may have, and far more steps
+MAX_EXTRAS_DEPTH, MAX_EXTRAS_ITEMS = 16, 200_000
+DATASET_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}")  # ours, or any other shown as a plain label
+HISTORY_KEYS = {"step": {"epoch", "step", "recon", "kl", "total"}, "epoch": {"epoch", "step"}}  # what the pages read
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 REQUIRED_KEYS = ("format", "format_version", "model_config", "state_dict", "dataset", "class_names", "history")
 
@@ -229,16 +233,16 @@ def _validate(payload: Any, label: str) -> Checkpoint:
         model=model,
         model_config=model_cfg,
         train_config=train_cfg,
-        dataset=_check_str(payload["dataset"], "dataset", label),
+        dataset=_check_dataset(payload["dataset"], label),
         class_names=_check_str_list(payload["class_names"], label),
         history=_check_history(payload["history"], label),
         test_metrics=_check_metrics(payload.get("test_metrics", {}), label),
-        epoch=_check_count(payload.get("epoch", 0), "epoch", label),
-        step=_check_count(payload.get("step", 0), "step", label),
+        epoch=_check_count(payload.get("epoch", 0), "epoch", label, MAX_EPOCH),
+        step=_check_count(payload.get("step", 0), "step", label, MAX_STEP),
         created=_check_str(payload.get("created", ""), "created", label),
         notes=_check_str(payload.get("notes", ""), "notes", label),
-        optimizer_state=payload.get("optimizer_state") if isinstance(payload.get("optimizer_state"), dict) else None,
-        rng_state=payload.get("rng_state") if isinstance(payload.get("rng_state"), torch.Tensor) else None,
+        optimizer_state=_check_optimizer(payload.get("optimizer_state"), model, label),
+        rng_state=_check_rng(payload.get("rng_state"), label),
         extras=_check_extras(payload.get("extras"), model_cfg, payload["class_names"], label),
     )
 
@@ -267,10 +271,18 @@ def _pack_extras(extras: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def _check_extras(value: Any, model_cfg: ModelConfig, class_names: Any, label: str) -> dict[str, Any]:
-    """Extras are optional (a non-dict reads as none); a training replay in them must be well formed
-    (it comes back unpacked)."""
+    """Extras are optional (a non-dict reads as none) and plain (bounded depth and size, walked without
+    recursion); a training replay in them must be well formed (it comes back unpacked)."""
     if not isinstance(value, dict):
         return {}
+    stack, seen = [(value, 1)], 0
+    while stack:
+        node, depth = stack.pop()
+        seen += 1
+        if depth > MAX_EXTRAS_DEPTH or seen > MAX_EXTRAS_ITEMS:
+            raise CheckpointError(f"{label} has extras nested deeper or larger than a checkpoint holds; it may be damaged.")
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, (list, tuple)) else ()
+        stack.extend((child, depth + 1) for child in children)
     if REPLAY_KEY in value:
         n_classes = len(class_names) if isinstance(class_names, list) else None
         try:
@@ -286,9 +298,49 @@ def _check_str(value: Any, key: str, label: str) -> str:
     return value
 
 
-def _check_count(value: Any, key: str, label: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+def _check_count(value: Any, key: str, label: str, most: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= most:
         raise CheckpointError(f"{label} has an invalid {key!r} entry; it may be damaged.")
+    return value
+
+
+def _check_dataset(value: Any, label: str) -> str:
+    """The dataset's name, a label only: one of ours loads its images, any other is shown as it is."""
+    if not isinstance(value, str) or not DATASET_LABEL.fullmatch(value):
+        raise CheckpointError(f"{label} has an invalid dataset name; it may be damaged.")
+    return value
+
+
+def _check_optimizer(value: Any, model: VAE, label: str) -> dict | None:
+    """Adam's state as torch.optim.Adam.state_dict() writes it for this model's parameters, or None."""
+    if value is None:
+        return None
+    params = list(model.parameters())
+    try:
+        (group,) = value["param_groups"]
+        ok = (isinstance(value["state"], dict) and isinstance(group, dict) and group["params"] == list(range(len(params)))
+              and all(_is_number(group.get(k)) and 0 <= group[k] < 1e3 for k in ("lr", "eps", "weight_decay"))
+              and isinstance(group.get("betas"), (tuple, list)) and len(group["betas"]) == 2
+              and all(_is_number(b) and 0 <= b < 1 for b in group["betas"]))
+        for index, state in value["state"].items() if ok else ():
+            shape = params[index].shape
+            ok = ok and isinstance(state, dict) and isinstance(state.get("step"), torch.Tensor) and state["step"].numel() == 1 \
+                and all(isinstance(state.get(k), torch.Tensor) and state[k].shape == shape and state[k].dtype == torch.float32
+                        and bool(torch.isfinite(state[k]).all()) for k in ("exp_avg", "exp_avg_sq"))
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError):
+        ok = False
+    if not ok:
+        raise CheckpointError(f"{label} has an optimizer state that does not fit its model; it may be damaged.")
+    return value
+
+
+def _check_rng(value: Any, label: str) -> torch.Tensor | None:
+    """The CPU generator's state: a uint8 tensor of the length torch's generator keeps, or None."""
+    if value is None:
+        return None
+    expected = torch.Generator().get_state()
+    if not isinstance(value, torch.Tensor) or value.dtype != expected.dtype or value.shape != expected.shape:
+        raise CheckpointError(f"{label} has a random-number state this version of torch cannot restore; it may be damaged.")
     return value
 
 
@@ -308,14 +360,23 @@ def _check_metrics(value: Any, label: str) -> dict[str, float]:
     return {k: float(v) for k, v in value.items()}
 
 
+def _history_record_ok(record: Any) -> bool:
+    """A step record (epoch, step, recon, kl, total) or an epoch record (epoch, step; test_recon, test_kl
+    and test_elbo together or not at all): its kind as text, every other value a finite number."""
+    if not isinstance(record, dict) or not isinstance(record.get("kind"), str) or record["kind"] not in HISTORY_KEYS:
+        return False
+    numbers = {k: v for k, v in record.items() if k != "kind"}
+    test = {"test_recon", "test_kl", "test_elbo"} & set(numbers)
+    return (all(isinstance(k, str) and _is_number(v) and math.isfinite(v) and abs(v) < 1e12 for k, v in numbers.items())
+            and HISTORY_KEYS[record["kind"]] <= set(numbers) and len(test) in (0, 3)
+            and 0 <= numbers["epoch"] <= MAX_EPOCH and 0 <= numbers["step"] <= MAX_STEP)
+
+
 def _check_history(value: Any, label: str) -> list[dict]:
     if not isinstance(value, list) or len(value) > MAX_HISTORY:
         raise CheckpointError(f"{label} has an invalid training history; it may be damaged.")
-    for record in value:
-        if not isinstance(record, dict) or not all(
-            isinstance(k, str) and (_is_number(v) or isinstance(v, str)) for k, v in record.items()
-        ):
-            raise CheckpointError(f"{label} has an invalid training history record; it may be damaged.")
+    if not all(_history_record_ok(record) for record in value):
+        raise CheckpointError(f"{label} has an invalid training history record; it may be damaged.")
     return value
 
 

@@ -197,7 +197,7 @@ def cmd_train(args) -> dict:
 
 def _samples_per_sec(trainer: Trainer) -> float:
     epochs = [r for r in trainer.history if r["kind"] == "epoch"]
-    seconds = sum(r["seconds"] for r in epochs)
+    seconds = sum(r.get("seconds", 0.0) for r in epochs)  # a stopped run's last record has none
     return len(trainer.x_train) * len(epochs) / seconds if seconds > 0 else math.nan
 
 

@@ -290,9 +290,13 @@ def _from_dict(cls, d: dict):
     if not isinstance(d, dict):
         raise ConfigError(f"{cls.__name__} settings must be a mapping of names to values.")
     names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - names)
+    unknown = sorted(set(d) - names, key=str)
     if unknown:
-        raise ConfigError(f"Unknown {cls.__name__} setting {unknown[0]!r}.")
+        raise ConfigError(f"Unknown {cls.__name__} setting {_shown(unknown[0])}.")
+    plain = (str, int, float, bool, type(None))
+    for key, value in d.items():  # what a file may hold: text, numbers, and flat lists of them
+        if not isinstance(value, plain) and not (isinstance(value, (list, tuple)) and all(isinstance(v, plain) for v in value)):
+            raise ConfigError(f"The {cls.__name__} setting {key!r} holds a {type(value).__name__}, not a plain value.")
     values = dict(d)
     for key in ("hidden", "image_shape"):
         if key in values and isinstance(values[key], list):

@@ -107,9 +107,14 @@ def clear_cache() -> None:
         _CACHE.clear()
 
 
+class UnknownDataset(DatasetUnavailable, ValueError):
+    """A dataset name that is not one of ours (a checkpoint may carry any as a label): never a path."""
+
+
 def _check_name(name: str) -> None:
     if name not in DATASET_NAMES:
-        raise ValueError(f"Unknown dataset {name!r}; choose one of: {', '.join(DATASET_NAMES)}.")
+        raise UnknownDataset(f"Unknown dataset {str(name)[:64]!r}: its images cannot be loaded here; the datasets this "
+                             f"app knows are {', '.join(DATASET_NAMES)}.")
 
 
 def _check_split(split: str) -> None:

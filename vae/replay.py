@@ -193,6 +193,8 @@ def check_replay(value, latent_dim: int, n_classes: int | None = None) -> dict:
     expected = {"version", "epochs", "indices", "labels", "codes", "manifolds", "grid", "metrics"}
     if set(value) != expected:
         raise ReplayError(f"its entries are {sorted(map(str, value))}, not {sorted(expected)}")
+    if not isinstance(value["version"], int) or isinstance(value["version"], bool):
+        raise ReplayError("its version is not a number")
     if value["version"] == PACKED_VERSION:
         epochs, grid = value["epochs"], value["grid"]
         if not all(isinstance(t, torch.Tensor) and t.dim() == 1 for t in (epochs, grid)) or not (
