@@ -11,7 +11,7 @@ import streamlit as st
 
 from pages.ui.common import MAX_UPLOAD_MB, ModelRef, checkpoint_dir, current_view, data_dir, use_source
 from vae import checkpoint as ckpt_io
-from vae.data import DATASET_NAMES, dataset_available
+from vae.data import DATASET_NAMES, DataFolderRefused, check_data_dir, dataset_available
 
 st.title("Latent Explorer")
 st.markdown(
@@ -64,7 +64,7 @@ with upload_col, st.container(border=True):
     if uploaded is not None and st.session_state.get("upload_seen") != uploaded.file_id:
         st.session_state["upload_seen"] = uploaded.file_id
         st.session_state.pop("upload_error", None)
-        if uploaded.size > MAX_UPLOAD_MB * 2**20:
+        if uploaded.size > MAX_UPLOAD_MB * 10**6:  # MB as the browser counts them, as config.toml gives it
             st.session_state["upload_error"] = f"{uploaded.name} is over {MAX_UPLOAD_MB} MB; upload a smaller checkpoint."
         else:
             try:
@@ -104,10 +104,14 @@ else:
 
 with st.expander("Data folder"):
     folder = st.text_input("Folder with torchvision datasets", str(data_dir()), key="data_dir_input",
-                           help="The folder that holds MNIST/raw, FashionMNIST/raw, KMNIST/raw. Also set by $VAE_DATA_DIR.")
+                           help="The folder that holds MNIST/raw, FashionMNIST/raw, KMNIST/raw: the server's data folder "
+                                "($VAE_DATA_DIR) or one below it ($VAE_DATA_DIRS allows more).")
     if folder != str(data_dir()):
-        st.session_state["data_dir"] = folder
-        st.rerun()
+        try:
+            st.session_state["data_dir"] = str(check_data_dir(folder))
+            st.rerun()
+        except DataFolderRefused as e:
+            st.error(str(e), icon=":material/folder_off:")
     st.markdown("  \n".join(
         f"{':material/check_circle:' if dataset_available(name, data_dir()) else ':material/radio_button_unchecked:'} {name}" for name in DATASET_NAMES
     ))

@@ -416,3 +416,15 @@ def test_offline_home_and_shapes_work_end_to_end(app_env, no_network):
         assert not at.exception, (page, [e.value for e in at.exception])
         assert not at.error, (page, [e.value for e in at.error])
     assert ckpt_io.load(job.state().checkpoint_path).dataset == "shapes"
+
+
+def test_the_data_folder_typed_on_home_must_be_one_the_server_allows(app_env, tmp_path):
+    at = app_test().switch_page("pages/home.py").run()
+    outside = tmp_path / "not-allowed" / "mnist"
+    at.text_input(key="data_dir_input").set_value(str(outside)).run()
+    assert_no_exception(at, "home, data folder")
+    assert "is not a data folder this server allows" in at.error[0].value
+    assert "data_dir" not in at.session_state and not outside.exists()
+    inside = app_env / "data" / "copy"
+    at.text_input(key="data_dir_input").set_value(str(inside)).run()
+    assert at.session_state["data_dir"] == str(inside) and not at.error

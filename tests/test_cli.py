@@ -108,3 +108,49 @@ def test_python_dash_m_entry_point_runs(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "vae", "list", str(tmp_path)], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "No checkpoints" in proc.stdout
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["train", "--out", "bad\0name.pt"], "--out contains a NUL character"),
+    (["train", "--data-dir", "da\0ta"], "--data-dir contains a NUL character"),
+    (["eval", "x\0.pt"], "the checkpoint's path contains a NUL character"),
+    (["train", "--out", str(ROOT / "checkpoints" / "default-shapes-2d.pt")], "is a shipped default model"),
+    (["train", "--resume", str(ROOT / "checkpoints" / "default-shapes-2d.pt")], "is a shipped default model"),
+])
+def test_paths_are_checked_before_any_work(argv, words, capsys, monkeypatch):
+    monkeypatch.setattr("vae.cli.load_dataset", lambda *a, **k: pytest.fail("data was loaded before the paths were checked"))
+    assert main(argv + TINY[:0]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and words in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_an_out_folder_that_cannot_take_a_file_is_refused_before_training(tmp_path, capsys, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setattr("vae.cli.load_dataset", lambda *a, **k: pytest.fail("data was loaded before --out was checked"))
+    assert main(["train", *TINY, "--out", str(blocker / "model.pt")]) == 2
+    assert "Cannot write a checkpoint into" in capsys.readouterr().err
+
+
+def test_an_epoch_that_cannot_be_saved_is_one_line_and_training_goes_on(tmp_path, data_dir, capsys, monkeypatch):
+    import torch
+
+    import vae.checkpoint as ckpt_io
+
+    real_save, calls = torch.save, []
+
+    def fills_once(obj, f, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos")
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(ckpt_io.torch, "save", fills_once)
+    out = tmp_path / "m.pt"
+    assert main(["train", *TINY, "--epochs", "2", "--out", str(out), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert [line for line in captured.err.splitlines() if line.startswith("warning")] == [
+        f"warning: epoch 1 was not saved, training goes on: Could not save the checkpoint to {out} (the disk is full or "
+        "the file could not be written); free some disk space or pick a folder you can write to."]
+    assert _last_json(captured.out)["epochs"] == 2 and ckpt_io.load(out).epoch == 2
+    assert not list(tmp_path.glob(".*.tmp"))

@@ -269,3 +269,27 @@ def test_real_mnist_test_split():
     assert ds.images.shape == (10_000, 1, 28, 28) and ds.images.dtype == torch.uint8
     assert ds.labels.shape == (10_000,) and set(ds.labels.tolist()) == set(range(10))
     assert ds.images.float().mean().item() == pytest.approx(33.3, abs=0.5)  # MNIST test mean pixel ~33.3/255
+
+
+
+def test_a_browser_may_only_choose_the_allowed_data_folders(tmp_path, monkeypatch):
+    from vae.data import DataFolderRefused, check_data_dir
+
+    monkeypatch.setenv("VAE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("VAE_DATA_DIRS", raising=False)
+    assert check_data_dir(str(tmp_path / "data" / "mnist-copy")) == tmp_path / "data" / "mnist-copy"
+    for outside in ("/etc", str(tmp_path / "data" / ".." / "elsewhere"), "a\0b", "  "):
+        with pytest.raises(DataFolderRefused):
+            check_data_dir(outside)
+    assert not (tmp_path / "elsewhere").exists() and not (tmp_path / "data").exists()  # nothing was created
+    monkeypatch.setenv("VAE_DATA_DIRS", str(tmp_path / "shared"))
+    assert check_data_dir(str(tmp_path / "shared" / "x")) == tmp_path / "shared" / "x"
+
+
+def test_a_dataset_name_that_is_not_ours_is_a_sentence_not_a_path(tmp_path):
+    from vae.data import DatasetUnavailable
+
+    for name in ("foo", "../../etc"):
+        with pytest.raises(DatasetUnavailable, match="Unknown dataset"):
+            data.load_dataset(name, "test", tmp_path)
+    assert not any(tmp_path.iterdir())

@@ -3,6 +3,7 @@
 fault is one readable sentence in a CheckpointError."""
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import os
@@ -11,6 +12,7 @@ import re
 import stat
 import tempfile
 import threading
+import time
 import warnings
 import zipfile
 from dataclasses import dataclass, field
@@ -28,6 +30,8 @@ FORMAT = "latent-explorer-checkpoint"
 FORMAT_VERSION = 1
 MAX_CHECKPOINT_BYTES = 100 * 1024 * 1024  # far above any model this app trains; refuses giant uploads
 MAX_HISTORY = 200_000
+TEMP_SUFFIX = ".tmp"  # a save in progress: .<name>-<random>.tmp beside the checkpoint
+STALE_TEMP_SECONDS = 600  # a temp file this old belongs to a save that was killed
 MAX_ARCHIVE_ENTRIES = 4096  # a checkpoint's zip holds one entry per tensor: a few hundred at most
 MAX_EPOCH, MAX_STEP = EPOCHS_RANGE[1], 10**9  # counters: the most epochs a run may have, and far more steps
 MAX_EXTRAS_DEPTH, MAX_EXTRAS_ITEMS = 16, 200_000
@@ -110,12 +114,13 @@ def build_payload(
 
 
 def save(payload: dict, path: str | os.PathLike) -> Path:
-    """Writes atomically: a temp file in the same folder, fsync, then os.replace."""
+    """Writes atomically: a temp file in the same folder, fsync, then os.replace. A failed write (disk full,
+    no permission, a quota) is one CheckpointError and leaves no temp file; the old checkpoint stays."""
     path = Path(path)
     tmp_name = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".tmp", dir=path.parent)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=TEMP_SUFFIX, dir=path.parent)
         with os.fdopen(fd, "wb") as f:
             torch.save(payload, f)
             f.flush()
@@ -123,13 +128,26 @@ def save(payload: dict, path: str | os.PathLike) -> Path:
         os.chmod(tmp_name, 0o644)  # mkstemp makes it private; a checkpoint is an ordinary file
         os.replace(tmp_name, path)
         return path
-    except OSError as e:
-        if tmp_name and os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-        reason = e.strerror or str(e)
+    except (OSError, RuntimeError) as e:  # torch's zip writer reports a full disk as a RuntimeError
+        if tmp_name:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)
+        reason = (e.strerror or str(e)) if isinstance(e, OSError) else "the disk is full or the file could not be written"
         raise CheckpointError(
             f"Could not save the checkpoint to {path} ({reason}); free some disk space or pick a folder you can write to."
         ) from e
+
+
+def remove_stale_temp_files(directory: Path, older_than_s: float = STALE_TEMP_SECONDS) -> int:
+    """Deletes the temp files of saves that were killed before they finished (older than a save takes);
+    returns how many."""
+    removed, now = 0, time.time()
+    for tmp in directory.glob(f".*{TEMP_SUFFIX}"):
+        with contextlib.suppress(OSError):
+            if now - tmp.stat().st_mtime > older_than_s:
+                tmp.unlink()
+                removed += 1
+    return removed
 
 
 def load(source: str | os.PathLike | bytes | BinaryIO, label: str | None = None) -> Checkpoint:
@@ -454,6 +472,7 @@ def list_checkpoints(directory: str | os.PathLike) -> list[CheckpointInfo]:
             return []
     except (OSError, ValueError):  # a name too long for the system, or with a NUL byte in it
         return []
+    remove_stale_temp_files(directory)
     infos = []
     for path in directory.glob("*.pt"):
         try:

@@ -9,7 +9,9 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import torch
@@ -52,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", default=None, help="checkpoint path (default checkpoints/<dataset>-<dim>d.pt, never overwriting)")
     t.add_argument("--resume", default=None, help="continue training from this checkpoint")
     t.add_argument("--notes", default="", help="a line stored in the checkpoint, e.g. where the data came from")
+    t.add_argument("--force", action="store_true", help="let --out or --resume overwrite a shipped default model")
     t.add_argument("--slim", action="store_true", help="leave the optimizer state out of the final checkpoint")
     t.add_argument("--no-replay", action="store_true",
                    help="record no training replay (by default each epoch keeps 500 test codes and an 8x8 manifold)")
@@ -174,8 +177,9 @@ def cmd_train(args) -> dict:
     bar = ProgressBar(trainer.steps_per_epoch * trainer.cfg.epochs, enabled=not args.quiet)
     trainer.add_callback("on_step", bar.on_step)
     trainer.add_callback("on_epoch_end", bar.on_epoch_end)
-    # Autosave after every epoch, atomically: a crash loses at most one epoch.
-    trainer.add_callback("on_epoch_end", lambda tr, rec: ckpt_io.save(tr.checkpoint_payload(notes=notes), out))
+    # Autosave after every epoch, atomically: a crash loses at most one epoch; a failed save is one line
+    # and training goes on (the next epoch tries again; the final save must work).
+    trainer.add_callback("on_epoch_end", lambda tr, rec: _autosave(tr, notes, out))
     try:
         trainer.run()
     except KeyboardInterrupt:
@@ -193,6 +197,13 @@ def cmd_train(args) -> dict:
         "device": str(trainer.device),
         "replay_seconds": replay.seconds if replay else None,
     }
+
+
+def _autosave(trainer: Trainer, notes: str, out: Path) -> None:
+    try:
+        ckpt_io.save(trainer.checkpoint_payload(notes=notes), out)
+    except ckpt_io.CheckpointError as e:
+        print(f"warning: epoch {trainer.epoch} was not saved, training goes on: {e}", file=sys.stderr)
 
 
 def _samples_per_sec(trainer: Trainer) -> float:
@@ -265,18 +276,41 @@ def _print_human(result: dict) -> None:
               f"(recon {result['test_recon']:.2f}, KL {result['test_kl']:.2f}){iw}.")
 
 
-def _refuse_blank_paths(args) -> None:
-    """A file name of spaces would read as a file named ' ': say so in words instead."""
-    for attr, what in (("path", "the checkpoint's path"), ("resume", "--resume"), ("out", "--out"), ("gif", "--gif")):
+def _check_paths(args) -> None:
+    """Every path given is checked before any work: blank, a NUL byte, and for train the file it will write
+    (a folder it can write to, never a shipped default without --force)."""
+    for attr, what in (("path", "the checkpoint's path"), ("resume", "--resume"), ("out", "--out"), ("gif", "--gif"),
+                       ("data_dir", "--data-dir"), ("directory", "the folder")):
         value = getattr(args, attr, None)
         if value is not None and not value.strip():
             raise UsageError(f"{what} is blank; give a file name, e.g. checkpoints/default-shapes-2d.pt.")
+        if value is not None and "\0" in value:
+            raise UsageError(f"{what} contains a NUL character; type the path again.")
+    if args.command == "train" and (args.out or args.resume):
+        _check_output(Path(args.out or args.resume), args.force)
+
+
+def _check_output(out: Path, force: bool) -> None:
+    """The checkpoint train will write: its folder must take a file, and a shipped default is kept."""
+    shipped = (Path(__file__).resolve().parents[1] / "checkpoints").resolve()
+    target = out.expanduser().resolve()
+    if target.parent == shipped and target.name.startswith("default-") and not force:
+        raise UsageError(f"{out} is a shipped default model; choose another --out, or pass --force to overwrite it.")
+    if target.is_dir():
+        raise UsageError(f"--out {out} is a folder; give a file name ending in .pt.")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-check-", dir=target.parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise UsageError(f"Cannot write a checkpoint into {target.parent} ({e.strerror or e}); choose another --out.") from None
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        _refuse_blank_paths(args)
+        _check_paths(args)
         result = {"train": cmd_train, "eval": cmd_eval, "replay": cmd_replay, "list": cmd_list}[args.command](args)
     except (ConfigError, UsageError, ckpt_io.CheckpointError, DatasetUnavailable) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -195,13 +195,19 @@ class TrainingJob:
             self._snapshot, self._version = snapshot, self._version + 1
         self._last_snapshot_time = time.monotonic()
 
-    def _save(self, trainer: Trainer, slim: bool = False) -> None:
+    def _save(self, trainer: Trainer, slim: bool = False) -> str:
+        """Autosave; returns '' or why it failed. A failure is kept as the job's message and training goes on
+        (the weights are in memory and the next epoch tries again); a later save that works clears it."""
         try:
             ckpt_io.save(trainer.checkpoint_payload(include_optimizer=not slim, notes=trainer.train_data.source),
                          self.checkpoint_path)
-        except CheckpointError as e:  # keep training: the weights are still in memory
+        except CheckpointError as e:
             with self._lock:
-                self._message = f"Autosave failed: {e}"
+                self._message = f"Autosave failed, training goes on and tries again next epoch: {e}"
+            return str(e)
+        with self._lock:
+            self._message = ""
+        return ""
 
     def finish(self, trainer: Trainer, status: str) -> None:
         """Ends the job as finished or stopped: the last snapshot, a score for a mid-epoch stop, the save."""
@@ -213,11 +219,9 @@ class TrainingJob:
             trainer.history.append(record)
             with self._lock:
                 self._history.append(record)
-        self._save(trainer, slim=self.slim_when_finished and status == "finished")
-        with self._lock:
-            message = self._message
-        done = f"{status}: saved {self.checkpoint_path.name}" if not message else f"{status}: {message}"
-        self._set_status(status, done)
+        failed = self._save(trainer, slim=self.slim_when_finished and status == "finished")
+        self._set_status(status, f"{status}: saved {self.checkpoint_path.name}" if not failed else
+                         f"{status}, but the model could not be saved: {failed}")
 
     def _set_status(self, status: str, message: str) -> None:
         with self._lock:

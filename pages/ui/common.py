@@ -30,7 +30,7 @@ gc.freeze()
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository: pages/ui/common.py
 DEFAULT_MODELS = {"mnist": "default-mnist-2d.pt", "shapes": "default-shapes-2d.pt"}  # in checkpoint_dir()
-MAX_UPLOAD_MB = 50  # also server.maxUploadSize in .streamlit/config.toml
+MAX_UPLOAD_MB = 50  # MB of 10^6 bytes: also server.maxUploadSize in .streamlit/config.toml, which the browser enforces
 POLL_SECONDS = 1.0  # the live progress line
 # While a job trains, the loss curves get new data every CURVES_SECONDS; the progress line above them
 # moves every POLL_SECONDS. Each new set of curves is laid out and drawn again by plotly in the browser
