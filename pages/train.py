@@ -7,13 +7,15 @@ enter_app()  # first: see pages/ui/shell.py
 
 import math
 import time
+from pathlib import Path
 
 import streamlit as st
 
-from pages.ui.common import CURVES_SECONDS, POLL_SECONDS, ModelRef, data_dir, registry, use_source
+from pages.ui.common import CURVES_SECONDS, POLL_SECONDS, ModelRef, checkpoint_dir, data_dir, registry, use_source
 from pages.ui.explain import math_expander
 from pages.ui.forms import build_configs, settings_inputs
 from pages.ui.live_plot import live_plotly_chart, themed
+from vae import checkpoint as ckpt_io
 from vae.checkpoint import CheckpointError
 from vae.config import DATASET_LABELS, ConfigError, ModelConfig, TrainConfig
 from vae.data import DatasetUnavailable, dataset_available, load_dataset
@@ -87,6 +89,29 @@ def start_job(model_cfg: ModelConfig, train_cfg: TrainConfig, name: str) -> None
     st.session_state["job_id"] = job.job_id
     use_source(ModelRef("job", job.job_id))  # the explore pages follow the live snapshot
     st.rerun()  # the sidebar card, drawn before this page, now shows the job
+
+
+def interrupted_runs() -> None:
+    """Runs that stopped before their planned epochs and kept Adam's state (a server restart, a Stop), each
+    with Resume: it continues the run where it stopped, into the same checkpoint."""
+    training = {Path(j.checkpoint_path) for j in registry().running()}
+    runs = [i for i in ckpt_io.list_checkpoints(checkpoint_dir()) if i.resumable and Path(i.path) not in training]
+    if not runs:
+        return
+    with st.container(border=True, key="interrupted_runs"):
+        st.markdown("**Interrupted runs**: stopped before their planned epochs; Resume continues one where it stopped.")
+        for info in runs[:5]:
+            text, button = st.columns([5, 1], vertical_alignment="center")
+            text.markdown(f"{info.name} · {info.dataset} · epoch {info.epochs} of {info.planned_epochs}")
+            if button.button("Resume", key=f"resume_{info.name}", icon=":material/play_arrow:"):
+                try:
+                    job = registry().resume(info.path, data_dir=str(data_dir()))
+                except (JobLimitReached, CheckpointError) as e:
+                    st.error(str(e))
+                    return
+                st.session_state["job_id"] = job.job_id
+                use_source(ModelRef("job", job.job_id))
+                st.rerun()
 
 
 def watched_job() -> TrainingJob | None:
@@ -176,6 +201,7 @@ if config is not None:
     if ensure_data(train_cfg):
         start_job(model_cfg, train_cfg, name)
 offer_shapes()
+interrupted_runs()
 
 job = watched_job()
 if job is None:

@@ -2,6 +2,7 @@
 import io
 import os
 import pickle
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -156,3 +157,15 @@ def app_env(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def good_checkpoint(tmp_path_factory) -> Path:
     return tiny_checkpoint(tmp_path_factory.mktemp("good"), "current")
+
+
+def zip_bomb(inflated_mb: int = 300) -> bytes:
+    """A torch.save archive whose entries are re-packed with deflate: a few hundred kB on disk that
+    torch.load would inflate to `inflated_mb` MB of zeros before any check of its own."""
+    stored = io.BytesIO()
+    torch.save({"format": ckpt_io.FORMAT, "x": torch.zeros(inflated_mb * 2**20, dtype=torch.uint8)}, stored)
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(stored.getvalue())) as src, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as out:
+        for info in src.infolist():
+            out.writestr(info.filename, src.read(info.filename), compress_type=zipfile.ZIP_DEFLATED, compresslevel=1)
+    return bomb.getvalue()

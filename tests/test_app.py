@@ -428,3 +428,27 @@ def test_the_data_folder_typed_on_home_must_be_one_the_server_allows(app_env, tm
     inside = app_env / "data" / "copy"
     at.text_input(key="data_dir_input").set_value(str(inside)).run()
     assert at.session_state["data_dir"] == str(inside) and not at.error
+
+
+def test_an_interrupted_run_is_listed_after_a_restart_and_resumes_where_it_stopped(env, shapes_dir):
+    """A run that stopped after 1 of 3 epochs (its server restarted) with Adam's state: the Train page lists
+    it, and Resume trains epochs 2 and 3 into the same checkpoint, its history continued."""
+    train, test = load_dataset("shapes", "train", shapes_dir), load_dataset("shapes", "test", shapes_dir)
+    trainer = Trainer(ModelConfig(hidden=(32,)), TrainConfig(epochs=3, train_limit=512, batch_size=128, device="cpu"),
+                      train, test)
+    trainer.run_epoch()
+    path = ckpt_io.save(trainer.checkpoint_payload(), env / "cut-short.pt")
+    first = [dict(r) for r in trainer.history]
+    at = _on(_app(), "pages/train.py")
+    text = " ".join(m.value for m in at.markdown)
+    assert "cut-short · shapes · epoch 1 of 3" in text, text
+    at.button(key="resume_cut-short").click().run()
+    _no_exception(at, "resume")
+    job = _job(at)
+    deadline = time.monotonic() + 120
+    while job.state().active and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert job.state().status == "finished", job.state().message
+    resumed = ckpt_io.load(path)
+    assert resumed.epoch == 3 and resumed.history[:len(first)] == first
+    assert not resumed.resumable and "cut-short" not in " ".join(m.value for m in _on(_app(), "pages/train.py").markdown)

@@ -18,7 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import ROOT, CodeRunningPickle, app_test, assert_one_sentence, malicious_files, trainer_with
+from tests.conftest import (ROOT, CodeRunningPickle, app_test, assert_one_sentence, malicious_files, trainer_with,
+                            zip_bomb)
 from vae import checkpoint as ckpt_io
 from vae.checkpoint import CheckpointError
 from vae.config import ModelConfig, TrainConfig
@@ -366,20 +367,6 @@ def test_a_malicious_upload_is_refused_and_its_payload_never_runs(app_env, good_
 
 
 # ---- archives that inflate: the directory is read before any entry -----------------------------
-
-def zip_bomb(inflated_mb: int = 300) -> bytes:
-    """A torch.save archive whose entries are re-packed with deflate: a few hundred kB on disk that
-    torch.load would inflate to `inflated_mb` MB of zeros before any check of its own."""
-    import zipfile
-
-    stored = io.BytesIO()
-    torch.save({"format": ckpt_io.FORMAT, "x": torch.zeros(inflated_mb * 2**20, dtype=torch.uint8)}, stored)
-    bomb = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(stored.getvalue())) as src, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as out:
-        for info in src.infolist():
-            out.writestr(info.filename, src.read(info.filename), compress_type=zipfile.ZIP_DEFLATED, compresslevel=1)
-    return bomb.getvalue()
-
 
 def _peak_rss_mb() -> float:
     """This process's resident memory peak since the last reset (/proc/self/status VmHWM)."""

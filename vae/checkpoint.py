@@ -69,6 +69,11 @@ class Checkpoint:
     def name(self) -> str:
         return Path(self.path).stem if self.path else "uploaded model"
 
+    @property
+    def resumable(self) -> bool:
+        """A run that stopped before its planned epochs and kept Adam's state (the Train page offers Resume)."""
+        return self.optimizer_state is not None and self.train_config is not None and self.epoch < self.train_config.epochs
+
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -440,6 +445,8 @@ class CheckpointInfo:
     test_elbo: float = math.nan
     created: str = ""
     notes: str = ""
+    planned_epochs: int = 0
+    resumable: bool = False
     error: str = ""  # set when the file could not be read; the other fields are then empty
 
 
@@ -454,6 +461,8 @@ def describe(ckpt: Checkpoint) -> CheckpointInfo:
         test_elbo=ckpt.test_metrics.get("elbo", math.nan),
         created=ckpt.created,
         notes=ckpt.notes,
+        planned_epochs=ckpt.train_config.epochs if ckpt.train_config else ckpt.epoch,
+        resumable=ckpt.resumable,
     )
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from . import checkpoint as ckpt_io
-from .checkpoint import CheckpointError
+from .checkpoint import Checkpoint, CheckpointError
 from .config import ModelConfig, TrainConfig
 from .data import DatasetUnavailable, load_dataset
 from .model import VAE
@@ -57,10 +57,13 @@ class JobState:
 
 
 class TrainingJob:
-    def __init__(self, job_id: str, name: str, model_cfg: ModelConfig, train_cfg: TrainConfig, checkpoint_path: Path):
+    def __init__(self, job_id: str, name: str, model_cfg: ModelConfig, train_cfg: TrainConfig, checkpoint_path: Path,
+                 resume_from: Checkpoint | None = None):
+        """resume_from: a checkpoint whose run this job continues (its weights, Adam's state, history, RNG)."""
         self.job_id, self.name = job_id, name
         self.model_cfg, self.train_cfg = model_cfg, train_cfg
         self.checkpoint_path = Path(checkpoint_path)
+        self.resume_from = resume_from
         self.stop_event = threading.Event()
         self._lock = threading.Lock()
         self._status, self._message = "starting", ""
@@ -157,6 +160,11 @@ class TrainingJob:
         sets when the caller already holds them. The job's own thread calls it, or a VariantsJob's."""
         train, test = data or self._load_data()
         trainer = Trainer(self.model_cfg, self.train_cfg, train, test, stop_event=self.stop_event)
+        if self.resume_from is not None:
+            trainer.restore(self.resume_from)
+            with self._lock:
+                self._history = list(trainer.history)
+                self._progress.update(epoch=float(trainer.epoch), step=trainer.step)
         ReplayRecorder(seed=self.train_cfg.seed).attach(trainer)  # first: autosave then holds the epoch's frame
         trainer.add_callback("on_step", self._on_step)
         trainer.add_callback("on_epoch_end", self._on_epoch_end)
@@ -349,6 +357,22 @@ class JobRegistry:
                     else ckpt_io.unique_checkpoint_path(base, self.checkpoint_dir))
             path.parent.mkdir(parents=True, exist_ok=True)
             job = TrainingJob(str(next(self._ids)), path.stem, model_cfg, train_cfg, path)
+            self._jobs[job.job_id] = job
+            self._forget_old()
+        return job.start()
+
+    def resume(self, path: str | os.PathLike, data_dir: str | None = None) -> TrainingJob:
+        """Continues an interrupted run from its checkpoint (which it keeps writing), to its planned epochs;
+        data_dir: where to read its data now (the file may name another machine's folder)."""
+        ckpt = ckpt_io.load(path)
+        if not ckpt.resumable:
+            raise CheckpointError(f"{Path(path).name} cannot be resumed: it has no optimizer state, or it finished.")
+        train_cfg = dataclasses.replace(ckpt.train_config, data_dir=data_dir)
+        with self._lock:
+            self._check_capacity()
+            if any(j.state().active and Path(j.checkpoint_path) == Path(path) for j in self._jobs.values()):
+                raise JobLimitReached(f"{Path(path).stem} is already training.")
+            job = TrainingJob(str(next(self._ids)), Path(path).stem, ckpt.model_config, train_cfg, Path(path), ckpt)
             self._jobs[job.job_id] = job
             self._forget_old()
         return job.start()
