@@ -390,6 +390,20 @@ def test_a_zip_bomb_is_refused_in_milliseconds_without_inflating(tmp_path):
     assert_one_sentence(str(refused.value))
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="peak memory is read from /proc")
+def test_a_small_file_asking_for_a_huge_model_is_refused_before_any_model_is_built(tiny_data, tiny_cfg, tmp_path):
+    raw = _tampered(tiny_data, tiny_cfg, tmp_path, lambda p: p["model_config"].update(hidden=[4096] * 6))
+    assert len(raw) < 2**20
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    before = _peak_rss_mb()
+    with pytest.raises(CheckpointError) as refused:
+        ckpt_io.load(raw, "huge.pt")
+    assert _peak_rss_mb() - before < 50  # [4096] * 6 is 174 M weights, 700 MB of float32 once built
+    assert "weights" in str(refused.value) and "at most 8 M" in str(refused.value), refused.value
+    assert_one_sentence(str(refused.value))
+
+
 @pytest.mark.parametrize("edit", ["too many entries", "an entry larger than the file"])
 def test_archive_directories_a_checkpoint_never_has_are_refused(tmp_path, edit):
     import zipfile
@@ -407,6 +421,43 @@ def test_archive_directories_a_checkpoint_never_has_are_refused(tmp_path, edit):
         raw[at + 24:at + 28] = (2**30).to_bytes(4, "little")
     with pytest.raises(CheckpointError, match="unpack to far more than the file holds"):
         ckpt_io.load(bytes(raw), "crafted.pt")
+
+
+def _largest_model_config() -> ModelConfig:
+    """The widest two-layer MLP (latent 64) the weight budget allows: the biggest file the app can write."""
+    from vae.config import MAX_PARAMS, ConfigError
+
+    lo, hi = 1, 4096
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        try:
+            ModelConfig(arch="mlp", latent_dim=64, hidden=(mid, mid))
+            lo = mid
+        except ConfigError:
+            hi = mid - 1
+    cfg = ModelConfig(arch="mlp", latent_dim=64, hidden=(lo, lo))
+    assert cfg.n_params > 0.99 * MAX_PARAMS
+    return cfg
+
+
+def test_the_largest_model_the_settings_allow_saves_loads_and_resumes(tiny_data, tmp_path):
+    from vae.replay import MAX_FRAMES, REPLAY_CODES, REPLAY_GRID, TILE, ReplayRecorder
+
+    train_cfg = TrainConfig(dataset="shapes", epochs=3, batch_size=32, seed=0, log_every=1, device="cpu")
+    first = Trainer(_largest_model_config(), TrainConfig(**{**train_cfg.to_dict(), "epochs": 1}), *tiny_data)
+    ReplayRecorder(seed=0).attach(first)
+    first.run()
+    path = ckpt_io.save(first.checkpoint_payload(), tmp_path / "largest.pt")
+    # room left for what a long run adds: a full replay (its frames' codes and uncompressed manifolds)
+    full_replay = MAX_FRAMES * (REPLAY_CODES * 2 * 2 + (REPLAY_GRID * TILE) ** 2)
+    assert path.stat().st_size + full_replay < ckpt_io.MAX_CHECKPOINT_BYTES, path.stat().st_size
+    ckpt = ckpt_io.load(path)
+    assert ckpt.optimizer_state is not None
+    resumed = Trainer(ckpt.model_config, train_cfg, *tiny_data)
+    resumed.restore(ckpt)
+    resumed.run()
+    assert resumed.epoch == 3
+    assert ckpt_io.load(ckpt_io.save(resumed.checkpoint_payload(), path)).epoch == 3
 
 
 # ---- writes that fail, and what a killed save leaves --------------------------------------------

@@ -158,7 +158,7 @@ def parse_hidden(text: str | list | tuple, latent_dim: int | None = None) -> tup
     """'512,256' or [512, 256] -> (512, 256), with the bounds checked; 'auto' -> default_hidden."""
     if isinstance(text, str) and text.strip().lower() == AUTO_HIDDEN:
         if latent_dim is None:
-            return AUTO_HIDDEN  # resolved by ModelConfig.validate once the latent dim is known
+            return AUTO_HIDDEN  # resolved by ModelConfig.__post_init__ once the latent dim is known
         return default_hidden(latent_dim)
     if isinstance(text, str):
         parts = [p.strip() for p in text.replace(" ", ",").split(",") if p.strip()]
