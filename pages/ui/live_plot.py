@@ -56,7 +56,12 @@ export default function ({ data, parentElement }) {
     let width = 0;
     gd.leResize = new ResizeObserver((entries) => {
       const w = Math.round(entries[0].contentRect.width);
-      if (w !== width && window.Plotly && gd._fullLayout) window.Plotly.Plots.resize(gd);
+      // Width 0: hidden (a page change, a rerun's stale element); the observer fires again when shown.
+      // Plots.resize rejects if the plot is hidden before its deferred layout runs: nothing to redraw then.
+      if (w > 0 && w !== width && window.Plotly && gd._fullLayout && gd.isConnected) {
+        const done = window.Plotly.Plots.resize(gd);
+        if (done && done.catch) done.catch(() => {});
+      }
       width = w;
     });
     gd.leResize.observe(gd);
