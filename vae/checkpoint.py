@@ -340,7 +340,7 @@ def _check_optimizer(value: Any, model: VAE, label: str) -> dict | None:
         return None
     params = list(model.parameters())
     try:
-        (group,) = value["param_groups"]
+        (group,) = value["param_groups"] if isinstance(value, dict) else ()  # a tensor indexed by a str warns
         ok = (isinstance(value["state"], dict) and isinstance(group, dict) and group["params"] == list(range(len(params)))
               and all(_is_number(group.get(k)) and 0 <= group[k] < 1e3 for k in ("lr", "eps", "weight_decay"))
               and isinstance(group.get("betas"), (tuple, list)) and len(group["betas"]) == 2
