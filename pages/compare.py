@@ -181,7 +181,7 @@ def draw_columns(chosen: list[str], axes: str, n: int, was_live: bool) -> None:
 
     def manifold(i: int, view: ModelView) -> None:
         if view.model_config.latent_dim >= 2:
-            tiled = tile_images(decode_grid(view.model, xs, ys))  # (n*28, n*28) uint8, one forward pass
+            tiled = tile_images(decode_grid(view.model, xs, ys))  # (n*H, n*W[, 3]) uint8, one forward pass
             st.plotly_chart(manifold_figure(tiled, xs, ys, height=420, max_labels=5),
                             key=f"cmp_manifold_{i}", config={"displayModeBar": False})
 

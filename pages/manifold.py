@@ -56,7 +56,7 @@ def draw(view) -> None:
     if dims is False:
         return
     xs = ys = grid_axis(n, radius, spacing)
-    tiled = tile_images(decode_grid(view.model, xs, ys, dims))  # (n*28, n*28) uint8, one forward pass
+    tiled = tile_images(decode_grid(view.model, xs, ys, dims))  # (n*H, n*W[, 3]) uint8, one forward pass
     codes = overlay_codes(view, dims) if overlay else None
     with main:
         st.plotly_chart(manifold_figure(tiled, xs, ys, spacing, dims, overlay=codes, height=760),

@@ -16,6 +16,7 @@ from vae.latent import (
     reconstruct,
     sample_indices,
     tile_rows,
+    to_pictures,
     upscale_factor,
     upscale_nearest,
 )
@@ -34,8 +35,8 @@ def draw_reconstructions(view, indices: np.ndarray) -> None:
     encoded = encoded_test_set(view, EXPLORE_CODES)
     if encoded is None:
         return
-    originals = encoded.images[indices]  # (k, 1, 28, 28)
-    strip = tile_rows([originals[:, 0].numpy(), reconstruct(view.model, originals)], gap=GAP)
+    originals = encoded.images[indices]  # (k, C, H, W)
+    strip = tile_rows([to_pictures(originals), reconstruct(view.model, originals)], gap=GAP)
     st.image(crisp(strip), caption=f"Top: test images {', '.join(f'#{i}' for i in indices)}. "
              "Bottom: their reconstructions decode(mu(x)).", width="content", output_format="PNG")
 
@@ -44,8 +45,8 @@ def draw_path(view, a: int, b: int, steps: int) -> None:
     encoded = encoded_test_set(view, EXPLORE_CODES)
     if encoded is None:
         return
-    path = decode_codes(view.model, interpolate(encoded.mu[a], encoded.mu[b], steps))  # (steps, 28, 28), one pass
-    ends = encoded.images[[a, b], 0].numpy()
+    path = decode_codes(view.model, interpolate(encoded.mu[a], encoded.mu[b], steps))  # (steps, H, W[, 3]), one pass
+    ends = to_pictures(encoded.images[[a, b]])
     strip = tile_rows([np.concatenate([ends[:1], path, ends[1:]])], gap=GAP)
     st.image(crisp(strip), width="content", output_format="PNG",
              caption=f"Outer images: test images #{a} and #{b}. Between them: the decoder along the straight line "

@@ -12,11 +12,11 @@ import streamlit as st
 from pages.ui.common import EXPLORE_CODES, encoded_test_set, explore_page, live_fragment
 from pages.ui.explain import math_expander, usage_note
 from vae.figures import kl_per_dim_figure, latent_scatter, manifold_figure, rate_distortion_figure
-from vae.latent import latent_usage, upscale_nearest
+from vae.latent import latent_usage, upscale_factor, upscale_nearest
 from vae.pictures import replay_gif
 from vae.replay import frame_plane, replay_extent, replay_from_extras
 
-ZOOM_1D = 3  # a 1-D model's manifold is one row of 28 px tiles
+ROW_PX = 700  # a 1-D model's manifold, one row of tiles, is enlarged to about this width
 
 
 def pick_frame(epochs: list[int], live: bool) -> int:
@@ -41,11 +41,11 @@ def replay_section(view, was_live: bool) -> None:
     left, right = st.columns(2, gap="large")
     with left:
         manifold = replay.manifolds[frame]
-        if manifold.shape[0] == manifold.shape[1]:
+        if view.model_config.latent_dim >= 2:
             st.plotly_chart(manifold_figure(manifold, replay.grid, replay.grid, height=480, max_labels=8),
                             key="rp_manifold", config={"displayModeBar": False})
         else:
-            st.image(upscale_nearest(manifold, ZOOM_1D), output_format="PNG")
+            st.image(upscale_nearest(manifold, upscale_factor(manifold.shape[1], ROW_PX)), output_format="PNG")
         st.caption(f"What the decoder drew at epoch {replay.epochs[frame]} over z1, z2 in "
                    f"[{replay.grid[0]:g}, {replay.grid[-1]:g}].")
     with right:

@@ -14,11 +14,11 @@ from pages.ui.common import (EXPLORE_CODES, encoded_test_set, encoded_train_code
                              pick_dims, test_set_size)
 from vae.figures import latent_scatter, selected_index
 from vae.latent import (kl_per_dimension, knn_label_map, pca_2d, pca_prior_centre, project_like, reconstruct,
-                        square_extent, tile_rows, upscale_nearest)
+                        square_extent, tile_rows, to_pictures, upscale_factor, upscale_nearest)
 
 FACTOR_TITLES = {"label": "label", "scale": "scale (radius, px)", "rotation": "rotation (radians)",
                  "x": "x (column, px)", "y": "y (row, px)"}
-ZOOM = 5  # 28 px -> 140 px per image in the detail panel
+DETAIL_PX = 140  # each image of the detail panel is enlarged to about this size (28 px: 5x)
 LABEL_MAP_CODES, LABEL_MAP_K, LABEL_MAP_CELLS = 5000, 15, 120  # training codes, neighbours, grid cells per side
 
 
@@ -69,9 +69,9 @@ def label_map(view, encoded, dims, xy: np.ndarray):
 
 def details(view, encoded, index: int) -> None:
     """The chosen test image beside its reconstruction, its label and its code."""
-    original = encoded.images[index:index + 1]  # (1, 1, 28, 28)
-    strip = tile_rows([np.concatenate([original[:, 0].numpy(), reconstruct(view.model, original)])], gap=2)
-    st.image(upscale_nearest(strip, ZOOM), caption="the test image | its reconstruction", width="content",
+    original = encoded.images[index:index + 1]  # (1, C, H, W)
+    strip = tile_rows([np.concatenate([to_pictures(original), reconstruct(view.model, original)])], gap=2)
+    st.image(upscale_nearest(strip, upscale_factor(max(strip.shape[:2]) // 2, DETAIL_PX)), caption="the test image | its reconstruction", width="content",
              output_format="PNG")
     label = int(encoded.labels[index])
     name = encoded.class_names[label] if label < len(encoded.class_names) else str(label)

@@ -15,17 +15,17 @@ import os
 import numpy as np
 import streamlit as st
 
-from pages.ui.common import EXPLORE_CODES, encoded_test_set, explore_page, live_fragment, pick_dims
+from pages.ui.common import EXPLORE_CODES, data_source, encoded_test_set, explore_page, live_fragment, pick_dims
 from pages.ui.latent_pad import latent_pad
 from vae.figures import class_color
-from vae.latent import decode_codes, grid_codes, to_uint8, upscale_nearest
+from vae.latent import decode_codes, grid_codes, to_uint8, upscale_factor, upscale_nearest
 from vae.pad import PadCodes, UnsupportedDecoder, decoder_program, pad_payload, thumbnail_sprite, unpack
 from vae.pictures import MarkablePanel, scatter_panel
 
 LIMIT = 4.0  # the plane and the sliders span +/- 4 prior standard deviations
 PAD_CODES = 1000  # test codes on the pad, each with its thumbnail for hovering
 STEP = 0.05  # the server fallback's sliders
-ZOOM = 12  # 28 px -> 336 px, nearest neighbour: crisp on a projector
+PICTURE_PX = 336  # the decoded picture is enlarged (nearest neighbour) to about this size: 28 px, 12x
 SIDE_POINTS = 2000  # test codes on the fallback's small scatter: enough to see the clusters
 SIDE_PX = 360  # the small scatter's side in pixels
 
@@ -53,7 +53,7 @@ def held_code(view, encoded, dims: tuple[int, int]) -> tuple[np.ndarray | None, 
 # --- the pad ----------------------------------------------------------------------------------------
 
 @st.cache_resource(max_entries=4, show_spinner=False)
-def _sprite(dataset: str, folder: str, n: int, _images) -> bytes:
+def _sprite(source: tuple, n: int, _images) -> bytes:
     """The thumbnails of the pad's first n test images as one PNG; the same for every model version."""
     return thumbnail_sprite(to_uint8(_images[:n].numpy()))
 
@@ -69,7 +69,7 @@ def pad_data(view, encoded, program, dims: tuple[int, ...], base: np.ndarray | N
     codes = sprite = None
     if n:
         codes = PadCodes(encoded.mu[:n], encoded.labels[:n], None)
-        sprite = _sprite(view.dataset, str(st.session_state.get("data_dir") or ""), n, encoded.images)
+        sprite = _sprite(data_source(view), n, encoded.images)
     names = encoded.class_names if encoded is not None else view.class_names
     released = st.session_state.get("latent_point") or {}
     point = released.get("z") if released.get("dims") == list(dims) else None
@@ -145,7 +145,8 @@ def draw_server_sliders(view, encoded, dims: tuple[int, int], base, held: str) -
         code = np.array([[v1]], np.float32)
     else:
         code = grid_codes(np.array([v1], np.float32), np.array([v2], np.float32), d, dims, base)  # (1, D)
-    image = upscale_nearest(to_uint8(decode_codes(view.model, code)[0]), ZOOM)  # (336, 336) uint8
+    decoded = to_uint8(decode_codes(view.model, code)[0])  # (H, W[, 3])
+    image = upscale_nearest(decoded, upscale_factor(max(decoded.shape[:2]), PICTURE_PX))
     with picture:
         st.image(image, caption=f"decode(z) at z = {fmt_code(code[0])}", width="content", output_format="PNG")
         if held:

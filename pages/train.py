@@ -11,16 +11,20 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages.ui.common import CURVES_SECONDS, POLL_SECONDS, ModelRef, checkpoint_dir, data_dir, registry, use_source
+from pages.ui.common import (CURVES_SECONDS, MAX_UPLOAD_MB, POLL_SECONDS, ModelRef, checkpoint_dir, data_dir, registry,
+                             use_source)
 from pages.ui.explain import math_expander
 from pages.ui.forms import build_configs, settings_inputs
 from pages.ui.live_plot import live_plotly_chart, themed
 from vae import checkpoint as ckpt_io
 from vae.checkpoint import CheckpointError
 from vae.config import DATASET_LABELS, ConfigError, ModelConfig, TrainConfig
-from vae.data import DatasetUnavailable, dataset_available, load_dataset
+from vae.data import (UPLOADS, DataFolderRefused, DatasetUnavailable, allowed_data_dirs, check_data_dir, class_counts,
+                      dataset_available, load_dataset, resolve_data_dir)
+from vae.folders import ArchiveRefused, extract_image_zip, find_image_folders, free_upload_name
 from vae.figures import loss_curves
 from vae.jobs import JobLimitReached, TrainingJob, VariantsJob
+from vae.pictures import class_samples
 
 st.title("Train a VAE")
 
@@ -50,8 +54,76 @@ def settings_form() -> tuple[ModelConfig, TrainConfig, str] | None:
         submitted = st.form_submit_button("Start training", type="primary", key="start", icon=":material/play_arrow:")
     if not submitted:
         return None
-    configs = build_configs(values, data_dir=str(data_dir()))
+    own = {k: st.session_state.get(f"f_{k}") for k in ("image_size", "channels") if f"f_{k}" in st.session_state}
+    folder = st.session_state.get("own_folder")
+    if values["dataset"] == "folder" and not folder:
+        st.error("Choose the folder of your images under \"Your own images\" below, then press Start.")
+        return None
+    configs = build_configs({**values, **own}, data_dir=folder if values["dataset"] == "folder" else str(data_dir()))
     return None if configs is None else (*configs, name.strip())
+
+
+def own_images() -> None:
+    """Your own images: a folder on this server (the data folder or one the operator allows) or an uploaded
+    .zip of class folders, previewed (samples and class counts) before the form trains on it."""
+    chosen = st.session_state.get("own_folder")
+    with st.expander("Your own images", expanded=chosen is not None, icon=":material/photo_library:"):
+        st.caption(f"A folder with one subfolder of images per class (cat/, dog/, …), in {data_dir()} or below it, "
+                   "or a .zip of such folders. Each image is resized and centre-cropped to a square.")
+        pick, upload = st.columns([3, 2])
+        uploaded = st.session_state.pop("own_uploaded", None)  # a .zip just unpacked: it becomes the choice
+        if uploaded:
+            st.session_state["own_path"] = uploaded
+        current = st.session_state.get("own_path")
+        found = list(dict.fromkeys([*([current] if current else []), *map(str, find_image_folders(allowed_data_dirs()))]))
+        typed = pick.selectbox("Image folder", found, index=None, key="own_path", accept_new_options=True,
+                               placeholder="Choose a folder found here, or type a path",
+                               help="Folders below the data folder that hold class subfolders of images.")
+        zipped = upload.file_uploader(f"…or upload a .zip of class folders (≤ {MAX_UPLOAD_MB} MB)", type=["zip"],
+                                      key="own_zip", max_upload_size=MAX_UPLOAD_MB)
+        size_col, channels_col, _ = st.columns([1, 1, 2])
+        size, channels = settings_inputs(["image_size", "channels"], [size_col, channels_col]).values()
+        if zipped is not None and st.session_state.get("own_zip_seen") != zipped.file_id:
+            st.session_state["own_zip_seen"] = zipped.file_id
+            uploads = resolve_data_dir(None) / UPLOADS
+            try:
+                folder = extract_image_zip(zipped.getvalue(), uploads, free_upload_name(zipped.name, uploads))
+            except ArchiveRefused as e:
+                st.error(str(e))
+                return
+            st.session_state["own_uploaded"] = str(folder)
+            st.rerun()
+        st.session_state.pop("own_folder", None)
+        if typed:
+            try:
+                st.session_state["own_folder"] = str(check_data_dir(typed))
+            except DataFolderRefused as e:
+                st.error(str(e))
+                return
+            preview_folder(st.session_state["own_folder"], size, int(channels))
+
+
+def preview_folder(folder: str, size: int, channels: int) -> None:
+    """A few images of each class as the model will see them, the class counts, and a button that selects
+    the folder in the form."""
+    try:
+        with st.spinner("Reading the images…"):
+            train, test = (load_dataset("folder", split, folder, image_size=size, channels=channels)
+                           for split in ("train", "test"))
+    except DatasetUnavailable as e:
+        st.error(str(e))
+        return
+    st.markdown(f"**{folder}**: {train.source.split('. ', 1)[-1]}")
+    samples, counts = st.columns([3, 2])
+    samples.image(class_samples(train), caption="Training images as the model sees them, one row per class "
+                  "(at most 8 classes shown).", output_format="PNG")
+    counts.dataframe(class_counts(train, test), hide_index=True, height=min(400, 38 + 35 * len(train.class_names)))
+    st.button("Train on these images", key="use_folder", icon=":material/check:", on_click=_choose_folder)
+
+
+def _choose_folder() -> None:
+    st.session_state["f_dataset"] = "folder"  # a callback runs before the form's widgets exist
+    st.session_state.pop("data_problem", None)
 
 
 def ensure_data(train_cfg: TrainConfig) -> bool:
@@ -201,6 +273,7 @@ if config is not None:
     if ensure_data(train_cfg):
         start_job(model_cfg, train_cfg, name)
 offer_shapes()
+own_images()
 interrupted_runs()
 
 job = watched_job()

@@ -18,12 +18,15 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
-def tiny_dataset(n: int = 64, split: str = "train", seed: int = 0) -> InMemoryDataset:
-    """n random blob images with 3 labels: enough to exercise every code path in a second."""
+def tiny_dataset(n: int = 64, split: str = "train", seed: int = 0, channels: int = 1, size: tuple[int, int] = (28, 28),
+                 name: str = "") -> InMemoryDataset:
+    """n random blob images (C, H, W) = (channels, *size) with 3 labels: enough to exercise every code path in
+    a second. name: its dataset (shapes, or shapes-color for 3 channels, by default)."""
     g = torch.Generator().manual_seed(seed)
     labels = torch.randint(0, 3, (n,), generator=g)
-    images = (torch.rand(n, 1, 28, 28, generator=g) * 255 * (labels.view(-1, 1, 1, 1) + 1) / 3).to(torch.uint8)
-    return InMemoryDataset("shapes", split, images, labels, ["a", "b", "c"], {}, "tiny test data")
+    images = (torch.rand(n, channels, *size, generator=g) * 255 * (labels.view(-1, 1, 1, 1) + 1) / 3).to(torch.uint8)
+    name = name or ("shapes" if channels == 1 else "shapes-color")
+    return InMemoryDataset(name, split, images, labels, ["a", "b", "c"], {}, "tiny test data")
 
 
 @pytest.fixture

@@ -321,7 +321,7 @@ def test_encoding_cache_holds_at_most_max_entries(app_env, good_checkpoint):
     load_dataset("shapes", "test", app_env / "data")
     for version in range(limit + 4):
         view = ModelView.from_checkpoint(ckpt, key=f"job:1:{version}")
-        encoded = common._encoded(view, view.key, "shapes", str(app_env / "data"), 64)
+        encoded = common._encoded(view, view.key, ("shapes", str(app_env / "data"), 32, 3), 64)
         assert encoded.mu.shape == (64, 2)
         assert _cache_entries(common._encoded) == min(version + 1, limit)
 
@@ -343,7 +343,7 @@ def test_checkpoint_listing_keeps_one_entry_per_file(tmp_path, good_checkpoint):
 
 def test_job_registry_keeps_only_the_newest_finished_jobs(tmp_path, monkeypatch):
     data = {"train": tiny_dataset(64, "train"), "test": tiny_dataset(32, "test", 1)}
-    monkeypatch.setattr(jobs_mod, "load_dataset", lambda name, split, data_dir=None: data[split])
+    monkeypatch.setattr("vae.data.load_dataset", lambda name, split, *args, **kwargs: data[split])
     monkeypatch.setattr(jobs_mod, "FINISHED_JOBS_KEPT", 3)
     registry = jobs_mod.JobRegistry(tmp_path, max_running=1)
     cfgs = ModelConfig(hidden=(16,)), TrainConfig(epochs=1, batch_size=32, device="cpu")

@@ -118,7 +118,7 @@ def test_python_dash_m_entry_point_runs(tmp_path):
     (["train", "--resume", str(ROOT / "checkpoints" / "default-shapes-2d.pt")], "is a shipped default model"),
 ])
 def test_paths_are_checked_before_any_work(argv, words, capsys, monkeypatch):
-    monkeypatch.setattr("vae.cli.load_dataset", lambda *a, **k: pytest.fail("data was loaded before the paths were checked"))
+    monkeypatch.setattr("vae.data.load_dataset", lambda *a, **k: pytest.fail("data was loaded before the paths were checked"))
     assert main(argv + TINY[:0]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and words in err and len(err.strip().splitlines()) == 1, err
@@ -127,7 +127,7 @@ def test_paths_are_checked_before_any_work(argv, words, capsys, monkeypatch):
 def test_an_out_folder_that_cannot_take_a_file_is_refused_before_training(tmp_path, capsys, monkeypatch):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    monkeypatch.setattr("vae.cli.load_dataset", lambda *a, **k: pytest.fail("data was loaded before --out was checked"))
+    monkeypatch.setattr("vae.data.load_dataset", lambda *a, **k: pytest.fail("data was loaded before --out was checked"))
     assert main(["train", *TINY, "--out", str(blocker / "model.pt")]) == 2
     assert "Cannot write a checkpoint into" in capsys.readouterr().err
 

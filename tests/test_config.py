@@ -18,6 +18,7 @@ from hypothesis import strategies as hs
 import vae.cli as cli
 from tests.conftest import ROOT, assert_one_sentence, malicious_files, tiny_checkpoint, tiny_dataset
 from vae import checkpoint as ckpt_io
+from vae import data
 from vae.config import (ARCHITECTURES, DEVICES, LIKELIHOODS, LR_SCHEDULES, MAX_BETA, MAX_PARAMS, ConfigError,
                         ModelConfig, TrainConfig)
 from vae.data import DATASET_NAMES
@@ -52,7 +53,8 @@ MODEL_FIELDS = {
     "latent_dim": mostly(hs.integers(-3, 70)),
     "hidden": mostly(hs.just("auto") | SIZES | SIZES.map(lambda s: ",".join(map(str, s)))),
     "likelihood": mostly(hs.sampled_from(LIKELIHOODS)),
-    "image_shape": mostly(hs.sampled_from([(1, 28, 28), [1, 28, 28], (3, 32, 32)])),
+    "image_shape": mostly(hs.sampled_from([(1, 28, 28), [1, 28, 28], (3, 32, 32), (1, 28, 20), (3, 64, 64), (1, 8, 8),
+                                           (3, 128, 128), (2, 28, 28), (1, 7, 28), (3, 129, 8), (1, 27, 27), (3, 30, 30)])),
 }
 TRAIN_FIELDS = {
     "dataset": mostly(hs.sampled_from(DATASET_NAMES)),
@@ -68,12 +70,18 @@ TRAIN_FIELDS = {
     "binarize": mostly(hs.booleans()),
     "log_every": mostly(hs.integers(-2, 200_000)),
     "train_limit": mostly(hs.none() | hs.integers(-2, 10**7 + 5)),
+    "image_size": mostly(hs.integers(-1, 140)),
+    "channels": mostly(hs.integers(-1, 4)),
 }
 
 
 def assert_within_bounds(m: ModelConfig, t: TrainConfig) -> None:
     """A config that passed validation holds only the issue's values, with the right types."""
-    assert m.arch in ARCHITECTURES and m.likelihood in LIKELIHOODS and m.image_shape == (1, 28, 28)
+    assert m.arch in ARCHITECTURES and m.likelihood in LIKELIHOODS
+    c, h, w = m.image_shape
+    assert c in (1, 3) and 8 <= h <= 128 and 8 <= w <= 128 and all(type(v) is int for v in m.image_shape)
+    assert m.arch == "mlp" or (h % 2 == 0 and w % 2 == 0)  # the conv net halves the image
+    assert t.channels in (1, 3) and 8 <= t.image_size <= 128
     assert type(m.latent_dim) is int and 1 <= m.latent_dim <= 64
     assert type(m.hidden) is tuple and 1 <= len(m.hidden) <= 6
     assert all(type(h) is int and 1 <= h <= 4096 for h in m.hidden)
@@ -308,15 +316,18 @@ def cli_sandbox(tmp_path, monkeypatch):
     evaluation, saving and the shapes data (other datasets go through the real, offline loader)."""
     good = tiny_checkpoint(tmp_path)  # before save is replaced below
     tiny = {"train": tiny_dataset(64, "train"), "test": tiny_dataset(32, "test", 1)}
-    real_load = cli.load_dataset
+    tiny["colour"] = {split: tiny_dataset(32, split, channels=3) for split in ("train", "test")}
+    real_load = data.load_dataset
 
-    def offline_load(name, split="train", data_dir=None, download=False):
-        return tiny[split] if name == "shapes" else real_load(name, split, data_dir, download=False)
+    def offline_load(name, split="train", data_dir=None, download=False, *args):
+        if name in ("shapes", "shapes-color"):
+            return tiny[split] if name == "shapes" else tiny["colour"][split]
+        return real_load(name, split, data_dir, False, *args)
 
     saved = []
     monkeypatch.setattr(cli, "Trainer", RecordingTrainer)
     monkeypatch.setattr(cli, "ReplayRecorder", _NoReplay, raising=False)  # it would encode with the model
-    monkeypatch.setattr(cli, "load_dataset", offline_load)
+    monkeypatch.setattr(data, "load_dataset", offline_load)
     monkeypatch.setattr(cli.ckpt_io, "save", lambda payload, path: saved.append(Path(path)) or Path(path))
     monkeypatch.setattr(cli, "evaluate_model", lambda model, x: {"elbo": 100.0, "recon": 90.0, "kl": 10.0})
     monkeypatch.setattr(cli, "iw_log_likelihood", lambda model, x, k, g: torch.zeros(len(x)))

@@ -1,8 +1,7 @@
-"""Tests for vae/data.py: torchvision loaders on tiny IDX files, the built-in shapes, batching."""
+"""Tests for vae/data.py: torchvision loaders on tiny IDX files, the registry, Frey Face, folders, batching."""
 from __future__ import annotations
 
 import struct
-import time
 from pathlib import Path
 from urllib.error import URLError
 
@@ -137,102 +136,6 @@ def test_expected_files_and_data_dir(tmp_path, monkeypatch):
     monkeypatch.delenv(data.DATA_DIR_ENV)
     monkeypatch.chdir(tmp_path)
     assert data.resolve_data_dir() == (tmp_path / "data").resolve()
-
-
-# --- shapes ---------------------------------------------------------------------------------------
-
-
-def test_shapes_deterministic_from_seed():
-    a, b, c = data.make_shapes(300, 7), data.make_shapes(300, 7), data.make_shapes(300, 8)
-    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
-    assert all(torch.equal(a[2][k], b[2][k]) for k in a[2])
-    assert not torch.equal(a[0], c[0])
-
-
-def test_shapes_types_classes_and_factors():
-    images, labels, factors = data.make_shapes(500, 0)
-    assert images.dtype == torch.uint8 and images.shape == (500, 1, 28, 28)
-    assert labels.dtype == torch.int64 and labels.shape == (500,)
-    assert set(labels.tolist()) == set(range(len(data.SHAPE_NAMES)))
-    assert set(factors) == {"shape", "scale", "rotation", "x", "y"}
-    assert all(f.dtype == torch.float32 and f.shape == (500,) for f in factors.values())
-    torch.testing.assert_close(factors["shape"], labels.float(), rtol=0, atol=0)
-    assert images.amax() == 255 and images.amin() == 0
-    edge = torch.cat([images[..., 0, :], images[..., -1, :], images[..., :, 0], images[..., :, -1]], dim=-1)
-    assert edge.max() == 0  # every shape stays inside the frame, with a margin
-
-
-def test_shapes_centre_of_mass_matches_xy():
-    images, _, factors = data.make_shapes(1000, 1)
-    ink = images[:, 0].double()
-    centres = torch.arange(28, dtype=torch.float64) + 0.5  # pixel centres, pixel units
-    mass = ink.sum(dim=(1, 2))
-    cx = (ink * centres[None, None, :]).sum(dim=(1, 2)) / mass
-    cy = (ink * centres[None, :, None]).sum(dim=(1, 2)) / mass
-    # Tolerance 0.25 px: anti-aliasing at 4x supersampling and 8-bit rounding move it ~0.13 px at most.
-    assert (cx - factors["x"].double()).abs().max() < 0.25
-    assert (cy - factors["y"].double()).abs().max() < 0.25
-
-
-def test_shapes_larger_scale_means_more_ink():
-    images, labels, factors = data.make_shapes(1500, 2)
-    ink = images.double().sum(dim=(1, 2, 3))
-    for shape_id, name in enumerate(data.SHAPE_NAMES):
-        keep = labels == shape_id
-        # Area grows as scale², so compare ink with scale² per shape (rotation only jitters it).
-        corr = np.corrcoef(ink[keep].numpy(), factors["scale"][keep].double().numpy() ** 2)[0, 1]
-        assert corr > 0.95, name
-
-
-def test_shapes_rotation_turns_the_image():
-    # Same square, rotated by 45 degrees, is not the same picture; circles do not care.
-    square = data._render(np.array([0, 0]), np.float32([7, 7]), np.float32([0, np.pi / 4]),
-                          np.float32([14, 14]), np.float32([14, 14]))
-    circle = data._render(np.array([1, 1]), np.float32([7, 7]), np.float32([0, np.pi / 4]),
-                          np.float32([14, 14]), np.float32([14, 14]))
-    assert np.abs(square[0].astype(int) - square[1]).sum() > 255 * 10
-    assert np.abs(circle[0].astype(int) - circle[1]).max() <= 16
-
-
-def test_shapes_full_train_split(tmp_path):
-    start = time.perf_counter()
-    ds = data.load_dataset("shapes", "train", data_dir=tmp_path)
-    print(f"shapes train split: {time.perf_counter() - start:.2f} s")
-    assert len(ds) == 20_000 and ds.images.shape == (20_000, 1, 28, 28)
-    assert ds.class_names[:3] == ["square", "circle", "triangle"] and ds.source == "built-in shapes (generated, seed 0)"
-    assert data.load_dataset("shapes", "train") is ds  # one in-process copy whatever the folder
-
-
-def test_shapes_disk_cache_round_trip(tmp_path, monkeypatch):
-    ds = data.load_dataset("shapes", "test", data_dir=tmp_path)
-    cache_file = tmp_path / "shapes" / "shapes-v1-test.npz"
-    assert cache_file.is_file() and not list(cache_file.parent.glob("*.tmp"))
-    data.clear_cache()
-    monkeypatch.setattr(data, "make_shapes", lambda n, seed: pytest.fail("regenerated despite the cache"))
-    cached = data.load_dataset("shapes", "test", data_dir=tmp_path)
-    monkeypatch.undo()
-    images, labels, factors = data.make_shapes(4000, 1)
-    assert len(cached) == 4000 and ds.source == cached.source
-    assert torch.equal(cached.images, images) and torch.equal(cached.labels, labels)
-    assert torch.equal(ds.images, images)
-    for key, value in factors.items():
-        torch.testing.assert_close(cached.factors[key], value, rtol=0, atol=0)
-
-
-def test_shapes_corrupt_cache_is_regenerated(tmp_path):
-    cache_file = tmp_path / "shapes" / "shapes-v1-test.npz"
-    cache_file.parent.mkdir(parents=True)
-    cache_file.write_bytes(b"not a zip file")
-    ds = data.load_dataset("shapes", "test", data_dir=tmp_path)
-    assert torch.equal(ds.images, data.make_shapes(4000, 1)[0])
-    assert cache_file.stat().st_size > 1000  # rewritten
-
-
-def test_shapes_unwritable_folder_is_skipped(tmp_path):
-    blocker = tmp_path / "file-not-folder"
-    blocker.write_text("")
-    ds = data.load_dataset("shapes", "test", data_dir=blocker)  # <blocker>/shapes cannot be created
-    assert len(ds) == 4000
 
 
 # --- batching -------------------------------------------------------------------------------------

@@ -19,7 +19,8 @@ from streamlit.testing.v1 import AppTest
 from tests.conftest import assert_no_exception, open_page
 from vae import checkpoint as ckpt_io
 from vae.config import ModelConfig, TrainConfig
-from vae.data import SHAPE_NAMES, load_dataset
+from vae.data import load_dataset
+from vae.shapes import SHAPE_NAMES
 from vae.model import VAE
 from vae.pad import unpack
 from vae.train import Trainer

@@ -20,7 +20,7 @@ from vae.jobs import JobLimitReached, JobRegistry
 def tiny_loader(monkeypatch):
     """Jobs load their data by name; serve the tiny in-memory sets instead of generating shapes."""
     data = {"train": tiny_dataset(256, "train", 0), "test": tiny_dataset(64, "test", 1)}
-    monkeypatch.setattr(jobs_mod, "load_dataset", lambda name, split, data_dir=None: data[split])
+    monkeypatch.setattr("vae.data.load_dataset", lambda name, split, *args, **kwargs: data[split])
     return data
 
 

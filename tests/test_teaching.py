@@ -70,7 +70,7 @@ def test_lecture_variants_share_everything_but_the_weights():
 @pytest.fixture
 def tiny_loader(monkeypatch):
     data = {"train": tiny_dataset(128, "train", 0), "test": tiny_dataset(48, "test", 1)}
-    monkeypatch.setattr(jobs_mod, "load_dataset", lambda name, split, data_dir=None: data[split])
+    monkeypatch.setattr("vae.data.load_dataset", lambda name, split, *args, **kwargs: data[split])
     return data
 
 

@@ -309,7 +309,7 @@ def _check_extras(value: Any, model_cfg: ModelConfig, class_names: Any, label: s
     if REPLAY_KEY in value:
         n_classes = len(class_names) if isinstance(class_names, list) else None
         try:
-            value = {**value, REPLAY_KEY: check_replay(value[REPLAY_KEY], model_cfg.latent_dim, n_classes)}
+            value = {**value, REPLAY_KEY: check_replay(value[REPLAY_KEY], model_cfg.latent_dim, n_classes, model_cfg.image_shape)}
         except ReplayError as e:
             raise CheckpointError(f"{label} holds a training replay that cannot be used ({e}); it may be damaged: train or save the model again.") from None
     return value

@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 
 from . import checkpoint as ckpt_io
-from .config import ConfigError, ModelConfig, Setting, TrainConfig, settings_of
-from .data import DatasetUnavailable, load_dataset
+from .config import LIKELIHOOD_NAMES, ConfigError, ModelConfig, Setting, TrainConfig, configs_from, settings_of
+from .data import DatasetUnavailable, load_dataset, load_for
 from .loss import iw_log_likelihood
 from .pictures import replay_gif
 from .replay import MAX_FRAMES, ReplayRecorder, replay_from_extras
@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a VAE and save a checkpoint",
                        description="Every setting is checked before any data loads.")
-    t.add_argument("--data-dir", default=None, help="folder with torchvision datasets (else $VAE_DATA_DIR, else ./data)")
+    t.add_argument("--data-dir", default=None, help="folder with torchvision datasets (else $VAE_DATA_DIR, else ./data); "
+                                                     "with --dataset folder, the folder of images, one subfolder per class")
     t.add_argument("--download", action="store_true", help="let torchvision download missing files")
     for name, setting in setting_options().items():
         if setting.kind == "switch":
@@ -110,9 +111,7 @@ def configs_from_args(args) -> tuple[ModelConfig, TrainConfig]:
     """Both configs from the options given (the others keep their declared defaults); a bad value raises
     ConfigError with the readable message."""
     given = {name: getattr(args, name) for name in setting_options() if getattr(args, name) not in (None, False)}
-    model_cfg = ModelConfig(**{k: v for k, v in given.items() if k in settings_of(ModelConfig)})
-    train_cfg = TrainConfig(**{k: v for k, v in given.items() if k in settings_of(TrainConfig)}, data_dir=args.data_dir)
-    return model_cfg, train_cfg
+    return configs_from(given, data_dir=args.data_dir)
 
 
 class ProgressBar:
@@ -157,11 +156,14 @@ def _prepare_trainer(args) -> tuple[Trainer, Path]:
             raise UsageError(f"{args.resume} has no training settings to resume from; train a new model instead.")
         model_cfg = resumed.model_config
         epochs = args.epochs if args.epochs is not None else TrainConfig().epochs
-        train_cfg = TrainConfig(**{**resumed.train_config.to_dict(), "epochs": epochs, "data_dir": args.data_dir})
+        folder = resumed.train_config.data_dir if resumed.train_config.dataset == "folder" else None  # its images
+        train_cfg = TrainConfig(**{**resumed.train_config.to_dict(), "epochs": epochs, "data_dir": args.data_dir or folder})
     else:
         model_cfg, train_cfg = configs_from_args(args)
-    train = load_dataset(train_cfg.dataset, "train", train_cfg.data_dir, download=args.download)
-    test = load_dataset(train_cfg.dataset, "test", train_cfg.data_dir, download=args.download)
+        if train_cfg.dataset == "folder" and not args.data_dir:
+            raise UsageError("--dataset folder needs --data-dir: the folder of your images, one subfolder per class.")
+    train, test = (load_for(train_cfg, split, download=args.download, image_shape=model_cfg.image_shape)
+                   for split in ("train", "test"))
     trainer = Trainer(model_cfg, train_cfg, train, test)
     if resumed is not None:
         trainer.restore(resumed)
@@ -189,6 +191,7 @@ def cmd_train(args) -> dict:
     test = trainer.latest_test_metrics()
     return {
         "command": "train", "checkpoint": str(out), "dataset": trainer.cfg.dataset,
+        "image_shape": list(trainer.model_cfg.image_shape), "likelihood": trainer.model_cfg.likelihood,
         "latent_dim": trainer.model_cfg.latent_dim, "arch": trainer.model_cfg.arch,
         "hidden": list(trainer.model_cfg.hidden), "epochs": trainer.epoch, "steps": trainer.step,
         "test_elbo": test.get("elbo"), "test_recon": test.get("recon"), "test_kl": test.get("kl"),
@@ -215,7 +218,10 @@ def _samples_per_sec(trainer: Trainer) -> float:
 def cmd_eval(args) -> dict:
     ckpt = ckpt_io.load(args.path)
     data_dir = args.data_dir or (ckpt.train_config.data_dir if ckpt.train_config else None)
-    test = load_dataset(ckpt.dataset, "test", data_dir)
+    if ckpt.train_config is not None:
+        test = load_for(ckpt.train_config, "test", data_dir, image_shape=ckpt.model_config.image_shape)
+    else:
+        test = load_dataset(ckpt.dataset, "test", data_dir)
     limit = _int_arg("--limit", args.limit, 1, 10**7)
     x = test.float_images()[:limit] if limit else test.float_images()
     metrics = evaluate_model(ckpt.model, x)
@@ -226,6 +232,7 @@ def cmd_eval(args) -> dict:
         iw = float(torch.cat([iw_log_likelihood(ckpt.model, x[i:i + 500], k, g) for i in range(0, len(x), 500)]).mean())
     return {
         "command": "eval", "checkpoint": args.path, "dataset": ckpt.dataset,
+        "image_shape": list(ckpt.model_config.image_shape), "likelihood": ckpt.model_config.likelihood,
         "latent_dim": ckpt.model_config.latent_dim, "epochs": ckpt.epoch, "test_images": len(x),
         "test_elbo": metrics["elbo"], "test_recon": metrics["recon"], "test_kl": metrics["kl"],
         "iw_samples": k, "iw_ll": iw,
@@ -262,9 +269,13 @@ def cmd_list(args) -> dict:
     return {"command": "list", "directory": args.directory, "checkpoints": [vars(i) for i in infos]}
 
 
+def _unit(result: dict) -> str:
+    return f"nats per image ({LIKELIHOOD_NAMES[result['likelihood']]})"
+
+
 def _print_human(result: dict) -> None:
     if result["command"] == "train":
-        print(f"Saved {result['checkpoint']}: test -ELBO {result['test_elbo']:.2f} nats "
+        print(f"Saved {result['checkpoint']}: test -ELBO {result['test_elbo']:.2f} {_unit(result)} "
               f"(recon {result['test_recon']:.2f}, KL {result['test_kl']:.2f}) after {result['epochs']} epochs, "
               f"{result['train_seconds']:.1f}s, {result['samples_per_sec']:,.0f} samples/s.")
     elif result["command"] == "replay":
@@ -272,7 +283,7 @@ def _print_human(result: dict) -> None:
               f"{result['bytes'] / 1024:.0f} kB.")
     elif result["command"] == "eval":
         iw = f", IW log-likelihood ({result['iw_samples']} samples) {result['iw_ll']:.2f}" if result["iw_ll"] is not None else ""
-        print(f"{result['checkpoint']}: test -ELBO {result['test_elbo']:.2f} nats "
+        print(f"{result['checkpoint']}: test -ELBO {result['test_elbo']:.2f} {_unit(result)} "
               f"(recon {result['test_recon']:.2f}, KL {result['test_kl']:.2f}){iw}.")
 
 

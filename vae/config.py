@@ -15,7 +15,9 @@ from typing import Any
 from .data import DATASET_NAMES
 
 ARCHITECTURES = ("mlp", "conv")
-LIKELIHOODS = ("bernoulli", "gaussian")
+LIKELIHOODS = ("bernoulli", "gaussian", "gaussian-pixel")
+# How a -ELBO is read: nats per image under this p(x|z) (a Gaussian's are a density's, and may be negative).
+LIKELIHOOD_NAMES = {"bernoulli": "Bernoulli", "gaussian": "Gaussian, one scale", "gaussian-pixel": "Gaussian, a scale per pixel"}
 DEVICES = ("auto", "cpu", "cuda", "mps")
 LR_SCHEDULES = ("constant", "cosine")
 
@@ -26,6 +28,10 @@ MAX_HIDDEN_LAYERS = 6
 BATCH_SIZE_RANGE = (1, 4096)
 EPOCHS_RANGE = (1, 1000)
 MAX_BETA = 1000.0
+CHANNELS = (1, 3)  # grey or RGB
+IMAGE_SIDE_RANGE = (8, 128)  # pixels, each of height and width
+CONV_MIN_SIDE = 4  # the conv net halves while both sides stay even and at least this
+CONV_MAX_CHANNELS = 128
 # Weights a model may have: its checkpoint with Adam's two moments (3 x 4 bytes a weight) stays under the
 # loader's 100 MB limit (vae/checkpoint.py), so every model that can be trained can be saved and resumed.
 MAX_PARAMS = 8_000_000
@@ -102,7 +108,8 @@ class Setting:
         if value is None and self.optional:
             return None
         if self.kind == "int":
-            return _check_int(self.label, value, int(self.lo), int(self.hi))
+            value = _check_int(self.label, value, int(self.lo), int(self.hi))
+            return value if not self.choices else int(_check_choice(self.label, str(value), self.choices))
         if self.kind == "float":
             if isinstance(value, str) and self.example:
                 try:
@@ -183,10 +190,39 @@ def parse_hidden(text: str | list | tuple, latent_dim: int | None = None) -> tup
     return tuple(sizes)
 
 
+def check_image_shape(shape: Any) -> tuple[int, int, int]:
+    """(C, H, W) with C grey or RGB and each side in IMAGE_SIDE_RANGE, or ConfigError."""
+    lo, hi = IMAGE_SIDE_RANGE
+    ok = isinstance(shape, (list, tuple)) and len(shape) == 3 and all(
+        isinstance(v, int) and not isinstance(v, bool) for v in shape)
+    if not ok or shape[0] not in CHANNELS or not all(lo <= v <= hi for v in shape[1:]):
+        raise ConfigError(f"Images must have 1 (grey) or 3 (colour) channels and sides from {lo} to {hi} pixels; "
+                          f"this model asks for {_shown(shape)}.")
+    return tuple(shape)
+
+
+def conv_levels(h: int, w: int) -> list[int]:
+    """The conv net's channels after each halving of an h x w image (32, 64, then 128 each): it halves
+    while both sides are even and stay at least CONV_MIN_SIDE (28: 14, 7; 32: 16, 8, 4; 64: down to 4)."""
+    levels = []
+    while h % 2 == 0 and w % 2 == 0 and min(h, w) // 2 >= CONV_MIN_SIDE:
+        h, w = h // 2, w // 2
+        levels.append(min(32 * 2 ** len(levels), CONV_MAX_CHANNELS))
+    return levels
+
+
+def conv_code_size(c: int, h: int, w: int) -> int:
+    """Values in the conv net's last feature map, (channels, h / 2^k, w / 2^k) flattened."""
+    levels = conv_levels(h, w)
+    k = len(levels)
+    return levels[-1] * (h >> k) * (w >> k)
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     arch: str = _setting("mlp", label="Architecture", flag="--arch", kind="choice", choices=ARCHITECTURES,
-                         help="mlp: fully connected layers; conv: two strided convolutions on each side.")
+                         help="mlp: fully connected layers, any image size; conv: strided convolutions that halve the "
+                              "image down to 4-7 pixels a side (28: twice; 64: four times), for even sizes.")
     latent_dim: int = _setting(2, label="Latent dim", flag="--latent-dim", kind="int", lo=LATENT_DIM_RANGE[0],
                                hi=LATENT_DIM_RANGE[1], help="Dimensions of the code z.")
     hidden: tuple[int, ...] | str = _setting(
@@ -194,16 +230,19 @@ class ModelConfig:
         help="Hidden layer sizes, comma separated, e.g. 512,256; auto: 512,256,256 for a 1- or 2-D latent space, "
              "else 512,256.")
     likelihood: str = _setting("bernoulli", label="Likelihood", flag="--likelihood", kind="choice", choices=LIKELIHOODS,
-                               advanced=True, help="p(x|z): Bernoulli pixels, or Gaussian with one learned scale.")
-    image_shape: tuple[int, int, int] = (1, 28, 28)  # (C, H, W)
+                               advanced=True,
+                               help="p(x|z): Bernoulli pixels (data in [0, 1], e.g. digits); Gaussian with one learned "
+                                    "scale; gaussian-pixel: a learned scale per pixel (colour photographs).")
+    image_shape: tuple[int, int, int] = (1, 28, 28)  # (C, H, W): the dataset's, see vae/data.py dataset_shape
 
     def __post_init__(self):
         _check_fields(self)
         object.__setattr__(self, "hidden", parse_hidden(self.hidden, self.latent_dim))
-        shape = tuple(self.image_shape) if isinstance(self.image_shape, (list, tuple)) else self.image_shape
-        if shape != (1, 28, 28):
-            raise ConfigError(f"Images must be 1x28x28 grayscale; this model asks for {_shown(shape)}.")
-        object.__setattr__(self, "image_shape", (1, 28, 28))
+        object.__setattr__(self, "image_shape", check_image_shape(self.image_shape))
+        if self.arch == "conv" and not conv_levels(*self.image_shape[1:]):
+            c, h, w = self.image_shape
+            raise ConfigError(f"The conv architecture halves the image, so it needs an even height and width of at least "
+                              f"{2 * CONV_MIN_SIDE}; use mlp for {h}x{w} images.")
         if self.n_params > MAX_PARAMS:
             raise ConfigError(f"This model would have {self.n_params / 1e6:.1f} M weights and a checkpoint holds at most "
                               f"{MAX_PARAMS / 1e6:.0f} M; use fewer or smaller hidden layers.")
@@ -219,11 +258,19 @@ class ModelConfig:
         if self.arch == "mlp":
             body = linears([c * h * w, *hidden]) + linears([d, *reversed(hidden), c * h * w])
             width = hidden[-1]
-        else:  # two 4x4 convolutions each way around a 64 x 7 x 7 code, and a hidden layer on each side
-            width = hidden[0]
-            convs = (c * 32 + 32 * 64) * 16 + 32 + 64 + (64 * 32 + 32 * c) * 16 + 32 + c
-            body = convs + linears([64 * 7 * 7, width]) + linears([d, width, 64 * 7 * 7])
-        return body + 2 * (width * d + d) + (self.likelihood == "gaussian")
+        else:  # 4x4 convolutions each way around the last level's code, and a hidden layer on each side
+            width, levels = hidden[0], conv_levels(h, w)
+            chans = [c, *levels]
+            convs = sum(2 * 16 * a * b + a + b for a, b in zip(chans[:-1], chans[1:]))  # a conv and its transpose
+            code = conv_code_size(c, h, w)
+            body = convs + linears([code, width]) + linears([d, width, code])
+        sigma = {"gaussian": 1, "gaussian-pixel": c * h * w}.get(self.likelihood, 0)  # the learned log sigma
+        return body + 2 * (width * d + d) + sigma
+
+    @property
+    def elbo_unit(self) -> str:
+        """What a -ELBO of this model is in: 'nats per image (Bernoulli)'."""
+        return f"nats per image ({LIKELIHOOD_NAMES[self.likelihood]})"
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -237,7 +284,9 @@ class ModelConfig:
 
 
 DATASET_LABELS = {"mnist": "MNIST digits", "fashion-mnist": "Fashion-MNIST", "kmnist": "Kuzushiji-MNIST",
-                  "shapes": "Shapes (built in, no download)"}
+                  "shapes": "Shapes (built in, no download)", "shapes-color": "Colour shapes (built in, no download)",
+                  "frey-face": "Frey Face (the paper's faces)", "cifar10": "CIFAR-10 (colour, 32x32)",
+                  "celeba": "CelebA faces (colour, 64x64)", "folder": "Your own image folder"}
 
 
 @dataclass(frozen=True)
@@ -271,6 +320,13 @@ class TrainConfig:
     train_limit: int | None = _setting(None, label="Training images", flag="--train-limit", kind="int", lo=1, hi=10**7,
                                        optional=True, advanced=True,
                                        help="Use only the first N training images (a quick demonstration).")
+    image_size: int = _setting(32, label="Image size", flag="--image-size", kind="int", lo=IMAGE_SIDE_RANGE[0],
+                               hi=IMAGE_SIDE_RANGE[1], advanced=True,
+                               help="Your own image folder only: each image is resized and centre-cropped to this "
+                                    "many pixels a side.")
+    channels: int = _setting(3, label="Channels", flag="--channels", kind="int", lo=1, hi=3, choices=("1", "3"),
+                             choice_labels=("1: grey", "3: colour (RGB)"), advanced=True,
+                             help="Your own image folder only: 1 reads the images as grey, 3 in colour.")
     log_every: int = 20  # steps between step-metric callbacks
     data_dir: str | None = field(default=None, compare=False)
 
@@ -284,6 +340,17 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
         return _from_dict(cls, d)
+
+
+def configs_from(values: dict[str, Any], **train_extra) -> tuple[ModelConfig, TrainConfig]:
+    """Both configs from settings' values (the others keep their declared defaults); the model takes its
+    dataset's image shape. A bad value raises ConfigError with the readable message."""
+    from .data import dataset_shape
+
+    train_cfg = TrainConfig(**{k: v for k, v in values.items() if k in settings_of(TrainConfig)}, **train_extra)
+    shape = dataset_shape(train_cfg.dataset, train_cfg.image_size, train_cfg.channels)
+    model_cfg = ModelConfig(**{k: v for k, v in values.items() if k in settings_of(ModelConfig)}, image_shape=shape)
+    return model_cfg, train_cfg
 
 
 def _from_dict(cls, d: dict):

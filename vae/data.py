@@ -1,27 +1,32 @@
-"""Datasets held in memory as uint8 tensors: the MNIST family through torchvision, plus built-in shapes.
+"""Datasets held in memory as uint8 (N, C, H, W) tensors: the MNIST family, CIFAR-10 and CelebA through
+torchvision, Frey Face from its MATLAB file, a folder of the user's own images (vae/folders.py), and the
+built-in shapes in grey and colour (vae/shapes.py).
 
-`load_dataset` loads each (name, split, folder) once per process and hands every caller the same
+`load_dataset` loads each (name, split, folder, size) once per process and hands every caller the same
 object, so callers must treat a dataset and its tensors as read-only (slice or copy, never write).
 """
 from __future__ import annotations
 
-import contextlib
-import math
 import os
-import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from . import shapes
+from .cachefile import read_npz, write_npz
+
 import numpy as np
 import torch
 
-DATASET_NAMES = ("mnist", "fashion-mnist", "kmnist", "shapes")
+DATASET_NAMES = ("mnist", "fashion-mnist", "kmnist", "shapes", "shapes-color", "frey-face", "cifar10", "celeba", "folder")
+BUILT_IN = ("shapes", "shapes-color")  # made here from a seed: no files, no download
 SPLITS = ("train", "test")
 DATA_DIR_ENV = "VAE_DATA_DIR"
 ALLOWED_DATA_DIRS_ENV = "VAE_DATA_DIRS"  # more folders a browser may point the server at, os.pathsep-separated
-IMAGE_SIZE = 28
+FOLDER_CACHE = ".folder-cache"  # under the configured data folder: decoded image folders (vae/folders.py)
+FOLDERS_KEPT = 3  # image folders (both splits, at one size) held in memory at once
+UPLOADS = "uploads"  # under the configured data folder: where uploaded .zip files of images are unpacked
 
 # registry name -> (torchvision class, which is also its folder under the root; readable title; class names)
 _TORCHVISION = {
@@ -37,16 +42,18 @@ _RAW_FILES = (
     "train-images-idx3-ubyte", "train-labels-idx1-ubyte",
     "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte",
 )
+CIFAR10_FILES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch",
+                 "batches.meta")  # under cifar-10-batches-py/
+CELEBA_FILES = ("img_align_celeba", "list_eval_partition.txt", "list_attr_celeba.txt", "identity_CelebA.txt",
+                "list_bbox_celeba.txt", "list_landmarks_align_celeba.txt")  # under celeba/
+CELEBA_SIZE, CELEBA_CROP = 64, 148  # the usual VAE crop of the aligned 178x218 faces, then 64x64
+CELEBA_LIMIT = {"train": 40_000, "test": 5_000}  # images kept: 40k x 12 kB of uint8 = 0.5 GB in memory
+CELEBA_LABEL = "Smiling"  # the attribute that colours the scatter; a few others become factors
+CELEBA_FACTORS = ("Smiling", "Male", "Young", "Eyeglasses", "Blond_Hair", "Wearing_Hat")
+FREY_URL = "https://cs.nyu.edu/~roweis/data/frey_rawface.mat"
+FREY_FOLDER = "FreyFace"
 
-SHAPE_NAMES = ("square", "circle", "triangle", "cross", "heart")
-_SHAPES_SPLITS = {"train": (20_000, 0), "test": (4_000, 1)}  # split -> (size, seed)
-_SHAPES_CACHE_VERSION = "v1"  # bump when the rendering changes, so old .npz files are ignored
-_SCALE_RANGE = (4.0, 8.0)  # radius of the circle that holds the shape, pixels
-_POS_RANGE = (9.0, 19.0)  # centre coordinate, pixels; 8 px radius + 1 px margin stays inside 28
-_SUPERSAMPLE = 4  # render at 4x per axis, then average 4x4 blocks (anti-aliasing)
-_CHUNK = 512  # images rendered at once: keeps the (chunk, 112, 112) temporaries near 25 MB each
-
-_CACHE: dict[tuple[str, str, str | None], "InMemoryDataset"] = {}
+_CACHE: dict[tuple, "InMemoryDataset"] = {}
 _LOCK = threading.Lock()  # the app may load from several script threads at once
 
 
@@ -56,7 +63,7 @@ class InMemoryDataset:
 
     name: str
     split: str
-    images: torch.Tensor  # uint8 (N, 1, 28, 28)
+    images: torch.Tensor  # uint8 (N, C, H, W)
     labels: torch.Tensor  # int64 (N,)
     class_names: list[str]
     factors: dict[str, torch.Tensor]  # float32 (N,) each; {} when unknown
@@ -69,8 +76,13 @@ class InMemoryDataset:
     def __repr__(self) -> str:
         return f"InMemoryDataset({self.name!r}, {self.split!r}, n={len(self)}, source={self.source!r})"
 
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of each image."""
+        return tuple(int(v) for v in self.images.shape[1:])
+
     def float_images(self) -> torch.Tensor:
-        """float32 (N, 1, 28, 28) in [0, 1], computed once and kept."""
+        """float32 (N, C, H, W) in [0, 1], computed once and kept."""
         if self._float is None:
             self._float = self.images.to(torch.float32).div_(255.0)
         return self._float
@@ -147,23 +159,45 @@ def _check_split(split: str) -> None:
         raise ValueError(f"Unknown split {split!r}; choose 'train' or 'test'.")
 
 
+def dataset_shape(name: str, image_size: int = 32, channels: int = 3) -> tuple[int, int, int]:
+    """(C, H, W) of a dataset's images, known without loading them; a folder's are the size and channels
+    its images are made to (vae/folders.py)."""
+    _check_name(name)
+    fixed = {"shapes-color": (3, shapes.SIZE, shapes.SIZE), "frey-face": (1, 28, 20), "cifar10": (3, 32, 32),
+             "celeba": (3, CELEBA_SIZE, CELEBA_SIZE), "folder": (int(channels), int(image_size), int(image_size))}
+    return fixed.get(name, (1, 28, 28))
+
+
 def _raw_folder(name: str, data_dir: str | os.PathLike | None) -> Path:
     return resolve_data_dir(data_dir) / _TORCHVISION[name][0] / "raw"
 
 
 def expected_files(name: str, data_dir: str | os.PathLike | None = None) -> list[Path]:
-    """The raw files torchvision reads for `name` (both splits); [] for the built-in shapes."""
+    """The files (or folders) a dataset is read from; [] for the built-in shapes. A folder dataset's is
+    the folder itself: data_dir holds one subfolder of images per class."""
     _check_name(name)
-    if name == "shapes":
+    root = resolve_data_dir(data_dir)
+    if name in BUILT_IN:
         return []
+    if name == "folder":
+        return [root]
+    if name == "frey-face":
+        from .matfile import FREY_FILE
+
+        return [root / FREY_FOLDER / FREY_FILE]
+    if name == "cifar10":
+        return [root / "cifar-10-batches-py" / f for f in CIFAR10_FILES]
+    if name == "celeba":
+        return [root / "celeba" / f for f in CELEBA_FILES]
     folder = _raw_folder(name, data_dir)
     return [folder / file for file in _RAW_FILES]
 
 
 def dataset_available(name: str, data_dir: str | os.PathLike | None = None) -> bool:
-    """True when the files are already on disk (never downloads); always True for shapes."""
+    """True when the files are already on disk (never downloads); always True for the built-in shapes."""
     try:
-        return all(path.is_file() for path in expected_files(name, data_dir))
+        paths = expected_files(name, data_dir)
+        return all(p.is_dir() if name == "folder" or p.name == "img_align_celeba" else p.is_file() for p in paths)
     except (OSError, ValueError):  # a folder name too long for the system, or with a NUL byte in it
         return False
 
@@ -173,192 +207,187 @@ def load_dataset(
     split: str = "train",
     data_dir: str | os.PathLike | None = None,
     download: bool = False,
+    image_size: int = 32,
+    channels: int = 3,
 ) -> InMemoryDataset:
-    """Load one split, once per process; raises DatasetUnavailable when the files cannot be had."""
+    """Load one split, once per process; raises DatasetUnavailable when the files cannot be had.
+    image_size, channels: what a folder's images are made to (other datasets have their own shape)."""
     _check_name(name)
     _check_split(split)
     root = resolve_data_dir(data_dir)
     # Shapes are the same whatever the folder (it only holds their disk cache), so one key serves all.
-    key = (name, split, None if name == "shapes" else str(root))
+    key = (name, split, None if name in BUILT_IN else str(root), (image_size, channels) if name == "folder" else None)
     with _LOCK:
         dataset = _CACHE.get(key)
         if dataset is None:
-            if name == "shapes":
-                dataset = _load_shapes(split, root)
+            if name in BUILT_IN:
+                dataset = _load_shapes(split, root, colour=name == "shapes-color")
+            elif name == "folder":
+                for part in _load_folder(root, image_size, channels):
+                    _CACHE[(name, part.split, str(root), (image_size, channels))] = part
+                dataset = _CACHE[key]
+                folders = [k for k in _CACHE if k[0] == "folder"]
+                for old in folders[:-2 * FOLDERS_KEPT]:  # a user previewing folder after folder: keep the newest
+                    del _CACHE[old]
+            elif name == "frey-face":
+                dataset = _load_frey(split, root, download)
+            elif name == "celeba":
+                dataset = _load_celeba(split, root, download)
             else:
                 dataset = _load_torchvision(name, split, root, download)
             _CACHE[key] = dataset
     return dataset
 
 
+def load_for(train_cfg, split: str, data_dir: str | os.PathLike | None = None, download: bool = False,
+             image_shape: tuple[int, int, int] | None = None) -> InMemoryDataset:
+    """One split of the data a TrainConfig names: its dataset, from data_dir (else the config's own folder),
+    a folder's images made to its size and channels. image_shape: the model's (C, H, W), which the images
+    must have (DatasetUnavailable, one sentence, when they do not)."""
+    data = load_dataset(train_cfg.dataset, split, data_dir if data_dir is not None else train_cfg.data_dir, download,
+                        train_cfg.image_size, train_cfg.channels)
+    if image_shape is not None and data.image_shape != tuple(image_shape):
+        raise DatasetUnavailable(f"The {train_cfg.dataset} images here are {describe_shape(data.image_shape)} but the model "
+                                 f"was made for {describe_shape(image_shape)}; load the data it was trained on.")
+    return data
+
+
+def describe_shape(shape: tuple[int, int, int]) -> str:
+    """(C, H, W) as people say it: '28x20 grey', '64x64 colour' (width x height)."""
+    c, h, w = shape
+    return f"{w}x{h} {'colour' if c == 3 else 'grey'}"
+
+
+def class_counts(train: InMemoryDataset, test: InMemoryDataset) -> dict[str, list]:
+    """{"class": names, "train": counts, "test": counts}: the images of each class in each split."""
+    k = len(train.class_names)
+    return {"class": list(train.class_names),
+            "train": torch.bincount(train.labels, minlength=k)[:k].tolist(),
+            "test": torch.bincount(test.labels, minlength=k)[:k].tolist()}
+
+
 # --- torchvision datasets -------------------------------------------------------------------------
 
 
 def _unavailable_message(name: str, root: Path, download: bool, error: BaseException | None) -> str:
-    folder, title, _ = _TORCHVISION[name]
-    raw = root / folder / "raw"
-    files = ", ".join(_RAW_FILES)
+    """One sentence naming the folder and the files a dataset needs, and what to do instead."""
+    title = {"cifar10": "CIFAR-10", "celeba": "CelebA", "frey-face": "Frey Face"}.get(name) or _TORCHVISION[name][1]
+    paths = expected_files(name, root)
+    raw = paths[0].parent
+    files = ", ".join(p.name for p in paths)
     missing = not dataset_available(name, root)
     if missing and download:
         first = (f"{title} could not be downloaded into {raw} (is there a network connection?), "
-                 f"so the files torchvision expects there are missing: {files}.")
+                 f"so the files it is read from are missing there: {files}.")
     elif missing:
-        first = f"{title} is not in {raw}: torchvision expects the files {files} there."
+        first = f"{title} is not in {raw}: it is read from the files {files} there."
     else:
         reason = str(error).strip().splitlines()[0] if error is not None and str(error).strip() else "unknown error"
-        first = (f"{title} files in {raw} could not be read ({type(error).__name__}: {reason}); "
-                 f"torchvision expects intact {files} there.")
-    return (f"{first} Point --data-dir or {DATA_DIR_ENV} at the folder that holds {folder}/raw, "
+        first = (f"{title} files in {raw} could not be read ({type(error).__name__}: {reason[:200]}); "
+                 f"it needs intact {files} there.")
+    holder = raw.relative_to(root) if raw != root and root in raw.parents else raw.name
+    return (f"{first} Point --data-dir or {DATA_DIR_ENV} at the folder that holds {holder}, "
             f"or pick the built-in 'shapes' dataset, which needs no files.")
 
 
 def _load_torchvision(name: str, split: str, root: Path, download: bool) -> InMemoryDataset:
-    folder, _, class_names = _TORCHVISION[name]
+    """The MNIST family (uint8 (N, 28, 28)) and CIFAR-10 (uint8 (N, 32, 32, 3)) from their torchvision classes."""
+    folder, _, class_names = _TORCHVISION.get(name, ("CIFAR10", "CIFAR-10", None))
     try:
         from torchvision import datasets  # imported here: slow, and shapes never needs it
 
         loaded = getattr(datasets, folder)(str(root), train=(split == "train"), download=download)
-        images, labels = loaded.data, loaded.targets  # uint8 (N, 28, 28), int64 (N,)
+        images, labels = torch.as_tensor(loaded.data), torch.as_tensor(loaded.targets)
+        class_names = class_names or list(loaded.classes)
     except Exception as error:  # missing files, no network, truncated files: all become one readable error
         raise DatasetUnavailable(_unavailable_message(name, root, download, error)) from error
-    if images.dtype != torch.uint8 or tuple(images.shape[1:]) != (IMAGE_SIZE, IMAGE_SIZE) or len(labels) != len(images):
+    images = images.unsqueeze(1) if images.dim() == 3 else images.permute(0, 3, 1, 2).contiguous()  # (N, C, H, W)
+    if images.dtype != torch.uint8 or tuple(images.shape[1:]) != dataset_shape(name) or len(labels) != len(images):
         bad = ValueError(f"images {tuple(images.shape)} {images.dtype}, {len(labels)} labels")
         raise DatasetUnavailable(_unavailable_message(name, root, download, bad))
     return InMemoryDataset(
-        name=name, split=split, images=images.unsqueeze(1), labels=labels.to(torch.int64),
-        class_names=list(class_names), factors={}, source=f"torchvision {folder} from {root / folder / 'raw'}",
+        name=name, split=split, images=images, labels=labels.to(torch.int64), class_names=list(class_names),
+        factors={}, source=f"torchvision {folder} from {expected_files(name, root)[0].parent}",
     )
 
 
-# --- built-in shapes ------------------------------------------------------------------------------
-# Each shape is drawn in its own frame (u right, v up) inside the unit circle, with its area centroid
-# at the origin, so the "x", "y" factors are the centre of mass and "scale" is the radius that holds it.
-
-_HEART_CY = 0.2935  # area centroid of the curve (x²+y²-1)³ = x²y³ sits at y = 0.2935 ...
-_HEART_R = 1.30  # ... and its farthest point (the tip, y = -1) is 1.2935 from there
+def _celeba_cache(root: Path, split: str) -> Path:
+    return root / "celeba" / f"latent-explorer-{CELEBA_SIZE}-{split}.npz"
 
 
-def _inside_square(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    return np.maximum(np.abs(u), np.abs(v)) <= 0.7  # corners at radius 0.99
+def _load_celeba(split: str, root: Path, download: bool) -> InMemoryDataset:
+    """The first CELEBA_LIMIT[split] aligned faces, centre-cropped to 148 and resized to 64x64 RGB, through
+    torchvision's CelebA; decoded once and kept as an .npz beside the files."""
+    cache = _celeba_cache(root, split)
+    arrays = read_npz(cache, ("images", "attrs"))
+    images, attrs = (None, None) if arrays is None else (torch.from_numpy(arrays["images"]), torch.from_numpy(arrays["attrs"]))
+    if images is None or images.shape[1:] != (3, CELEBA_SIZE, CELEBA_SIZE) or attrs.shape != (len(images), len(CELEBA_FACTORS)):
+        try:
+            from torchvision import datasets, transforms
+
+            loaded = datasets.CelebA(str(root), split="train" if split == "train" else "test", target_type="attr",
+                                     download=download)
+            prepare = transforms.Compose([transforms.CenterCrop(CELEBA_CROP), transforms.Resize(CELEBA_SIZE)])
+            columns = [loaded.attr_names.index(a) for a in CELEBA_FACTORS]
+            n = min(len(loaded), CELEBA_LIMIT[split])
+            images = torch.empty((n, 3, CELEBA_SIZE, CELEBA_SIZE), dtype=torch.uint8)
+            for i in range(n):
+                picture, attr = loaded[i]
+                images[i] = torch.from_numpy(np.asarray(prepare(picture.convert("RGB")), np.uint8)).permute(2, 0, 1)
+            attrs = loaded.attr[:n][:, columns].to(torch.int64)
+        except Exception as error:
+            raise DatasetUnavailable(_unavailable_message("celeba", root, download, error)) from error
+        write_npz(cache, {"images": images.numpy(), "attrs": attrs.numpy()})
+    factors = {name.lower(): attrs[:, i].to(torch.float32) for i, name in enumerate(CELEBA_FACTORS)}
+    return InMemoryDataset("celeba", split, images, attrs[:, 0].clone(), ["not smiling", "smiling"], factors,
+                           f"torchvision CelebA from {root / 'celeba'} ({CELEBA_SIZE}x{CELEBA_SIZE} crop)")
 
 
-def _inside_circle(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    return u * u + v * v <= 0.8**2  # about the square's area
+# --- Frey Face, a folder of images, the built-in shapes ---------------------------------------------
 
 
-def _inside_triangle(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    # Equilateral, apex up, circumradius 1: below the two slanted edges and above v = -0.5.
-    return (v >= -0.5) & (0.5 * v + (math.sqrt(3) / 2) * np.abs(u) <= 0.5)
+def _load_frey(split: str, root: Path, download: bool) -> InMemoryDataset:
+    """The 1,965 faces of Frey Face (Kingma & Welling 2013, Fig. 5), 28 tall and 20 wide, from the MATLAB file."""
+    from .folders import held_out
+    from .matfile import FREY_FILE, MatFileError, load_frey_faces
 
-
-def _inside_cross(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    au, av = np.abs(u), np.abs(v)
-    return (np.minimum(au, av) <= 0.3) & (np.maximum(au, av) <= 0.95)  # bar corners at radius 0.996
-
-
-def _inside_heart(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    x, y = u * _HEART_R, v * _HEART_R + _HEART_CY
-    r = x * x + y * y - 1.0
-    return r * r * r <= x * x * y * y * y
-
-
-_INSIDE = (_inside_square, _inside_circle, _inside_triangle, _inside_cross, _inside_heart)
-
-
-def _render(labels: np.ndarray, scale: np.ndarray, rotation: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """uint8 (k, 28, 28) images, one shape each; all inputs are (k,) arrays."""
-    ss, size = _SUPERSAMPLE, IMAGE_SIZE
-    sub = ((np.arange(size * ss, dtype=np.float32) + 0.5) / ss)  # sub-pixel centres, in pixels
-    out = np.zeros((len(labels), size, size), np.uint8)
-    for shape_id, inside in enumerate(_INSIDE):
-        idx = np.flatnonzero(labels == shape_id)
-        if idx.size == 0:
-            continue
-        # Rotate the image frame by -rotation (counter-clockwise on screen) and divide by scale.
-        cos = (np.cos(rotation[idx]) / scale[idx]).astype(np.float32)[:, None, None]
-        sin = (np.sin(rotation[idx]) / scale[idx]).astype(np.float32)[:, None, None]
-        dx = sub[None, None, :] - x[idx, None, None]  # (m, 1, 112)
-        dy = y[idx, None, None] - sub[None, :, None]  # (m, 112, 1), pointing up
-        hit = inside(cos * dx + sin * dy, cos * dy - sin * dx)  # bool (m, 112, 112)
-        cover = hit.reshape(idx.size, size, ss, size, ss).sum(axis=(2, 4), dtype=np.uint16)  # 0..16
-        out[idx] = (cover * 255 + ss * ss // 2) // (ss * ss)
-    return out
-
-
-def make_shapes(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-    """n images uint8 (n,1,28,28), labels int64 (n,) and factors, all drawn uniformly from a seed."""
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, len(SHAPE_NAMES), size=n)
-    # float32 first, so the factors handed out are exactly the ones rendered.
-    factors = {
-        "shape": labels.astype(np.float32),
-        "scale": rng.uniform(*_SCALE_RANGE, size=n).astype(np.float32),  # radius, pixels
-        "rotation": rng.uniform(0.0, 2 * math.pi, size=n).astype(np.float32),  # radians, counter-clockwise
-        "x": rng.uniform(*_POS_RANGE, size=n).astype(np.float32),  # column of the centre of mass, pixels
-        "y": rng.uniform(*_POS_RANGE, size=n).astype(np.float32),  # row, pixels from the top edge
-    }
-    images = np.empty((n, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
-    for start in range(0, n, _CHUNK):
-        part = slice(start, start + _CHUNK)
-        images[part] = _render(labels[part], *(factors[k][part] for k in ("scale", "rotation", "x", "y")))
-    return (
-        torch.from_numpy(images).unsqueeze(1),
-        torch.from_numpy(labels.astype(np.int64)),
-        {key: torch.from_numpy(value) for key, value in factors.items()},
-    )
-
-
-def _shapes_cache_path(split: str, root: Path) -> Path:
-    return root / "shapes" / f"shapes-{_SHAPES_CACHE_VERSION}-{split}.npz"
-
-
-def _read_shapes_cache(path: Path, n: int, seed: int):
-    """(images, labels, factors) from a disk cache, or None if it is absent, unreadable or wrong."""
+    path = root / FREY_FOLDER / FREY_FILE
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            images, labels = npz["images"], npz["labels"]
-            factors = {key: npz[f"factor_{key}"] for key in ("shape", "scale", "rotation", "x", "y")}
-            stored_seed = int(npz["seed"])
-    except Exception:  # missing, truncated, or written by something else: regenerate instead
-        return None
-    ok = (
-        stored_seed == seed
-        and images.dtype == np.uint8 and images.shape == (n, 1, IMAGE_SIZE, IMAGE_SIZE)
-        and labels.dtype == np.int64 and labels.shape == (n,)
-        and all(f.dtype == np.float32 and f.shape == (n,) for f in factors.values())
-    )
-    if not ok:
-        return None
-    return torch.from_numpy(images), torch.from_numpy(labels), {k: torch.from_numpy(v) for k, v in factors.items()}
+        if download and not path.is_file():
+            from torchvision.datasets.utils import download_url
+
+            download_url(FREY_URL, str(path.parent), FREY_FILE)
+        faces = torch.from_numpy(load_frey_faces(path))  # uint8 (N, 28, 20)
+    except (OSError, MatFileError, RuntimeError, ValueError) as error:
+        raise DatasetUnavailable(_unavailable_message("frey-face", root, download, error)) from error
+    test = np.zeros(len(faces), bool)
+    test[held_out(len(faces), seed=0)] = True  # the same share as a folder without its own test split
+    keep = torch.from_numpy(test == (split == "test"))
+    images = faces[keep].unsqueeze(1).contiguous()  # (n, 1, 28, 20)
+    return InMemoryDataset("frey-face", split, images, torch.zeros(len(images), dtype=torch.int64), ["face"], {},
+                           f"Frey Face from {path}")
 
 
-def _write_shapes_cache(path: Path, seed: int, images, labels, factors) -> None:
-    """Write atomically (temp file + rename); skip silently where the folder is not writable."""
-    tmp = None
+def _load_folder(root: Path, image_size: int, channels: int) -> tuple[InMemoryDataset, InMemoryDataset]:
+    """Both splits of a folder of images, one subfolder per class (vae/folders.py)."""
+    from .folders import FolderError, load_image_folder
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, images=images.numpy(), labels=labels.numpy(), seed=np.int64(seed),
-                     **{f"factor_{key}": value.numpy() for key, value in factors.items()})
-        os.replace(tmp, path)
-    except OSError:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+        read = load_image_folder(root, size=image_size, channels=channels, seed=0,
+                                 cache_dir=resolve_data_dir(None) / FOLDER_CACHE)
+    except FolderError as error:
+        raise DatasetUnavailable(str(error)) from error
+    source = f"{read.source}. {read.summary()}"
+    return (InMemoryDataset("folder", "train", read.train_images, read.train_labels, list(read.class_names), {}, source),
+            InMemoryDataset("folder", "test", read.test_images, read.test_labels, list(read.class_names), {}, source))
 
 
-def _load_shapes(split: str, root: Path) -> InMemoryDataset:
-    n, seed = _SHAPES_SPLITS[split]
-    path = _shapes_cache_path(split, root)
-    arrays = _read_shapes_cache(path, n, seed)
-    if arrays is None:
-        arrays = make_shapes(n, seed)
-        _write_shapes_cache(path, seed, *arrays)
-    images, labels, factors = arrays
+def _load_shapes(split: str, root: Path, colour: bool = False) -> InMemoryDataset:
+    images, labels, factors, seed = shapes.load(split, root, colour)
     return InMemoryDataset(
-        name="shapes", split=split, images=images, labels=labels, class_names=list(SHAPE_NAMES),
-        factors=factors, source=f"built-in shapes (generated, seed {seed})",
+        name="shapes-color" if colour else "shapes", split=split, images=images, labels=labels,
+        class_names=list(shapes.SHAPE_NAMES), factors=factors,
+        source=f"built-in {'colour ' if colour else ''}shapes (generated, seed {seed})",
     )
 
 

@@ -294,7 +294,7 @@ def manifold_figure(
 ) -> go.Figure:
     """The decoded grid as one crisp image on axes in latent coordinates.
 
-    tiled: uint8 (len(ys)*h, len(xs)*w) from tile_images(decode_grid(...)), top row = largest y.
+    tiled: uint8 (len(ys)*h, len(xs)*w[, 3]) from tile_images(decode_grid(...)), top row = largest y.
     The axes are z for linear spacing and the prior CDF Phi(z) for gaussian spacing (where the
     quantile cells are even), labelled at round values of z, with a small tick at every cell centre. overlay:
     (codes (N, 2) in z, labels, class names), mapped the same way so dots land on their cells.
@@ -316,7 +316,7 @@ def manifold_figure(
         fig.add_traces(_code_traces(xy, np.asarray(labels).astype(int), class_names, np.arange(len(xy)),
                                     None, "", 5, 0.6))
     fig.update_xaxes(**_grid_axis_layout(xs, spacing, manifold_axis_title(dims[0], spacing), max_labels))
-    cell_ratio = ((x_hi - x_lo) / len(xs)) / ((y_hi - y_lo) / len(ys))  # keeps every cell square on screen
+    cell_ratio = dx / dy  # keeps every pixel square on screen, so a 20x28 face keeps its shape
     fig.update_yaxes(**_grid_axis_layout(ys, spacing, manifold_axis_title(dims[1], spacing), max_labels),
                      autorange=False, constrain="domain", scaleanchor="x", scaleratio=cell_ratio)
     fig.update_xaxes(constrain="domain")

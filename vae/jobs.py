@@ -17,7 +17,7 @@ import torch
 from . import checkpoint as ckpt_io
 from .checkpoint import Checkpoint, CheckpointError
 from .config import ModelConfig, TrainConfig
-from .data import DatasetUnavailable, load_dataset
+from .data import DatasetUnavailable, load_for
 from .model import VAE
 from .replay import REPLAY_KEY, ReplayRecorder
 from .threads import become_a_training_thread
@@ -153,7 +153,7 @@ class TrainingJob:
             self._set_status("failed", f"failed: {type(e).__name__}: {e}")
 
     def _load_data(self):
-        return tuple(load_dataset(self.train_cfg.dataset, split, self.train_cfg.data_dir) for split in ("train", "test"))
+        return tuple(load_for(self.train_cfg, split, image_shape=self.model_cfg.image_shape) for split in ("train", "test"))
 
     def build_trainer(self, data=None) -> Trainer:
         """A trainer wired to this job (its events publish snapshots and autosave); data: the (train, test)
@@ -367,7 +367,8 @@ class JobRegistry:
         ckpt = ckpt_io.load(path)
         if not ckpt.resumable:
             raise CheckpointError(f"{Path(path).name} cannot be resumed: it has no optimizer state, or it finished.")
-        train_cfg = dataclasses.replace(ckpt.train_config, data_dir=data_dir)
+        folder = ckpt.train_config.data_dir if ckpt.train_config.dataset == "folder" else None  # its images
+        train_cfg = dataclasses.replace(ckpt.train_config, data_dir=folder or data_dir)
         with self._lock:
             self._check_capacity()
             if any(j.state().active and Path(j.checkpoint_path) == Path(path) for j in self._jobs.values()):

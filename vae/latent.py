@@ -16,7 +16,7 @@ ENCODE_BATCH = 2048
 
 @torch.no_grad()
 def encode_dataset(model: VAE, x: torch.Tensor, batch_size: int = ENCODE_BATCH) -> tuple[np.ndarray, np.ndarray]:
-    """x: (N, 1, 28, 28) float in [0, 1] -> posterior mu, logvar as float32 arrays (N, D)."""
+    """x: (N, C, H, W) float in [0, 1] -> posterior mu, logvar as float32 arrays (N, D)."""
     device = next(model.parameters()).device
     mus, logvars = [], []
     for start in range(0, len(x), batch_size):
@@ -29,17 +29,26 @@ def encode_dataset(model: VAE, x: torch.Tensor, batch_size: int = ENCODE_BATCH) 
     return torch.cat(mus).numpy(), torch.cat(logvars).numpy()
 
 
+def to_pictures(images: torch.Tensor | np.ndarray) -> np.ndarray:
+    """(B, C, H, W) images -> pictures as they are drawn: (B, H, W) grey or (B, H, W, 3) colour, float32
+    (uint8 stays uint8). Every picture function here takes and gives these."""
+    images = images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
+    if images.shape[1] == 1:
+        return images[:, 0]
+    return np.ascontiguousarray(images.transpose(0, 2, 3, 1))
+
+
 @torch.no_grad()
 def decode_codes(model: VAE, z: np.ndarray | torch.Tensor) -> np.ndarray:
-    """z: (B, D) -> decoded image means (B, 28, 28) float32 in [0, 1], one forward pass."""
+    """z: (B, D) -> decoded image means as pictures (B, H, W[, 3]) float32 in [0, 1], one forward pass."""
     device = next(model.parameters()).device
     z = torch.as_tensor(np.asarray(z, dtype=np.float32), device=device)
-    return model.decode(z)[:, 0].cpu().numpy()
+    return to_pictures(model.decode(z))
 
 
 @torch.no_grad()
 def reconstruct(model: VAE, x: torch.Tensor) -> np.ndarray:
-    """x: (B, 1, 28, 28) -> decode(mu(x)) as (B, 28, 28): the deterministic reconstruction."""
+    """x: (B, C, H, W) -> decode(mu(x)) as pictures (B, H, W[, 3]): the deterministic reconstruction."""
     mu, _ = encode_dataset(model, x)
     return decode_codes(model, mu)
 
@@ -76,21 +85,23 @@ def grid_codes(xs: np.ndarray, ys: np.ndarray, latent_dim: int, dims: tuple[int,
 
 def decode_grid(model: VAE, xs: np.ndarray, ys: np.ndarray, dims: tuple[int, int] = (0, 1),
                 base: np.ndarray | None = None) -> np.ndarray:
-    """(ny, nx, 28, 28) decoded images over the grid, in one batched forward pass."""
+    """(ny, nx, H, W[, 3]) decoded pictures over the grid, in one batched forward pass."""
     z = grid_codes(xs, ys, model.config.latent_dim, dims, base)
-    return decode_codes(model, z).reshape(len(ys), len(xs), 28, 28)
+    pictures = decode_codes(model, z)
+    return pictures.reshape(len(ys), len(xs), *pictures.shape[1:])
 
 
 def tile_images(images: np.ndarray, gap: int = 0, gap_value: float = 1.0) -> np.ndarray:
-    """(ny, nx, h, w) float in [0, 1] -> one uint8 image of (ny*h + (ny-1)*gap, nx*w + (nx-1)*gap).
+    """(ny, nx, h, w[, 3]) float in [0, 1] -> one uint8 picture of (ny*h + (ny-1)*gap, nx*w + (nx-1)*gap[, 3]).
 
     gap: pixels of `gap_value` between neighbouring tiles (0 for the manifold, whose cells must
     stay exactly h x w so axis positions map to cells).
     """
-    ny, nx, h, w = images.shape
+    ny, nx, h, w = images.shape[:4]
+    colour = images.shape[4:]  # () grey, (3,) RGB
     if gap <= 0:
-        return to_uint8(images.transpose(0, 2, 1, 3).reshape(ny * h, nx * w))
-    out = np.full((ny * h + (ny - 1) * gap, nx * w + (nx - 1) * gap), gap_value, np.float32)
+        return to_uint8(np.swapaxes(images, 1, 2).reshape(ny * h, nx * w, *colour))
+    out = np.full((ny * h + (ny - 1) * gap, nx * w + (nx - 1) * gap, *colour), gap_value, np.float32)
     for row in range(ny):
         for col in range(nx):
             top, left = row * (h + gap), col * (w + gap)
@@ -99,7 +110,7 @@ def tile_images(images: np.ndarray, gap: int = 0, gap_value: float = 1.0) -> np.
 
 
 def tile_rows(rows: list[np.ndarray] | tuple[np.ndarray, ...], gap: int = 0, gap_value: float = 1.0) -> np.ndarray:
-    """Equal-length rows of (B, h, w) images, stacked top to bottom -> one uint8 image (see tile_images)."""
+    """Equal-length rows of (B, h, w[, 3]) pictures, stacked top to bottom -> one uint8 picture (see tile_images)."""
     return tile_images(np.stack([np.asarray(r, np.float32) for r in rows]), gap, gap_value)
 
 
@@ -109,7 +120,8 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
 
 
 def upscale_nearest(image: np.ndarray, factor: int) -> np.ndarray:
-    """Blocky nearest-neighbour enlargement, so a 28x28 digit stays crisp on a projector."""
+    """(H, W[, 3]) -> (H * factor, W * factor[, 3]): blocky nearest-neighbour enlargement, so a small
+    picture stays crisp on a projector."""
     return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
 
 

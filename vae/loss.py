@@ -42,16 +42,17 @@ def reconstruction_nll(
     """(B,): -log p(x|z) summed over pixels.
 
     bernoulli: binary cross-entropy from logits (continuous x in [0, 1] allowed, the
-    convention of pytorch/examples); gaussian: N(x; sigmoid(logits), sigma^2) with one
-    learned sigma, including the normalising constant, so both are in nats.
+    convention of pytorch/examples); gaussian: N(x; sigmoid(logits), sigma^2) with one learned
+    sigma (gaussian-pixel: one per pixel), including the normalising constant, so all are in nats
+    (a density's, for the Gaussians: they may go below zero).
     """
     flat_logits, flat_x = logits.flatten(1), x.flatten(1)
     if likelihood == "bernoulli":
         return F.binary_cross_entropy_with_logits(flat_logits, flat_x, reduction="none").sum(dim=1)
-    if likelihood == "gaussian":
+    if likelihood in ("gaussian", "gaussian-pixel"):
         if log_sigma is None:
             raise ValueError("A Gaussian likelihood needs log_sigma.")
-        mean = torch.sigmoid(flat_logits)
+        mean, log_sigma = torch.sigmoid(flat_logits), log_sigma.reshape(-1)  # (1,) shared or (C*H*W,) per pixel
         sq = ((flat_x - mean) * torch.exp(-log_sigma)).pow(2)
         return (0.5 * sq + log_sigma + 0.5 * LOG_2PI).sum(dim=1)
     raise ValueError(f"Unknown likelihood {likelihood!r}.")

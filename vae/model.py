@@ -2,12 +2,13 @@
 decoder p(x|z), with the reparameterization trick joining them."""
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
 from torch import nn
 
-from .config import ModelConfig
+from .config import ModelConfig, conv_code_size, conv_levels
 
 
 class VAEOutput(NamedTuple):
@@ -38,25 +39,30 @@ class VAE(nn.Module):
             self.encoder = nn.Sequential(nn.Flatten(), _mlp([n_pixels, *config.hidden]), nn.ReLU())
             self.decoder = nn.Sequential(_mlp([d, *reversed(config.hidden), n_pixels]), nn.Unflatten(1, (c, h, w)))
             enc_out = config.hidden[-1]
-        else:  # conv: 28 -> 14 -> 7 and back, then a hidden linear layer on each side
-            width = config.hidden[0]
-            self.encoder = nn.Sequential(
-                nn.Conv2d(c, 32, 4, 2, 1), nn.ReLU(),  # (B, 32, 14, 14)
-                nn.Conv2d(32, 64, 4, 2, 1), nn.ReLU(),  # (B, 64, 7, 7)
-                nn.Flatten(), nn.Linear(64 * 7 * 7, width), nn.ReLU(),
-            )
+        else:  # conv: halve per level (28 -> 14 -> 7; 64 -> ... -> 4) and back, a hidden linear layer on each side
+            width, levels = config.hidden[0], conv_levels(h, w)
+            k, chans = len(levels), [c, *levels]
+            code = (levels[-1], h >> k, w >> k)  # (channels, rows, columns) of the last feature map
+            down: list[nn.Module] = []
+            for a, b in zip(chans[:-1], chans[1:]):
+                down += [nn.Conv2d(a, b, 4, 2, 1), nn.ReLU()]  # halves H and W
+            up: list[nn.Module] = []
+            for i, (a, b) in enumerate(reversed(list(zip(chans[:-1], chans[1:])))):
+                up += [nn.ConvTranspose2d(b, a, 4, 2, 1)] + ([nn.ReLU()] if i < k - 1 else [])  # doubles H and W
+            self.encoder = nn.Sequential(*down, nn.Flatten(), nn.Linear(conv_code_size(c, h, w), width), nn.ReLU())
             self.decoder = nn.Sequential(
                 nn.Linear(d, width), nn.ReLU(),
-                nn.Linear(width, 64 * 7 * 7), nn.ReLU(), nn.Unflatten(1, (64, 7, 7)),
-                nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ReLU(),  # (B, 32, 14, 14)
-                nn.ConvTranspose2d(32, c, 4, 2, 1),  # (B, C, 28, 28) logits
+                nn.Linear(width, conv_code_size(c, h, w)), nn.ReLU(), nn.Unflatten(1, code),
+                *up,  # (B, C, H, W) logits
             )
             enc_out = width
         self.to_mu = nn.Linear(enc_out, d)
         self.to_logvar = nn.Linear(enc_out, d)
-        # Gaussian likelihood: one learned log standard deviation shared by all pixels.
+        # Gaussian likelihood: a learned log standard deviation, shared by all pixels or one per pixel (C, H, W).
         if config.likelihood == "gaussian":
             self.log_sigma = nn.Parameter(torch.zeros(()))
+        elif config.likelihood == "gaussian-pixel":  # starts at sigma = 0.1, a tenth of the pixels' range
+            self.log_sigma = nn.Parameter(torch.full((c, h, w), math.log(0.1)))
         self.reset_parameters(generator)
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:

@@ -7,7 +7,9 @@ import io
 
 import numpy as np
 
-from .latent import upscale_nearest
+import torch
+
+from .latent import tile_rows, to_pictures, upscale_nearest
 from .replay import Replay, ReplayError, frame_plane, replay_extent
 
 PANEL = 448  # px per panel: the 224 px manifold doubled, and the scatter at the same size
@@ -137,13 +139,14 @@ def replay_frame_image(replay: Replay, frame: int, class_names: list[str], title
     extent = extent or replay_extent(replay)
     manifold = replay.manifolds[frame]
     step = float(replay.grid[1] - replay.grid[0]) if len(replay.grid) > 1 else 1.0
-    factor = max(1, PANEL // manifold.shape[1])
+    factor = max(1, min(PANEL // manifold.shape[0], PANEL // manifold.shape[1]))
     manifold = upscale_nearest(manifold, factor)
     width = 2 * PANEL + 3 * MARGIN
     canvas = Image.new("RGB", (width, HEADER + PANEL + FOOTER), "white")
     top = HEADER + (PANEL - manifold.shape[0]) // 2
     canvas.paste(Image.fromarray(manifold).convert("RGB"), (MARGIN, top))
-    edges = (replay.grid[0] - step / 2, replay.grid[-1] + step / 2) if manifold.shape[0] == manifold.shape[1] else None
+    two_d = replay.codes.shape[2] == 2  # a 1-D model's manifold is one row, not a square of the plane
+    edges = (replay.grid[0] - step / 2, replay.grid[-1] + step / 2) if two_d else None
     canvas.paste(Image.fromarray(scatter_panel(frame_plane(replay, frame), replay.labels, extent, manifold_edges=edges)),
                  (2 * MARGIN + PANEL, HEADER))
     draw = ImageDraw.Draw(canvas)
@@ -166,14 +169,32 @@ def replay_frame_image(replay: Replay, frame: int, class_names: list[str], title
     return np.asarray(canvas)
 
 
-def _gif_palette():
+def class_samples(data, per_class: int = 8, max_classes: int = 8, min_px: int = 56) -> np.ndarray:
+    """uint8 picture (H, W[, 3]): the first per_class images of each of the first max_classes classes of a
+    dataset, one row per class, each enlarged to at least min_px a side (a 28 px image: 2x)."""
+    rows = []
+    for label in range(min(max_classes, len(data.class_names))):
+        picks = torch.nonzero(data.labels == label)[:per_class, 0]
+        row = to_pictures(data.images[picks].float().div(255))
+        if len(row) < per_class:  # a small class: blank tiles
+            row = np.concatenate([row, np.ones((per_class - len(row), *row.shape[1:]), np.float32)])
+        rows.append(row)
+    tiled = tile_rows(rows, gap=2)
+    return upscale_nearest(tiled, max(1, -(-min_px // max(data.images.shape[2:]))))
+
+
+def _gif_palette(colour: bool = False):
     """One fixed 256-colour palette for every frame: the class colours exactly, the rest grays (the
-    manifold, the text), so no class colour is merged with another and none flickers between frames."""
+    manifold, the text), so no class colour is merged with another and none flickers between frames;
+    colour: 6 x 6 x 6 levels of RGB for a colour manifold, and fewer grays."""
     from PIL import Image
 
     from .figures import PALETTE
 
     colours = [_hex_rgb(c) for c in PALETTE]
+    if colour:
+        levels = np.linspace(0, 255, 6).round().astype(int)
+        colours += [(int(r), int(g), int(b)) for r in levels for g in levels for b in levels]
     colours += [(v, v, v) for v in np.linspace(0, 255, 256 - len(colours)).round().astype(int)]
     image = Image.new("P", (1, 1))
     image.putpalette([channel for rgb in colours for channel in rgb])
@@ -188,9 +209,11 @@ def replay_gif(replay: Replay, class_names: list[str], title: str = "", frame_ms
     if len(replay) == 0:
         raise ReplayError("a replay needs at least one frame")
     extent = replay_extent(replay)
-    palette = _gif_palette()
+    colour = replay.manifolds.ndim == 4  # (T, H, W, 3)
+    palette = _gif_palette(colour)
+    dither = Image.Dither.FLOYDSTEINBERG if colour else Image.Dither.NONE  # smooth hues; greys map exactly
     frames = [Image.fromarray(replay_frame_image(replay, i, class_names, title, extent)).quantize(
-        palette=palette, dither=Image.Dither.NONE) for i in range(len(replay))]
+        palette=palette, dither=dither) for i in range(len(replay))]
     buffer = io.BytesIO()
     durations = [frame_ms] * (len(frames) - 1) + [last_frame_ms]
     frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0,

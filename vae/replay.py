@@ -11,6 +11,7 @@ tensors, read back with `torch.load(weights_only=True)` and checked (and unpacke
 from __future__ import annotations
 
 import functools
+import math
 import time
 import zlib
 from dataclasses import dataclass
@@ -18,18 +19,18 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .latent import decode_grid, grid_axis, plane_of, sample_indices, tile_images
+from .latent import grid_axis, grid_codes, plane_of, sample_indices, tile_images, to_pictures
 
 REPLAY_KEY = "replay"  # in trainer.extras and the checkpoint's extras
 REPLAY_VERSION = 1  # in memory, and on disk before manifolds were packed
-PACKED_VERSION = 2  # on disk: "manifolds" is the zlib stream of the uint8 (T, H, W) array
+PACKED_VERSION = 2  # on disk: "manifolds" is the zlib stream of the uint8 (T, H, W[, 3]) array
 REPLAY_CODES = 500  # test images followed through training
-REPLAY_GRID = 8  # manifold tiles per side: 224 x 224 px of uint8, about 50 kB a frame
+REPLAY_GRID = 8  # manifold tiles per side: 224 x 224 px of uint8 (x 3 in colour), 50-150 kB a frame
 REPLAY_RADIUS = 3.0  # the manifold covers [-3, 3] on z1 and z2: the prior's 3-sigma square
 MAX_FRAMES = 50  # longer runs keep a log-even choice of epochs (planned_epochs)
 MAX_REPLAY_CODES = 10_000
 MAX_REPLAY_GRID = 32
-TILE = 28
+TILE = 28  # a replay tile's longest side, pixels: larger images are shrunk (area average) to fit
 
 
 class ReplayError(ValueError):
@@ -44,7 +45,7 @@ class Replay:
     indices: np.ndarray  # (n,) int64, which test images
     labels: np.ndarray  # (n,) int64
     codes: np.ndarray  # (T, n, P) float32 posterior means in (z1, z2); P = 1 for a 1-D space
-    manifolds: np.ndarray  # (T, rows * 28, g * 28) uint8 decoded tiles, top row = largest z2
+    manifolds: np.ndarray  # (T, rows * th, g * tw[, 3]) uint8 decoded tiles (replay_tile), top row = largest z2
     grid: np.ndarray  # (g,) z values of the manifold's cell centres on both axes
     metrics: np.ndarray  # (T, 2) float32 test (recon, kl) in nats at each frame; NaN when unknown
 
@@ -76,7 +77,7 @@ class ReplayRecorder:
         else:
             previous = None
             indices = torch.from_numpy(sample_indices(len(data), self.n_codes, self.seed)).long()
-        self._x = x_all.index_select(0, indices.to(x_all.device))  # (n, 1, 28, 28)
+        self._x = x_all.index_select(0, indices.to(x_all.device))  # (n, C, H, W)
         self._indices, self._labels = indices, data.labels.index_select(0, indices).long()
         if previous is None:
             trainer.extras.pop(REPLAY_KEY, None)
@@ -104,10 +105,13 @@ class ReplayRecorder:
         mu, _ = model.encode(self._x)
         codes = mu[:, :2].to("cpu", torch.float16)  # (n, P)
         xs = grid_axis(self.grid, self.radius)
-        if d >= 2:
-            tiles = decode_grid(model, xs, xs)  # (g, g, 28, 28)
-        else:  # one row over z1
-            tiles = model.decode(torch.from_numpy(xs[:, None]).to(mu.device))[:, 0].cpu().numpy()[None]
+        z = grid_codes(xs, xs, d) if d >= 2 else xs[:, None]  # (g * g, D), or one row over z1
+        tile = replay_tile(trainer.model_cfg.image_shape)
+        decoded = model.decode(torch.from_numpy(z).to(mu.device))  # (g * g, C, H, W)
+        if tuple(decoded.shape[2:]) != tile:
+            decoded = torch.nn.functional.interpolate(decoded, size=tile, mode="area")
+        pictures = to_pictures(decoded)
+        tiles = pictures.reshape(-1, len(xs), *pictures.shape[1:])  # (rows, g, th, tw[, 3])
         model.train(was_training)
         record = record or metrics_from or {}
         metrics = [record.get("test_recon", float("nan")), record.get("test_kl", float("nan"))]
@@ -170,11 +174,11 @@ def pack_replay(raw: dict) -> dict:
     return {**raw, "version": PACKED_VERSION, "manifolds": torch.frombuffer(bytearray(stream), dtype=torch.uint8)}
 
 
-def _unpack_manifolds(stream, shape: tuple[int, int, int]) -> torch.Tensor:
-    """The (T, H, W) uint8 manifolds from a packed replay's zlib stream; never inflates past their size."""
+def _unpack_manifolds(stream, shape: tuple[int, ...]) -> torch.Tensor:
+    """The (T, H, W[, 3]) uint8 manifolds from a packed replay's zlib stream; never inflates past their size."""
     if not isinstance(stream, torch.Tensor) or stream.dtype != torch.uint8 or stream.dim() != 1:
         raise ReplayError("its packed 'manifolds' entry is not a uint8 byte string")
-    size = shape[0] * shape[1] * shape[2]
+    size = math.prod(shape)
     inflate = zlib.decompressobj()
     try:
         data = inflate.decompress(stream.numpy().tobytes(), size)
@@ -185,9 +189,25 @@ def _unpack_manifolds(stream, shape: tuple[int, int, int]) -> torch.Tensor:
     return torch.frombuffer(bytearray(data), dtype=torch.uint8).reshape(shape)
 
 
-def check_replay(value, latent_dim: int, n_classes: int | None = None) -> dict:
-    """The replay dict, unpacked (see pack_replay), if it is well formed for a model of latent_dim,
-    else ReplayError."""
+def replay_tile(image_shape: tuple[int, int, int]) -> tuple[int, int]:
+    """(th, tw): a replay tile's size for images of (C, H, W): the image's own, shrunk to at most TILE a side,
+    so a frame stays about 50-150 kB whatever the image size."""
+    _, h, w = image_shape
+    scale = min(1.0, TILE / max(h, w))
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def manifold_shape(frames: int, grid: int, latent_dim: int, image_shape: tuple[int, int, int]) -> tuple[int, ...]:
+    """The replay's manifolds array for these frames: (T, rows * th, g * tw[, 3])."""
+    th, tw = replay_tile(image_shape)
+    rows = grid if latent_dim >= 2 else 1
+    return (frames, rows * th, grid * tw) + ((3,) if image_shape[0] == 3 else ())
+
+
+def check_replay(value, latent_dim: int, n_classes: int | None = None,
+                 image_shape: tuple[int, int, int] = (1, 28, 28)) -> dict:
+    """The replay dict, unpacked (see pack_replay), if it is well formed for a model of latent_dim whose
+    images are image_shape (C, H, W), else ReplayError."""
     if not isinstance(value, dict):
         raise ReplayError("it is not a mapping")
     expected = {"version", "epochs", "indices", "labels", "codes", "manifolds", "grid", "metrics"}
@@ -200,8 +220,7 @@ def check_replay(value, latent_dim: int, n_classes: int | None = None) -> dict:
         if not all(isinstance(t, torch.Tensor) and t.dim() == 1 for t in (epochs, grid)) or not (
                 1 <= len(epochs) <= 10 * MAX_FRAMES and 1 <= len(grid) <= MAX_REPLAY_GRID):
             raise ReplayError("its arrays have shapes that do not fit together or this model")
-        rows = len(grid) if latent_dim >= 2 else 1
-        manifolds = _unpack_manifolds(value["manifolds"], (len(epochs), rows * TILE, len(grid) * TILE))
+        manifolds = _unpack_manifolds(value["manifolds"], manifold_shape(len(epochs), len(grid), latent_dim, image_shape))
         value = {**value, "version": REPLAY_VERSION, "manifolds": manifolds}
     if value["version"] != REPLAY_VERSION:
         raise ReplayError(f"its version is {value['version']!r}")
@@ -214,11 +233,10 @@ def check_replay(value, latent_dim: int, n_classes: int | None = None) -> dict:
     epochs, indices, labels, codes, manifolds, grid, metrics = (
         tensors[k] for k in ("epochs", "indices", "labels", "codes", "manifolds", "grid", "metrics"))
     t, n, p, g = len(epochs), len(indices), min(latent_dim, 2), len(grid)
-    rows = g if latent_dim >= 2 else 1
     shapes_ok = (
         epochs.dim() == 1 and 1 <= t <= 10 * MAX_FRAMES and indices.dim() == 1 and 1 <= n <= MAX_REPLAY_CODES
         and labels.shape == (n,) and codes.shape == (t, n, p) and grid.dim() == 1 and 1 <= g <= MAX_REPLAY_GRID
-        and manifolds.shape == (t, rows * TILE, g * TILE) and metrics.shape == (t, 2)
+        and manifolds.shape == manifold_shape(t, g, latent_dim, image_shape) and metrics.shape == (t, 2)
     )
     if not shapes_ok:
         raise ReplayError("its arrays have shapes that do not fit together or this model")

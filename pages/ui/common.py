@@ -13,7 +13,9 @@ import numpy as np
 import streamlit as st
 
 from vae import checkpoint as ckpt_io
-from vae.data import DatasetUnavailable, dataset_available, load_dataset, resolve_data_dir
+from vae.config import TrainConfig
+from vae.data import (DATASET_NAMES, DataFolderRefused, DatasetUnavailable, InMemoryDataset, check_data_dir,
+                      dataset_available, describe_shape, load_dataset, load_for, resolve_data_dir)
 from vae.jobs import JobRegistry
 from vae.view import ModelView
 from vae.latent import encode_dataset
@@ -163,10 +165,11 @@ def describe_view(view: ModelView) -> dict[str, str]:
     elbo = view.test_metrics.get("elbo", math.nan)
     return {
         "Dataset": view.dataset,
+        "Images": describe_shape(view.model_config.image_shape),
         "Latent dim": str(view.model_config.latent_dim),
         "Architecture": f"{view.model_config.arch} {'-'.join(map(str, view.model_config.hidden))}",
         "Epochs": str(view.epochs),
-        "Test −ELBO": "—" if math.isnan(elbo) else f"{elbo:.1f} nats",
+        "Test −ELBO": "—" if math.isnan(elbo) else f"{elbo:.1f} {view.model_config.elbo_unit}",
     }
 
 
@@ -211,12 +214,35 @@ class Encoded:
     labels: np.ndarray  # (N,)
     factors: dict[str, np.ndarray]
     class_names: list[str]
-    images: "object"  # torch float tensor (N, 1, 28, 28)
+    images: "object"  # torch float tensor (N, C, H, W)
+
+
+def data_source(view: ModelView) -> tuple[str, str, int, int]:
+    """(dataset, folder, image size, channels) of the model's images here: the session's data folder, or, for
+    a model of the user's own image folder, that folder when the server allows it (never a path a file
+    names blindly). DatasetUnavailable (one sentence) for an unknown dataset or a folder not allowed."""
+    cfg = view.train_config or TrainConfig(dataset=view.dataset if view.dataset in DATASET_NAMES else "shapes")
+    if view.dataset not in DATASET_NAMES:
+        load_dataset(view.dataset)  # an unknown name: its one sentence
+    if cfg.dataset != "folder":
+        return cfg.dataset, str(data_dir()), cfg.image_size, cfg.channels
+    try:
+        return cfg.dataset, str(check_data_dir(cfg.data_dir or "")), cfg.image_size, cfg.channels
+    except DataFolderRefused as e:
+        raise DatasetUnavailable(f"This model's images were in {cfg.data_dir}: {e}") from None
+
+
+def _load(view: ModelView, split: str, source: tuple[str, str, int, int]) -> InMemoryDataset:
+    """A split of the model's data from data_source's answer; DatasetUnavailable when it is not here or its
+    images are not the model's shape."""
+    dataset, folder, size, channels = source
+    cfg = TrainConfig(dataset=dataset, image_size=size, channels=channels)
+    return load_for(cfg, split, folder, image_shape=view.model_config.image_shape)
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
-def _encoded(_view: ModelView, key: str, dataset: str, folder: str, n: int) -> Encoded:
-    data = load_dataset(dataset, "test", folder).subset(n)
+def _encoded(_view: ModelView, key: str, source: tuple, n: int) -> Encoded:
+    data = _load(_view, "test", source).subset(n)
     x = data.float_images()
     mu, logvar = encode_dataset(_view.model, x)
     factors = {k: v.numpy() for k, v in data.factors.items()}
@@ -226,7 +252,7 @@ def _encoded(_view: ModelView, key: str, dataset: str, folder: str, n: int) -> E
 def test_set_size(view: ModelView) -> int | None:
     """How many test images the model's dataset has here (None when it is not on this machine)."""
     try:
-        return len(load_dataset(view.dataset, "test", str(data_dir())))
+        return len(_load(view, "test", data_source(view)))
     except DatasetUnavailable:
         return None
 
@@ -237,15 +263,15 @@ def encoded_test_set(view: ModelView, n: int = 5000) -> Encoded | None:
     Shows one readable sentence and returns None when the dataset is not on this machine.
     """
     try:
-        return _encoded(view, view.key, view.dataset, str(data_dir()), n)
+        return _encoded(view, view.key, data_source(view), n)
     except DatasetUnavailable as e:
         st.warning(str(e).split(". ")[0] + ". The decoded views still work; the scatter needs the test images.")
         return None
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
-def _train_codes(_view: ModelView, key: str, dataset: str, folder: str, n: int) -> tuple[np.ndarray, np.ndarray]:
-    data = load_dataset(dataset, "train", folder).subset(n)
+def _train_codes(_view: ModelView, key: str, source: tuple, n: int) -> tuple[np.ndarray, np.ndarray]:
+    data = _load(_view, "train", source).subset(n)
     return encode_dataset(_view.model, data.float_images())[0], data.labels.numpy()
 
 
@@ -253,7 +279,7 @@ def encoded_train_codes(view: ModelView, n: int = 5000) -> tuple[np.ndarray, np.
     """Posterior means (n, D) and labels of the first n training images, cached per model version
     (for the label map); None, after one sentence, when the dataset is not on this machine."""
     try:
-        return _train_codes(view, view.key, view.dataset, str(data_dir()), n)
+        return _train_codes(view, view.key, data_source(view), n)
     except DatasetUnavailable as e:
         st.warning(str(e).split(". ")[0] + ". The label map needs the training images.")
         return None

@@ -7,7 +7,7 @@ from typing import Any
 
 import streamlit as st
 
-from vae.config import ConfigError, ModelConfig, Setting, TrainConfig, settings_of
+from vae.config import ConfigError, ModelConfig, Setting, TrainConfig, configs_from, settings_of
 
 
 def _default(config: type, name: str) -> Any:
@@ -19,8 +19,8 @@ def setting_input(config: type, name: str, where=st, key: str = "") -> Any:
     config takes it (None for an optional number left at 0)."""
     s: Setting = settings_of(config)[name]
     default, key, help_ = _default(config, name), key or f"f_{name}", s.describe()
-    if s.kind == "choice":
-        return where.selectbox(s.label, s.choices, index=s.choices.index(default), format_func=s.label_of, key=key,
+    if s.kind == "choice" or s.choices:  # an int setting with choices (channels) gives its value as text
+        return where.selectbox(s.label, s.choices, index=s.choices.index(str(default)), format_func=s.label_of, key=key,
                                help=help_)
     if s.kind == "switch":
         return where.checkbox(s.label, value=bool(default), key=key, help=help_)
@@ -50,9 +50,7 @@ def build_configs(values: dict[str, Any], **train_extra) -> tuple[ModelConfig, T
     """Both configs from the inputs' values (settings not given keep their defaults); on a bad value, its
     sentence as an error and None."""
     try:
-        model_cfg = ModelConfig(**{k: v for k, v in values.items() if k in settings_of(ModelConfig)})
-        train_cfg = TrainConfig(**{k: v for k, v in values.items() if k in settings_of(TrainConfig)}, **train_extra)
+        return configs_from(values, **train_extra)
     except ConfigError as e:
         st.error(str(e))
         return None
-    return model_cfg, train_cfg

@@ -39,6 +39,7 @@ def page():
 
 
 def _model(arch: str, latent_dim: int = 2, seed: int = 0, **kw) -> VAE:
+    """An untrained model (weights from a seed); kw: more ModelConfig settings, e.g. image_shape."""
     hidden = (48,) if arch == "conv" else (64, 32)
     return VAE(ModelConfig(arch=arch, latent_dim=latent_dim, hidden=hidden, **kw), torch.Generator().manual_seed(seed)).eval()
 
@@ -61,9 +62,10 @@ def _trained_conv() -> VAE:
 
 
 def _codes(model: VAE, n: int = 200, seed: int = 0) -> PadCodes:
+    """n random codes with labels and random thumbnails of the model's image shape (N, C, H, W)."""
     rng = np.random.default_rng(seed)
     mu = rng.normal(size=(n, model.config.latent_dim)).astype(np.float32)
-    return PadCodes(mu, rng.integers(0, len(CLASSES), n), to_uint8(rng.random((n, 1, 28, 28)) ** 3))
+    return PadCodes(mu, rng.integers(0, len(CLASSES), n), to_uint8(rng.random((n, *model.config.image_shape)) ** 3))
 
 
 def _payload(model: VAE, key: str = "m:1", codes: PadCodes | None = None, dims=(0, 1), **kw) -> bytes:
@@ -85,6 +87,10 @@ MODELS = {
     "conv, trained": _trained_conv,
     "mlp, 5-D, gaussian": lambda: _model("mlp", 5, likelihood="gaussian"),
     "conv, 1-D": lambda: _model("conv", 1),
+    "conv, colour 32x32": lambda: _model("conv", image_shape=(3, 32, 32)),
+    "conv, colour 64x64, a scale per pixel": lambda: _model("conv", 3, image_shape=(3, 64, 64), likelihood="gaussian-pixel"),
+    "mlp, Frey-shaped 20x28 grey": lambda: _model("mlp", image_shape=(1, 28, 20)),
+    "mlp, colour 20x28": lambda: _model("mlp", image_shape=(3, 28, 20)),
 }
 
 
@@ -98,7 +104,7 @@ def test_the_browser_decodes_what_decode_codes_decodes(page, name, dtype):
     harness.mount(page, payload)
     z = _points(model.config.latent_dim)
     got = harness.decode(page, z)
-    want = decode_codes(model, z).reshape(len(z), -1)
+    want = model.decode(torch.from_numpy(z)).detach().numpy().reshape(len(z), -1)  # (B, C*H*W), channel planes
     error = np.abs(got - want)
     sent = unpack(payload)[0]["model"]["dtype"]
     assert error.mean() < MEAN_ABS_TOLERANCE, f"{name} ({sent}): mean |JS - torch| {error.mean():.2e} per pixel"
@@ -155,22 +161,28 @@ def test_arrow_keys_on_the_sliders_and_the_pad_move_the_point(page):
     assert not page.errors, page.errors
 
 
-def _canvas(page, selector: str) -> np.ndarray:
-    """The R channel of a 28x28 canvas of the pad."""
+def _canvas(page, selector: str, shape: tuple[int, int, int] = (1, 28, 28)) -> np.ndarray:
+    """A thumbnail canvas of the pad as (H, W) grey (its R channel) or (H, W, 3) RGB, for images of shape."""
+    c, h, w = shape
     data = page.evaluate(f"() => Array.from(document.querySelector('{selector}').getContext('2d')"
-                         ".getImageData(0, 0, 28, 28).data)")
-    return np.asarray(data[::4], np.int16).reshape(28, 28)
+                         f".getImageData(0, 0, {w}, {h}).data)")
+    rgba = np.asarray(data, np.int16).reshape(h, w, 4)
+    return rgba[..., 0] if c == 1 else rgba[..., :3]
+
+
+def _isolated(codes: PadCodes) -> int:
+    """The code farthest from every other in the plane (and inside it), so the pointer can only mean it."""
+    xy = codes.mu[:, :2]
+    gaps = np.linalg.norm(xy[:, None] - xy[None], axis=2) + np.eye(len(xy)) * 1e9
+    inside = np.abs(xy).max(axis=1) < 3.5
+    return int(np.argmax(np.where(inside, gaps.min(axis=1), -1)))
 
 
 def test_hovering_a_code_shows_its_image_its_reconstruction_and_its_label(page):
     model = _model("mlp", 3)
     codes = _codes(model, 300)
     harness.mount(page, _payload(model, codes=codes))
-    # The code farthest from every other in the plane, so the pointer can only mean it.
-    xy = codes.mu[:, :2]
-    gaps = np.linalg.norm(xy[:, None] - xy[None], axis=2) + np.eye(len(xy)) * 1e9
-    inside = np.abs(xy).max(axis=1) < 3.5
-    k = int(np.argmax(np.where(inside, gaps.min(axis=1), -1)))
+    k, xy = _isolated(codes), codes.mu[:, :2]
     page.mouse.move(*harness.to_page(page, tuple(xy[k] + 0.3)))
     page.mouse.move(*harness.to_page(page, tuple(xy[k])))
     page.wait_for_function(f"() => document.querySelector('.lp-root').dataset.hovered === '{k}'")
@@ -181,6 +193,20 @@ def test_hovering_a_code_shows_its_image_its_reconstruction_and_its_label(page):
     text = page.locator(".lp-hover-text").inner_text()
     assert CLASSES[codes.labels[k]][0] in text and f"test image #{k}" in text and "\u03bc = (" in text, text
     assert page.locator(".lp-thumbs").is_visible()
+    assert not page.errors, page.errors
+
+
+def test_hovering_a_colour_code_shows_its_colour_image_and_reconstruction(page):
+    model = _model("conv", image_shape=(3, 32, 32))
+    codes = _codes(model, 40, seed=3)
+    harness.mount(page, _payload(model, codes=codes))
+    k = _isolated(codes)
+    page.mouse.move(*harness.to_page(page, tuple(codes.mu[k, :2])))
+    page.wait_for_function(f"() => document.querySelector('.lp-root').dataset.hovered === '{k}'")
+    page.wait_for_timeout(200)  # the thumbnail sheet decodes asynchronously
+    np.testing.assert_array_equal(_canvas(page, ".lp-original", (3, 32, 32)), codes.images[k].transpose(1, 2, 0))
+    recon = to_uint8(decode_codes(model, codes.mu[k:k + 1])[0])  # (32, 32, 3)
+    assert np.abs(_canvas(page, ".lp-recon", (3, 32, 32)) - recon).max() <= 1
     assert not page.errors, page.errors
 
 

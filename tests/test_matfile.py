@@ -1,0 +1,327 @@
+"""vae/matfile.py against MAT-files written here by a small Level 5 writer (MathWorks, "MAT-File
+Format"): both byte orders, plain and miCOMPRESSED, small data elements; the Frey Face layout; and
+every refusal as one sentence."""
+from __future__ import annotations
+
+import re
+import struct
+import time
+import zlib
+
+import numpy as np
+import pytest
+
+from vae.matfile import (
+    FREY_FILE, FREY_SHAPE, MatFileError, load_frey_faces, read_mat_variable,
+)
+
+# Data types and array classes from the format document, keyed by numpy dtype code.
+MI = {"i1": 1, "u1": 2, "i2": 3, "u2": 4, "i4": 5, "u4": 6, "f4": 7, "f8": 9}
+MX = {"f8": 6, "f4": 7, "i1": 8, "u1": 9, "i2": 10, "u2": 11, "i4": 12, "u4": 13}
+MX_CHAR = 4
+MI_INT8, MI_INT32, MI_UINT32, MI_MATRIX, MI_COMPRESSED = 1, 5, 6, 14, 15
+
+
+# ---- a minimal Level 5 writer ----
+
+def element(order: str, mi_type: int, payload: bytes, small: bool = True) -> bytes:
+    """One data element: the 4-byte small format when the payload fits in 4 bytes, else an
+    8-byte tag and the payload padded to 8 bytes."""
+    if small and len(payload) <= 4:
+        return struct.pack(order + "I", len(payload) << 16 | mi_type) + payload.ljust(4, b"\0")
+    return struct.pack(order + "II", mi_type, len(payload)) + payload + b"\0" * (-len(payload) % 8)
+
+
+def matrix(name: str, arr: np.ndarray, *, order: str = "<", store: str | None = None,
+           mx_class: int | None = None, flags: int = 0, dims: tuple[int, ...] | None = None,
+           data: bytes | None = None, data_type: int | None = None) -> bytes:
+    """A miMATRIX element for `arr` (2-D or more, written column-major); `store` is a smaller
+    storage dtype code as MATLAB uses, and the keywords after it forge damaged matrices."""
+    arr = np.asarray(arr)
+    code = arr.dtype.str[1:]
+    storage = np.dtype(order + (store or code))
+    mx_class = MX[code] if mx_class is None else mx_class
+    dims = arr.shape if dims is None else dims
+    data = arr.ravel(order="F").astype(storage).tobytes() if data is None else data
+    body = (element(order, MI_UINT32, struct.pack(order + "II", mx_class | flags, 0))
+            + element(order, MI_INT32, struct.pack(f"{order}{len(dims)}i", *dims))
+            + element(order, MI_INT8, name.encode())
+            + element(order, MI[storage.str[1:]] if data_type is None else data_type, data))
+    return element(order, MI_MATRIX, body, small=False)
+
+
+def compressed(order: str, matrix_bytes: bytes) -> bytes:
+    """The miCOMPRESSED element MATLAB v7 writes: the whole miMATRIX element deflated, unpadded."""
+    z = zlib.compress(matrix_bytes)
+    return struct.pack(order + "II", MI_COMPRESSED, len(z)) + z
+
+
+def header(order: str = "<") -> bytes:
+    text = b"MATLAB 5.0 MAT-file, written by tests/test_matfile.py"
+    return (text.ljust(116, b" ") + b"\0" * 8 + struct.pack(order + "H", 0x0100)
+            + (b"IM" if order == "<" else b"MI"))
+
+
+def write_mat(variables: dict[str, np.ndarray], order: str = "<", compress: bool = False) -> bytes:
+    """A whole MAT-file holding `variables`, every one plain or every one compressed."""
+    out = header(order)
+    for name, arr in variables.items():
+        m = matrix(name, arr, order=order)
+        out += compressed(order, m) if compress else m
+    return out
+
+
+def one_sentence(message: str) -> None:
+    assert isinstance(message, str) and message
+    assert "\n" not in message and message.endswith("."), message
+    assert not re.search(r"\.\s", message), f"more than one sentence: {message}"
+
+
+def refusal(data: bytes | str, name: str = "x", **kw) -> str:
+    with pytest.raises(MatFileError) as info:
+        read_mat_variable(data, name, **kw)
+    one_sentence(str(info.value))
+    return str(info.value)
+
+
+def face(j: int) -> np.ndarray:
+    """A 28 x 20 uint8 face: bright top rows, a dark bottom, column-dependent shading, and j
+    in the corner so every face differs."""
+    img = np.zeros(FREY_SHAPE, dtype=np.uint8)
+    img[:7] = 250
+    img[7:21] = (np.arange(20) * 10)[None, :]
+    img[27, 19] = j
+    return img
+
+
+# ---- round trips ----
+
+@pytest.mark.parametrize("compress", [False, True])
+@pytest.mark.parametrize("order", ["<", ">"])
+@pytest.mark.parametrize("dtype", ["uint8", "int16", "float32", "float64"])
+def test_round_trip(dtype: str, order: str, compress: bool) -> None:
+    arr = (np.arange(15).reshape(3, 5) * 7 - (20 if dtype != "uint8" else 0)).astype(dtype)
+    if dtype.startswith("float"):
+        arr = arr / 4
+    got = read_mat_variable(write_mat({"longname": arr}, order, compress), "longname")
+    assert got.dtype == arr.dtype and got.shape == (3, 5)
+    np.testing.assert_array_equal(got, arr)
+    assert got.flags.writeable
+
+
+@pytest.mark.parametrize("compress", [False, True])
+@pytest.mark.parametrize("order", ["<", ">"])
+def test_three_dimensional(order: str, compress: bool) -> None:
+    arr = np.arange(24, dtype=np.int16).reshape(2, 3, 4) - 5
+    got = read_mat_variable(write_mat({"cube": arr}, order, compress), "cube")
+    assert got.shape == (2, 3, 4)
+    np.testing.assert_array_equal(got, arr)
+
+
+def test_column_major_order_element_by_element() -> None:
+    # MATLAB stores A(1,1), A(2,1), A(1,2), ...: bytes 1..6 for a 2 x 3 matrix mean [[1 3 5], [2 4 6]].
+    raw = matrix("A", np.zeros((2, 3), np.uint8), data=bytes([1, 2, 3, 4, 5, 6]))
+    got = read_mat_variable(header() + raw, "A")
+    assert got.shape == (2, 3)
+    for (r, c), v in {(0, 0): 1, (1, 0): 2, (0, 1): 3, (1, 1): 4, (0, 2): 5, (1, 2): 6}.items():
+        assert got[r, c] == v
+
+
+@pytest.mark.parametrize("order", ["<", ">"])
+def test_double_class_stored_as_uint8(order: str) -> None:
+    arr = np.array([[0.0, 1, 2], [255, 128, 7]])
+    raw = matrix("d", arr, order=order, store="u1")
+    got = read_mat_variable(header(order) + compressed(order, raw), "d")
+    assert got.dtype == np.float64
+    np.testing.assert_array_equal(got, arr)
+
+
+def test_small_data_elements_for_name_and_data() -> None:
+    raw = matrix("ff", np.array([[1, 2], [3, 4]], np.uint8))  # name and 4 data bytes: small format
+    assert struct.unpack_from("<I", raw, 8 + 16 + 16)[0] == (2 << 16 | MI_INT8)
+    got = read_mat_variable(header() + raw, "ff")
+    np.testing.assert_array_equal(got, [[1, 2], [3, 4]])
+
+
+def test_picks_the_named_variable_among_several() -> None:
+    order = ">"
+    char = matrix("txt", np.frombuffer("hi".encode("utf-16-be"), ">u2").reshape(1, 2), order=order,
+                  mx_class=MX_CHAR)
+    cplx = matrix("z", np.ones((2, 2)), order=order, flags=0x0800)
+    a, b = np.arange(6.0).reshape(2, 3), np.arange(4, dtype=np.int16).reshape(4, 1)
+    data = (header(order) + char + compressed(order, cplx) + matrix("alpha", a, order=order)
+            + compressed(order, matrix("beta", b, order=order))
+            + compressed(order, matrix("alphabet", b, order=order)))
+    np.testing.assert_array_equal(read_mat_variable(data, "alpha"), a)
+    np.testing.assert_array_equal(read_mat_variable(data, "beta"), b)
+    assert "is a character array" in refusal(data, "txt")
+    assert "complex" in refusal(data, "z")
+
+
+def test_path_and_bytes_inputs(tmp_path) -> None:
+    arr = np.arange(6, dtype=np.uint8).reshape(2, 3)
+    path = tmp_path / "a.mat"
+    path.write_bytes(write_mat({"a": arr}, compress=True))
+    for source in (path, str(path), path.read_bytes(), bytearray(path.read_bytes())):
+        np.testing.assert_array_equal(read_mat_variable(source, "a"), arr)
+
+
+# ---- Frey Face ----
+
+@pytest.mark.parametrize("dtype", ["uint8", "float64"])
+def test_frey_faces_come_back_upright(tmp_path, dtype: str) -> None:
+    faces = np.stack([face(j) for j in range(30)])
+    ff = faces.reshape(30, -1).T.astype(dtype)  # 560 x 30: column j is face j, row-major pixels
+    path = tmp_path / FREY_FILE
+    path.write_bytes(write_mat({"ff": ff}, compress=True))
+    got = load_frey_faces(path)
+    assert got.shape == (30, 28, 20) and got.dtype == np.uint8 and got.flags.c_contiguous
+    for j in range(30):
+        np.testing.assert_array_equal(got[j], faces[j])
+    assert (got[:, :7] == 250).all() and (got[:, 21:27] == 0).all()  # top bright, bottom dark
+    np.testing.assert_array_equal(got[0, 10], np.arange(20) * 10)  # each row runs left to right
+
+
+@pytest.mark.parametrize("ff", [
+    np.zeros((28, 20), np.uint8), np.zeros((561, 3), np.uint8), np.zeros((560, 0), np.uint8),
+    np.zeros((560, 2, 2), np.uint8),
+])
+def test_frey_refuses_wrong_shape(tmp_path, ff: np.ndarray) -> None:
+    path = tmp_path / FREY_FILE
+    path.write_bytes(write_mat({"ff": ff}))
+    with pytest.raises(MatFileError, match="560 x N") as info:
+        load_frey_faces(path)
+    one_sentence(str(info.value))
+
+
+@pytest.mark.parametrize("bad", [0.5, -1.0, 256.0, np.nan])
+def test_frey_refuses_values_that_are_not_bytes(tmp_path, bad: float) -> None:
+    ff = np.zeros((560, 2))
+    ff[3, 1] = bad
+    path = tmp_path / FREY_FILE
+    path.write_bytes(write_mat({"ff": ff}))
+    with pytest.raises(MatFileError, match="0..255") as info:
+        load_frey_faces(path)
+    one_sentence(str(info.value))
+
+
+# ---- refusals ----
+
+def test_refuses_a_file_that_is_not_a_mat_file(tmp_path) -> None:
+    path = tmp_path / FREY_FILE
+    path.write_bytes(b"<html>Not found</html>" * 20)
+    msg = refusal(str(path), "ff")
+    assert msg == "frey_rawface.mat is not a MATLAB Level 5 MAT-file; download frey_rawface.mat again."
+    assert "not a MATLAB Level 5" in refusal(b"MATLAB 5.0 MAT-file")  # shorter than a header
+
+
+def test_refuses_v73_hdf5_files() -> None:
+    data = header()[:124] + struct.pack("<H", 0x0200) + b"IM" + b"\0" * 400
+    assert "v7.3" in refusal(data)
+
+
+def test_refuses_a_missing_file(tmp_path) -> None:
+    assert str(tmp_path / "nothere.mat") in refusal(tmp_path / "nothere.mat")
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_refuses_truncated_files(compress: bool) -> None:
+    data = write_mat({"ff": np.arange(200, dtype=np.uint8).reshape(20, 10)}, compress=compress)
+    for cut in [0, 100, 127, 128, 131, 136, 150, len(data) // 2, len(data) - 9, len(data) - 1]:
+        if compress or cut != len(data) - 1:  # the last byte of a plain file is padding
+            refusal(data[:cut], "ff")
+    assert "truncated" in refusal(data[:150], "ff")
+
+
+def test_refuses_a_zlib_bomb_quickly() -> None:
+    size = 2**27  # 128 MiB of zeros deflates to about 128 KiB; the default limit is 64 MiB
+    body = (element("<", MI_UINT32, struct.pack("<II", MX["u1"], 0))
+            + element("<", MI_INT32, struct.pack("<2i", 2**14, 2**13))
+            + element("<", MI_INT8, b"ff")
+            + struct.pack("<II", MI["u1"], size))
+    deflater = zlib.compressobj()
+    z = deflater.compress(struct.pack("<II", MI_MATRIX, len(body) + size) + body)
+    z += b"".join(deflater.compress(bytes(2**20)) for _ in range(size >> 20)) + deflater.flush()
+    data = header() + struct.pack("<II", MI_COMPRESSED, len(z)) + z
+    assert len(data) < 2**20
+    start = time.perf_counter()
+    assert "inflates past the 67108864-byte limit" in refusal(data, "ff")
+    assert time.perf_counter() - start < 3.0
+    assert "1048576-byte limit" in refusal(data, "ff", max_bytes=2**20)
+
+
+def test_a_bomb_not_asked_for_is_skipped_within_the_limit() -> None:
+    big = compressed("<", matrix("big", np.zeros((2000, 2000), np.uint8)))  # 4 MB inflated
+    data = header() + big + compressed("<", matrix("ff", np.eye(3, dtype=np.uint8)))
+    np.testing.assert_array_equal(read_mat_variable(data, "ff", max_bytes=2**20), np.eye(3))
+    assert "1048576-byte limit" in refusal(data, "big", max_bytes=2**20)
+
+
+def test_refuses_a_file_past_max_bytes() -> None:
+    data = write_mat({"ff": np.zeros((100, 100), np.uint8)})
+    assert "1000-byte limit" in refusal(data, "ff", max_bytes=1000)
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_refuses_dimensions_that_do_not_match_the_data(compress: bool) -> None:
+    raw = matrix("ff", np.zeros((2, 5), np.uint8), dims=(560, 30))
+    data = header() + (compressed("<", raw) if compress else raw)
+    msg = refusal(data, "ff")
+    assert "560 x 30 (16800 values)" in msg and "10 bytes" in msg
+
+
+def test_refuses_data_longer_than_its_dimensions() -> None:
+    raw = matrix("ff", np.zeros((2, 5), np.uint8), dims=(2, 2))
+    assert "2 x 2 (4 values)" in refusal(header() + raw, "ff")
+
+
+def test_refuses_stored_values_that_do_not_fit_the_class() -> None:
+    # MATLAB may store a class in a narrower type, never a wider one holding values the class lacks.
+    raw = matrix("ff", np.array([[1.0, 300.5]]), mx_class=MX["u1"])
+    assert "do not fit its class uint8" in refusal(header() + raw, "ff")
+    narrow = matrix("ff", np.array([[1, -3]], np.int16), store="i1")
+    np.testing.assert_array_equal(read_mat_variable(header() + narrow, "ff"), [[1, -3]])
+    text = matrix("ff", np.zeros((1, 2), np.uint8), data_type=16)  # miUTF8 is no numeric storage
+    assert "not numeric" in refusal(header() + text, "ff")
+
+
+def test_refuses_a_compressed_stream_without_its_end() -> None:
+    z = zlib.compress(matrix("ff", np.eye(3, dtype=np.uint8)))[:-4]  # the Adler-32 trailer cut off
+    data = header() + struct.pack("<II", MI_COMPRESSED, len(z)) + z
+    assert "ends early" in refusal(data, "ff")
+
+
+def test_refuses_negative_and_absurd_dimensions() -> None:
+    assert "negative" in refusal(header() + matrix("ff", np.zeros((2, 2), np.uint8), dims=(-2, -2)), "ff")
+    absurd = matrix("ff", np.zeros((2, 2), np.uint8), dims=(2**31 - 1, 2**31 - 1, 2**31 - 1))
+    assert "values" in refusal(header() + absurd, "ff")
+
+
+def test_refuses_a_missing_variable() -> None:
+    data = write_mat({"faces": np.zeros((2, 2), np.uint8), "y": np.ones((1, 1))}, compress=True)
+    msg = refusal(data, "ff")
+    assert "has no variable 'ff'" in msg and "'faces', 'y'" in msg
+    assert "no variables" in refusal(header(), "ff")
+
+
+def test_refuses_a_bad_variable_name_argument() -> None:
+    with pytest.raises(MatFileError):
+        read_mat_variable(header(), "")
+
+
+@pytest.mark.parametrize("order, compress", [("<", False), (">", True)])
+def test_damaged_bytes_give_an_array_or_one_sentence(order: str, compress: bool) -> None:
+    data = write_mat({"a": np.arange(12, dtype=np.int16).reshape(3, 4), "ff": np.eye(4)},
+                     order=order, compress=compress)
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        broken = bytearray(data)
+        for at in rng.integers(128, len(data), size=rng.integers(1, 4)):  # past the header
+            broken[at] = rng.integers(0, 256)
+        try:
+            cut = rng.integers(128, len(data)) if rng.random() < 0.3 else len(data)
+            got = read_mat_variable(bytes(broken[:cut]), "ff")
+        except MatFileError as e:
+            one_sentence(str(e))
+        else:
+            assert isinstance(got, np.ndarray)
