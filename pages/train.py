@@ -74,8 +74,7 @@ def own_images() -> None:
         uploaded = st.session_state.pop("own_uploaded", None)  # a .zip just unpacked: it becomes the choice
         if uploaded:
             st.session_state["own_path"] = uploaded
-        current = st.session_state.get("own_path")
-        found = list(dict.fromkeys([*([current] if current else []), *map(str, find_image_folders(allowed_data_dirs()))]))
+        found = [str(p) for p in find_image_folders(allowed_data_dirs())]  # the same list keeps a typed choice
         typed = pick.selectbox("Image folder", found, index=None, key="own_path", accept_new_options=True,
                                placeholder="Choose a folder found here, or type a path",
                                help="Folders below the data folder that hold class subfolders of images.")

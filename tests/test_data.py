@@ -196,3 +196,80 @@ def test_a_dataset_name_that_is_not_ours_is_a_sentence_not_a_path(tmp_path):
         with pytest.raises(DatasetUnavailable, match="Unknown dataset"):
             data.load_dataset(name, "test", tmp_path)
     assert not any(tmp_path.iterdir())
+
+
+# --- Frey Face, CIFAR-10, CelebA, a folder of images ----------------------------------------------
+
+
+def _write_frey(root: Path, n: int = 40) -> np.ndarray:
+    """A Frey-Face-shaped MAT-file of n faces (28 tall, 20 wide, each with its index in a corner)."""
+    from tests.matwriter import write_mat
+
+    faces = np.zeros((n, 28, 20), np.uint8)
+    faces[:, :7] = 250  # bright top rows: upright faces keep them on top
+    faces[:, 27, 19] = np.arange(n)
+    (root / data.FREY_FOLDER).mkdir(parents=True, exist_ok=True)
+    (root / data.FREY_FOLDER / "frey_rawface.mat").write_bytes(write_mat({"ff": faces.reshape(n, -1).T}, compress=True))
+    return faces
+
+
+def test_frey_face_loads_upright_28_by_20_with_a_fixed_test_share(tmp_path):
+    faces = _write_frey(tmp_path, 40)
+    train, test = (data.load_dataset("frey-face", split, tmp_path) for split in ("train", "test"))
+    assert train.image_shape == test.image_shape == data.dataset_shape("frey-face") == (1, 28, 20)
+    assert (len(train), len(test)) == (34, 6) and train.class_names == ["face"]
+    ids = sorted(int(i) for i in torch.cat([train.images, test.images])[:, 0, 27, 19])
+    assert ids == list(range(40))  # every face once, in one split or the other
+    assert (train.images[:, 0, :7] == 250).all()
+    np.testing.assert_array_equal(train.images[0, 0].numpy(), faces[int(train.images[0, 0, 27, 19])])
+
+
+@pytest.mark.parametrize("name, words", [("frey-face", "FreyFace/frey_rawface.mat"),
+                                         ("cifar10", "cifar-10-batches-py"), ("celeba", "celeba")])
+def test_datasets_that_are_not_here_say_where_their_files_go(tmp_path, name, words):
+    assert not data.dataset_available(name, tmp_path)
+    with pytest.raises(data.DatasetUnavailable) as missing:
+        data.load_dataset(name, "test", tmp_path)
+    message = str(missing.value)
+    assert str(tmp_path) in message and words.split("/")[0] in message and "shapes" in message, message
+    assert "\n" not in message
+
+
+def test_a_damaged_frey_file_is_one_message(tmp_path):
+    (tmp_path / data.FREY_FOLDER).mkdir()
+    (tmp_path / data.FREY_FOLDER / "frey_rawface.mat").write_bytes(b"MATLAB but not really" * 10)
+    with pytest.raises(data.DatasetUnavailable, match="could not be read"):
+        data.load_dataset("frey-face", "train", tmp_path)
+
+
+def test_a_folder_of_images_loads_at_the_size_and_channels_asked_and_is_checked_against_the_model(tmp_path):
+    from PIL import Image
+
+    for k, name in enumerate(("cat", "dog")):
+        (tmp_path / "pets" / name).mkdir(parents=True)
+        for i in range(7):
+            Image.new("RGB", (40, 30), (200 * k, 30 * i, 90)).save(tmp_path / "pets" / name / f"{i}.png")
+    folder = tmp_path / "pets"
+    assert data.dataset_available("folder", folder) and data.expected_files("folder", folder) == [folder]
+    train = data.load_dataset("folder", "train", folder, image_size=16, channels=3)
+    test = data.load_dataset("folder", "test", folder, image_size=16, channels=3)
+    assert train.image_shape == (3, 16, 16) and train.class_names == ["cat", "dog"]
+    assert data.class_counts(train, test) == {"class": ["cat", "dog"], "train": [6, 6], "test": [1, 1]}
+    grey = data.load_dataset("folder", "train", folder, image_size=8, channels=1)
+    assert grey.image_shape == (1, 8, 8)
+    from vae.config import TrainConfig
+
+    cfg = TrainConfig(dataset="folder", image_size=16, channels=3, data_dir=str(folder))
+    assert data.load_for(cfg, "test", image_shape=(3, 16, 16)) is test
+    with pytest.raises(data.DatasetUnavailable, match="16x16 colour but the model was made for 28x28 grey"):
+        data.load_for(cfg, "test", image_shape=(1, 28, 28))
+
+
+def test_only_a_few_image_folders_stay_in_memory(tmp_path):
+    from PIL import Image
+
+    for f in range(data.FOLDERS_KEPT + 2):
+        (tmp_path / f"set{f}" / "a").mkdir(parents=True)
+        Image.new("L", (10, 10), 255).save(tmp_path / f"set{f}" / "a" / "x.png")
+        data.load_dataset("folder", "train", tmp_path / f"set{f}", image_size=8, channels=1)
+    assert len([k for k in data._CACHE if k[0] == "folder"]) == 2 * data.FOLDERS_KEPT
