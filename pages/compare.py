@@ -18,7 +18,7 @@ from pages.ui.common import (EXPLORE_POLL_SECONDS, ModelRef, ModelUnavailable, c
 from pages.ui.explain import math_expander, numbers_rows, usage_note
 from pages.ui.forms import build_configs, settings_inputs
 from vae import checkpoint as ckpt_io
-from vae.config import ConfigError, ModelConfig
+from vae.config import ConfigError
 from vae.data import dataset_available
 from vae.figures import latent_scatter, manifold_figure, rate_distortion_figure
 from vae.jobs import JobLimitReached, VariantsJob
@@ -98,14 +98,19 @@ def preset() -> None:
 
 
 def start_preset(values: dict) -> None:
-    if not dataset_available(values["dataset"], data_dir()):
+    folder = st.session_state.get("own_folder") if values["dataset"] == "folder" else str(data_dir())
+    if folder is None:
+        st.error("Choose the folder of your images on the Train page (\"Your own images\"), then come back.")
+        return
+    if not dataset_available(values["dataset"], folder):
         st.error(f"{values['dataset']} is not in {data_dir()}; train once on the Train page to download it, or pick shapes.")
         return
-    configs = build_configs(values, data_dir=str(data_dir()))
+    own = {k: st.session_state[f"f_{k}"] for k in ("image_size", "channels") if f"f_{k}" in st.session_state}
+    configs = build_configs({**values, **own}, data_dir=folder)
     if configs is None:
         return
     try:
-        job = registry().start_variants(ModelConfig(latent_dim=2), lecture_variants(configs[1]),
+        job = registry().start_variants(configs[0], lecture_variants(configs[1]),
                                         name=f"{LECTURE_NAME}-{values['dataset']}")
     except (JobLimitReached, ckpt_io.CheckpointError, ConfigError) as e:
         st.error(str(e))

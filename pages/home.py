@@ -113,7 +113,8 @@ with st.expander("Data folder"):
         except DataFolderRefused as e:
             st.error(str(e), icon=":material/folder_off:")
     st.markdown("  \n".join(
-        f"{':material/check_circle:' if dataset_available(name, data_dir()) else ':material/radio_button_unchecked:'} {name}" for name in DATASET_NAMES
+        f"{':material/check_circle:' if dataset_available(name, data_dir()) else ':material/radio_button_unchecked:'} {name}"
+        for name in DATASET_NAMES if name != "folder"
     ))
     st.caption("Missing datasets are downloaded when you train on them, if this machine has a network; "
-               "the built-in shapes never need one.")
+               "the built-in shapes never need one. Your own images: the Train page's \"Your own images\".")

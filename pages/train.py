@@ -112,7 +112,7 @@ def preview_folder(folder: str, size: int, channels: int) -> None:
     except DatasetUnavailable as e:
         st.error(str(e))
         return
-    st.markdown(f"**{folder}**: {train.source.split('. ', 1)[-1]}")
+    st.markdown(f"**{folder}**: {train.summary}")
     samples, counts = st.columns([3, 2])
     samples.image(class_samples(train), caption="Training images as the model sees them, one row per class "
                   "(at most 8 classes shown).", output_format="PNG")

@@ -270,3 +270,13 @@ def test_damaged_bytes_give_an_array_or_one_sentence(order: str, compress: bool)
             one_sentence(str(e))
         else:
             assert isinstance(got, np.ndarray)
+
+
+def test_faces_written_in_frey_s_layout_read_back_as_they_were(tmp_path) -> None:
+    from vae.matfile import write_frey_faces
+
+    faces = np.stack([face(j) for j in range(7)])
+    write_frey_faces(tmp_path / FREY_FILE, faces)
+    np.testing.assert_array_equal(load_frey_faces(tmp_path / FREY_FILE), faces)
+    with pytest.raises(MatFileError):
+        write_frey_faces(tmp_path / "bad.mat", np.zeros((2, 20, 28), np.uint8))

@@ -68,6 +68,7 @@ class InMemoryDataset:
     class_names: list[str]
     factors: dict[str, torch.Tensor]  # float32 (N,) each; {} when unknown
     source: str
+    summary: str = ""  # what reading it found, in a sentence (a folder: images read and skipped)
     _float: torch.Tensor | None = field(default=None, init=False)
 
     def __len__(self) -> int:
@@ -93,7 +94,7 @@ class InMemoryDataset:
             raise ValueError(f"A subset needs a size of 0 or more, not {n}.")
         sub = InMemoryDataset(
             self.name, self.split, self.images[:n], self.labels[:n], list(self.class_names),
-            {key: value[:n] for key, value in self.factors.items()}, self.source,
+            {key: value[:n] for key, value in self.factors.items()}, self.source, self.summary,
         )
         if self._float is not None:
             sub._float = self._float[:n]
@@ -340,7 +341,8 @@ def _load_celeba(split: str, root: Path, download: bool) -> InMemoryDataset:
         write_npz(cache, {"images": images.numpy(), "attrs": attrs.numpy()})
     factors = {name.lower(): attrs[:, i].to(torch.float32) for i, name in enumerate(CELEBA_FACTORS)}
     return InMemoryDataset("celeba", split, images, attrs[:, 0].clone(), ["not smiling", "smiling"], factors,
-                           f"torchvision CelebA from {root / 'celeba'} ({CELEBA_SIZE}x{CELEBA_SIZE} crop)")
+                           f"torchvision CelebA from {root / 'celeba'}, the aligned faces centre-cropped to "
+                           f"{CELEBA_CROP} px and resized to {CELEBA_SIZE}x{CELEBA_SIZE} RGB")
 
 
 # --- Frey Face, a folder of images, the built-in shapes ---------------------------------------------
@@ -377,9 +379,9 @@ def _load_folder(root: Path, image_size: int, channels: int) -> tuple[InMemoryDa
                                  cache_dir=resolve_data_dir(None) / FOLDER_CACHE)
     except FolderError as error:
         raise DatasetUnavailable(str(error)) from error
-    source = f"{read.source}. {read.summary()}"
-    return (InMemoryDataset("folder", "train", read.train_images, read.train_labels, list(read.class_names), {}, source),
-            InMemoryDataset("folder", "test", read.test_images, read.test_labels, list(read.class_names), {}, source))
+    return tuple(InMemoryDataset("folder", split, images, labels, list(read.class_names), {}, read.source, read.summary())
+                 for split, images, labels in (("train", read.train_images, read.train_labels),
+                                               ("test", read.test_images, read.test_labels)))
 
 
 def _load_shapes(split: str, root: Path, colour: bool = False) -> InMemoryDataset:

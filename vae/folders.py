@@ -142,7 +142,8 @@ def load_image_folder(root: str | os.PathLike, size: int = 32, channels: int = 3
     _check_settings(size, channels, seed)
     folder = _existing_folder(root)
     listing = _list_files(folder)
-    source = f"image folder {folder} ({size}x{size} {'RGB' if channels == 3 else 'grayscale'})"
+    source = (f"image folder {folder}, each image's shorter side resized to {size} px and centre-cropped to "
+              f"{size}x{size} {'RGB' if channels == 3 else 'grey'}")
     cache_path = None
     if cache_dir is not None:
         cache_path = Path(cache_dir) / f"{_cache_key(folder, size, channels, seed, listing.stamps)}.npz"

@@ -120,6 +120,25 @@ def load_frey_faces(path: PathOrBytes) -> np.ndarray:
     return np.ascontiguousarray(faces.T.reshape(-1, *FREY_SHAPE))
 
 
+def write_frey_faces(path: str | os.PathLike, faces: np.ndarray) -> None:
+    """Writes uint8 faces (N, 28, 20) as frey_rawface.mat lays them out: a Level 5 MAT-file whose one
+    variable `ff` is the 560 x N uint8 matrix, stored column-major and uncompressed (for data a user or a
+    benchmark makes in Frey Face's shape)."""
+    faces = np.asarray(faces, np.uint8)
+    if faces.ndim != 3 or faces.shape[1:] != FREY_SHAPE:
+        raise MatFileError(f"Faces to write must be N x {FREY_SHAPE[0]} x {FREY_SHAPE[1]}, not {faces.shape}.")
+    ff = faces.reshape(len(faces), -1).T  # (560, N): a face per column
+
+    def element(kind: int, payload: bytes) -> bytes:
+        return struct.pack("<II", kind, len(payload)) + payload + b"\0" * (-len(payload) % 8)
+
+    mx_uint8 = 9  # the array class
+    body = (element(MI_UINT32, struct.pack("<II", mx_uint8, 0)) + element(MI_INT32, struct.pack("<2i", *ff.shape))
+            + element(MI_INT8, b"ff") + element(MI_UINT8, ff.ravel(order="F").tobytes()))
+    text = b"MATLAB 5.0 MAT-file, written by Latent Explorer".ljust(116, b" ")
+    Path(path).write_bytes(text + b"\0" * 8 + struct.pack("<H", 0x0100) + b"IM" + element(MI_MATRIX, body))
+
+
 def _as_uint8(ff: np.ndarray, src: _Source) -> np.ndarray:
     """`ff` as uint8 if every value is a whole number in 0..255, whatever its numeric class."""
     if ff.dtype == np.uint8:
