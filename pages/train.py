@@ -112,7 +112,9 @@ def preview_folder(folder: str, size: int, channels: int) -> None:
     except DatasetUnavailable as e:
         st.error(str(e))
         return
-    st.markdown(f"**{folder}**: {train.summary}")
+    root = resolve_data_dir(None)
+    shown = Path(folder).relative_to(root) if Path(folder).is_relative_to(root) else folder  # the data folder is said above
+    st.markdown(f"**{shown}**: {train.summary}")
     samples, counts = st.columns([3, 2])
     samples.image(class_samples(train), caption="Training images as the model sees them, one row per class "
                   "(at most 8 classes shown).", output_format="PNG")
