@@ -96,9 +96,10 @@ def class_count_rows(page) -> list[list[str]]:
     return [cells[i:i + 3] for i in range(0, len(cells), 3)]
 
 
-def wait_for_preview(page, folder: Path, where: str) -> None:
-    """The preview of this folder: its summary line, the sample picture in colour, the class counts."""
-    summary = f"{folder}: Read {len(CLASSES) * PER_CLASS} images in {len(CLASSES)} classes"
+def wait_for_preview(page, folder: Path, data_dir: Path, where: str) -> None:
+    """The preview of this folder: its summary line (naming the folder relative to the data folder, which
+    the expander says above it), the sample picture in colour, the class counts."""
+    summary = f"{folder.relative_to(data_dir).as_posix()}: Read {len(CLASSES) * PER_CLASS} images in {len(CLASSES)} classes"
 
     def shown():
         assert_clean_enough(page, where)
@@ -149,7 +150,7 @@ def test_1_a_typed_folder_path_is_kept_and_previewed(page, state, own_folder, ap
     picker.click()
     page.keyboard.type(str(own_folder))
     page.keyboard.press("Enter")
-    wait_for_preview(page, own_folder, "/train (typed folder)")
+    wait_for_preview(page, own_folder, app_server.data_dir, "/train (typed folder)")
     assert picker_value(page) == str(own_folder), f"the typed folder did not survive the rerun: {picker_value(page)!r}"
 
     # Another rerun, from the size beside the preview: the typed path stays, the preview follows.
@@ -159,7 +160,7 @@ def test_1_a_typed_folder_path_is_kept_and_previewed(page, state, own_folder, ap
     size.press("Tab")
     wait_until(lambda: sample_width(page) not in (0, before), 30, lambda: (
         f"the sample images were not redrawn at {IMAGE_SIZE} px: still {sample_width(page)} px wide"), page=page)
-    wait_for_preview(page, own_folder, "/train (typed folder, new size)")
+    wait_for_preview(page, own_folder, app_server.data_dir, "/train (typed folder, new size)")
     assert picker_value(page) == str(own_folder), (
         f"the typed folder did not survive a second rerun (the image size changed): {picker_value(page)!r}")
 
@@ -176,7 +177,7 @@ def test_2_an_uploaded_zip_is_unpacked_and_previewed(page, state, own_folder, ap
     page.set_input_files(".st-key-own_zip input[type='file']", files=[{
         "name": "My shapes.zip", "mimeType": "application/zip", "buffer": zip_of(own_folder)}])
     unpacked = app_server.data_dir / "uploads" / "My-shapes" / own_folder.name
-    wait_for_preview(page, unpacked, "/train (uploaded .zip)")
+    wait_for_preview(page, unpacked, app_server.data_dir, "/train (uploaded .zip)")
     assert (unpacked / "red-squares" / "00.png").is_file(), f"the .zip was not unpacked into {unpacked}"
     assert picker_value(page) == str(unpacked), f"the picker should show the unpacked folder, not {picker_value(page)!r}"
     screenshot(page, "own-2-zip")
