@@ -34,8 +34,8 @@ def _epochs_saved(path: Path) -> int:
     try:
         return ckpt_io.load(path).epoch
     except ckpt_io.CheckpointError:
-        if path.exists():
-            raise
+        if path.exists():  # written (renamed into place whole) between the failed read and now
+            return ckpt_io.load(path).epoch
         return 0
 
 
