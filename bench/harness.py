@@ -143,15 +143,16 @@ def stop(process: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def serve_app(base: Path, env: dict | None = None):
+def serve_app(base: Path, env: dict | None = None, shipped: tuple[Path, ...] = (DEFAULT_SHAPES,)):
     """`streamlit run app.py` on a free 127.0.0.1 port, with its own checkpoint and data folders under base
-    (a copy of the shipped shapes model, no MNIST) and more environment variables in env; stopped on the
-    way out. Output: base/server.log."""
+    (copies of the shipped models in `shipped`, by default the shapes one, so a fresh session opens it; no
+    MNIST) and more environment variables in env; stopped on the way out. Output: base/server.log."""
     checkpoints, data = base / "checkpoints", base / "data"
     checkpoints.mkdir(parents=True)
     data.mkdir()
-    if DEFAULT_SHAPES.exists():
-        shutil.copy2(DEFAULT_SHAPES, checkpoints / DEFAULT_SHAPES.name)
+    for path in shipped:
+        if path.exists():
+            shutil.copy2(path, checkpoints / path.name)
     url = f"http://127.0.0.1:{(port := free_port())}"
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {}),
            "VAE_CHECKPOINT_DIR": str(checkpoints), "VAE_DATA_DIR": str(data)}

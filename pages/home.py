@@ -1,4 +1,5 @@
-"""Home: three ways to get a model (train, load from checkpoints/, upload), and the data folder."""
+"""Home: the current model at a glance (its decoded manifold), three ways to get a model (train, load from
+checkpoints/, upload), and the data folder."""
 from __future__ import annotations
 
 from pages.ui.shell import enter_app
@@ -12,6 +13,12 @@ import streamlit as st
 from pages.ui.common import MAX_UPLOAD_MB, ModelRef, checkpoint_dir, current_view, data_dir, use_source
 from vae import checkpoint as ckpt_io
 from vae.data import DATASET_NAMES, DataFolderRefused, check_data_dir, dataset_available
+from vae.latent import manifold_picture, upscale_factor, upscale_nearest
+
+PREVIEW_CELLS, PREVIEW_RADIUS, PREVIEW_PX = 12, 2.5, 360  # the current model's manifold: cells a side, |z|, px
+EXPLORE_LINKS = [("pages/sliders.py", "Drag through its latent space", ":material/tune:"),
+                 ("pages/scatter.py", "See where each class lands", ":material/scatter_plot:"),
+                 ("pages/manifold.py", "The whole manifold", ":material/grid_on:")]
 
 st.title("Latent Explorer")
 st.markdown(
@@ -19,10 +26,35 @@ st.markdown(
     "latent space, look at the decoded manifold and at where each class lands."
 )
 
+
+def current_model() -> None:
+    """The tab's model at a glance, first on the page: its decoded manifold and the way to explore it."""
+    view = current_view()
+    if view is None:
+        st.info("No model is loaded yet: train one, or load one below.")
+        return
+    picture_col, text_col = st.columns([1, 2], gap="large", vertical_alignment="center")
+    picture = manifold_picture(view.model, PREVIEW_CELLS, PREVIEW_RADIUS)
+    d = view.model_config.latent_dim
+    axes = "z1" if d == 1 else "z1, z2" + (" (the others at 0)" if d > 2 else "")
+    picture_col.image(upscale_nearest(picture, upscale_factor(max(picture.shape[:2]), PREVIEW_PX)), width="content",
+                      output_format="PNG", caption=f"What it decodes over {axes} in [−{PREVIEW_RADIUS:g}, "
+                                                   f"{PREVIEW_RADIUS:g}]")
+    with text_col:
+        live = " (training live)" if view.live else ""
+        st.markdown(f"**Current model:** {view.name}{live} · {view.dataset} · latent dim "
+                    f"{view.model_config.latent_dim}. Explore it:")
+        for path, label, icon in EXPLORE_LINKS:
+            st.page_link(path, label=label, icon=icon)
+        if view.notes:
+            st.caption(view.notes)
+
+
 if "model_error" in st.session_state:
     st.error(st.session_state.pop("model_error"))
 if "model_notice" in st.session_state:
     st.success(st.session_state.pop("model_notice"))
+current_model()
 
 train_col, load_col, upload_col = st.columns(3, gap="large")
 
@@ -90,17 +122,6 @@ if readable:  # full width, so every column reads on a projector (in the card it
           "saved (UTC)": i.created[:16].replace("T", " ")} for i in readable],
         hide_index=True, key="ckpt_table", width="stretch", height=min(35 * (len(readable) + 1) + 3, 250),
     )
-
-view = current_view()
-st.divider()
-if view is None:
-    st.info("No model is loaded. Train one, or load one above.")
-else:
-    live = " (training live)" if view.live else ""
-    st.markdown(f"**Current model:** {view.name}{live} · {view.dataset} · latent dim {view.model_config.latent_dim}. "
-                "Open the Explore pages in the sidebar.")
-    if view.notes:
-        st.caption(view.notes)
 
 with st.expander("Data folder"):
     folder = st.text_input("Folder with torchvision datasets", str(data_dir()), key="data_dir_input",

@@ -9,7 +9,7 @@ enter_app()  # first: see pages/ui/shell.py
 import numpy as np
 import streamlit as st
 
-from pages.ui.common import EXPLORE_CODES, encoded_test_set, explore_page, live_fragment
+from pages.ui.common import EXPLORE_CODES, encoded_test_set, explore_page, live_fragment, stored_caption
 from vae.latent import (
     decode_codes,
     interpolate,
@@ -35,10 +35,17 @@ def draw_reconstructions(view, indices: np.ndarray) -> None:
     encoded = encoded_test_set(view, EXPLORE_CODES)
     if encoded is None:
         return
+    names = ', '.join(f'#{i}' for i in indices)
+    if encoded.stored:
+        strip = tile_rows([decode_codes(view.model, encoded.mu[indices])], gap=GAP)
+        st.image(crisp(strip), caption=f"The reconstructions decode(mu(x)) of test images {names}, from their stored "
+                 "codes.", width="content", output_format="PNG")
+        stored_caption(encoded)
+        return
     originals = encoded.images[indices]  # (k, C, H, W)
     strip = tile_rows([to_pictures(originals), reconstruct(view.model, originals)], gap=GAP)
-    st.image(crisp(strip), caption=f"Top: test images {', '.join(f'#{i}' for i in indices)}. "
-             "Bottom: their reconstructions decode(mu(x)).", width="content", output_format="PNG")
+    st.image(crisp(strip), caption=f"Top: test images {names}. Bottom: their reconstructions decode(mu(x)).",
+             width="content", output_format="PNG")
 
 
 def draw_path(view, a: int, b: int, steps: int) -> None:
@@ -46,11 +53,15 @@ def draw_path(view, a: int, b: int, steps: int) -> None:
     if encoded is None:
         return
     path = decode_codes(view.model, interpolate(encoded.mu[a], encoded.mu[b], steps))  # (steps, H, W[, 3]), one pass
+    along = f"the decoder along the straight line from mu(#{a}) to mu(#{b}), {steps} evenly spaced codes, ends included."
+    if encoded.stored:
+        st.image(crisp(tile_rows([path], gap=GAP)), width="content", output_format="PNG", caption=f"From test image "
+                 f"#{a} to #{b}: {along}")
+        return
     ends = to_pictures(encoded.images[[a, b]])
     strip = tile_rows([np.concatenate([ends[:1], path, ends[1:]])], gap=GAP)
     st.image(crisp(strip), width="content", output_format="PNG",
-             caption=f"Outer images: test images #{a} and #{b}. Between them: the decoder along the straight line "
-                     f"from mu(#{a}) to mu(#{b}), {steps} evenly spaced codes, ends included.")
+             caption=f"Outer images: test images #{a} and #{b}. Between them: {along}")
 
 
 view = explore_page("Reconstructions", "How well the model redraws test images from their codes, and what lies on "

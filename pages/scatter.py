@@ -13,7 +13,7 @@ import streamlit as st
 from pages.ui.common import (EXPLORE_CODES, encoded_test_set, encoded_train_codes, explore_page, live_fragment,
                              pick_dims, test_set_size)
 from vae.figures import latent_scatter, selected_index
-from vae.latent import (kl_per_dimension, knn_label_map, pca_2d, pca_prior_centre, project_like, reconstruct,
+from vae.latent import (decode_codes, kl_per_dimension, knn_label_map, pca_2d, pca_prior_centre, project_like, reconstruct,
                         square_extent, tile_rows, to_pictures, upscale_factor, upscale_nearest)
 
 FACTOR_TITLES = {"label": "label", "scale": "scale (radius, px)", "rotation": "rotation (radians)",
@@ -69,15 +69,22 @@ def label_map(view, encoded, dims, xy: np.ndarray):
 
 def details(view, encoded, index: int) -> None:
     """The chosen test image beside its reconstruction, its label and its code."""
-    original = encoded.images[index:index + 1]  # (1, C, H, W)
-    strip = tile_rows([np.concatenate([to_pictures(original), reconstruct(view.model, original)])], gap=2)
-    st.image(upscale_nearest(strip, upscale_factor(max(strip.shape[:2]) // 2, DETAIL_PX)), caption="the test image | its reconstruction", width="content",
-             output_format="PNG")
+    if encoded.stored:
+        picture = decode_codes(view.model, encoded.mu[index:index + 1])[0]
+        st.image(upscale_nearest(picture, upscale_factor(max(picture.shape[:2]), DETAIL_PX)), width="content",
+                 caption="its reconstruction, from the stored code", output_format="PNG")
+    else:
+        original = encoded.images[index:index + 1]  # (1, C, H, W)
+        strip = tile_rows([np.concatenate([to_pictures(original), reconstruct(view.model, original)])], gap=2)
+        st.image(upscale_nearest(strip, upscale_factor(max(strip.shape[:2]) // 2, DETAIL_PX)), width="content",
+                 caption="the test image | its reconstruction", output_format="PNG")
     label = int(encoded.labels[index])
     name = encoded.class_names[label] if label < len(encoded.class_names) else str(label)
     st.markdown(f"**#{index}: {name}**  \ncode μ = ({', '.join(f'{v:.2f}' for v in encoded.mu[index])})")
     if encoded.factors:
         st.caption(" · ".join(f"{k} {float(v[index]):.2f}" for k, v in encoded.factors.items() if k != "shape"))
+    if encoded.stored:
+        st.caption(f"The original image needs the dataset: {encoded.missing}")
 
 
 def draw(view) -> None:
@@ -105,7 +112,8 @@ def draw(view) -> None:
     with chart:
         st.plotly_chart(fig, key="sc_chart", on_select=pick_from_chart, selection_mode="points",
                         config={"displayModeBar": False})
-        st.caption(f"Posterior means of {n:,} test images; dashed: the prior N(0, I) at 1σ and 2σ. {note}")
+        stored = " (stored with the model)" if encoded.stored else ""
+        st.caption(f"Posterior means of {n:,} test images{stored}; dashed: the prior N(0, I) at 1σ and 2σ. {note}")
     with side:
         st.number_input("or pick test image #", 0, n - 1, key="sc_index", help="Clicking a point fills this in.")
         details(view, encoded, index)

@@ -15,7 +15,8 @@ import os
 import numpy as np
 import streamlit as st
 
-from pages.ui.common import EXPLORE_CODES, data_source, encoded_test_set, explore_page, live_fragment, pick_dims
+from pages.ui.common import (EXPLORE_CODES, data_source, encoded_test_set, explore_page, live_fragment, pick_dims,
+                             stored_caption)
 from pages.ui.latent_pad import latent_pad
 from vae.figures import class_color
 from vae.latent import decode_codes, grid_codes, to_uint8, upscale_factor, upscale_nearest
@@ -69,7 +70,7 @@ def pad_data(view, encoded, program, dims: tuple[int, ...], base: np.ndarray | N
     codes = sprite = None
     if n:
         codes = PadCodes(encoded.mu[:n], encoded.labels[:n], None)
-        sprite = _sprite(data_source(view), n, encoded.images)
+        sprite = None if encoded.stored else _sprite(data_source(view), n, encoded.images)
     names = encoded.class_names if encoded is not None else view.class_names
     released = st.session_state.get("latent_point") or {}
     point = released.get("z") if released.get("dims") == list(dims) else None
@@ -110,6 +111,8 @@ def draw_pad(view, encoded, program, dims: tuple[int, ...], base, held: str) -> 
              "prior's 1σ and 2σ contours.")
     if encoded is None:
         st.caption("The test codes are not shown: the test images are not on this machine.")
+    else:
+        stored_caption(encoded)
 
 
 # --- the server fallback ----------------------------------------------------------------------------

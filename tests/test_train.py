@@ -14,7 +14,7 @@ from vae.train import Trainer, TrainingDiverged, beta_at
 def test_one_train_step_changes_weights_and_eval_does_not(tiny_data, arch, hidden):
     trainer = Trainer(ModelConfig(arch=arch, hidden=hidden), TrainConfig(batch_size=16, device="cpu"), *tiny_data)
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
-    trainer.evaluate(trainer.x_test)
+    trainer.evaluate_test()
     for k, v in trainer.model.state_dict().items():
         assert torch.equal(v, before[k]), f"eval changed {k}"
     trainer.model.train()

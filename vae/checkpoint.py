@@ -25,6 +25,7 @@ import torch
 from .config import EPOCHS_RANGE, ConfigError, ModelConfig, TrainConfig
 from .model import VAE
 from .replay import REPLAY_KEY, ReplayError, check_replay, pack_replay
+from .stored_codes import CODES_KEY, StoredCodesError, check_stored_codes
 
 FORMAT = "latent-explorer-checkpoint"
 FORMAT_VERSION = 1
@@ -306,12 +307,17 @@ def _check_extras(value: Any, model_cfg: ModelConfig, class_names: Any, label: s
             raise CheckpointError(f"{label} has extras nested deeper or larger than a checkpoint holds; it may be damaged.")
         children = node.values() if isinstance(node, dict) else node if isinstance(node, (list, tuple)) else ()
         stack.extend((child, depth + 1) for child in children)
+    n_classes = len(class_names) if isinstance(class_names, list) else None
     if REPLAY_KEY in value:
-        n_classes = len(class_names) if isinstance(class_names, list) else None
         try:
             value = {**value, REPLAY_KEY: check_replay(value[REPLAY_KEY], model_cfg.latent_dim, n_classes, model_cfg.image_shape)}
         except ReplayError as e:
             raise CheckpointError(f"{label} holds a training replay that cannot be used ({e}); it may be damaged: train or save the model again.") from None
+    if CODES_KEY in value:
+        try:
+            check_stored_codes(value[CODES_KEY], model_cfg.latent_dim, n_classes)
+        except StoredCodesError as e:
+            raise CheckpointError(f"{label} holds stored codes that cannot be used ({e}); it may be damaged: train or save the model again.") from None
     return value
 
 

@@ -3,6 +3,7 @@ pages call these and only place the result."""
 from __future__ import annotations
 
 import base64
+import html
 import math
 
 import numpy as np
@@ -116,10 +117,10 @@ def readable(fig: go.Figure) -> go.Figure:
 
 def _code_traces(xy: np.ndarray, labels: np.ndarray, class_names: list[str], indices: np.ndarray,
                  color: np.ndarray | None, color_title: str, marker_size: float, opacity: float,
-                 trace=go.Scattergl) -> list:
+                 trace=go.Scattergl, counts: bool = False) -> list:
     """One WebGL trace per class present (customdata = index of each point), or one trace on a
-    continuous colour scale when `color` holds a value per point. trace=go.Scatter draws SVG instead."""
-    hover = "#%{customdata}<br>(%{x:.2f}, %{y:.2f})<extra>%{fullData.name}</extra>"
+    continuous colour scale when `color` holds a value per point. trace=go.Scatter draws SVG instead;
+    counts=True names each class's trace with its number of points ("3 · 1,010")."""
     if color is not None:
         return [trace(
             x=xy[:, 0], y=xy[:, 1], mode="markers", name=color_title, customdata=indices, showlegend=False,
@@ -132,8 +133,9 @@ def _code_traces(xy: np.ndarray, labels: np.ndarray, class_names: list[str], ind
         mask = labels == label
         name = class_names[label] if 0 <= label < len(class_names) else str(label)
         traces.append(trace(
-            x=xy[mask, 0], y=xy[mask, 1], mode="markers", name=name, customdata=indices[mask],
-            marker=dict(size=marker_size, color=class_color(label), opacity=opacity), hovertemplate=hover,
+            x=xy[mask, 0], y=xy[mask, 1], mode="markers", name=f"{name} · {mask.sum():,}" if counts else name,
+            customdata=indices[mask], marker=dict(size=marker_size, color=class_color(label), opacity=opacity),
+            hovertemplate="#%{customdata}<br>(%{x:.2f}, %{y:.2f})<extra>" + html.escape(name) + "</extra>",
         ))
     return traces
 
@@ -174,7 +176,7 @@ def latent_scatter(
     label_map: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     webgl: bool = True,
 ) -> go.Figure:
-    """Posterior means in a plane, coloured by class (legend of class names) or by a continuous
+    """Posterior means in a plane, coloured by class (legend: class names and counts) or by a continuous
     value, with the prior's 1 and 2 sigma circles and an optional big marker at `highlight`.
 
     xy: (N, 2); labels: (N,) ints; indices: (N,) ids carried as customdata (default 0..N-1), so a
@@ -188,7 +190,8 @@ def latent_scatter(
     xy = np.asarray(xy, np.float32).reshape(-1, 2)
     labels = np.asarray(labels).astype(int)
     indices = np.arange(len(xy)) if indices is None else np.asarray(indices)
-    fig = go.Figure(_code_traces(xy, labels, class_names, indices, color, color_title, marker_size, opacity, trace))
+    fig = go.Figure(_code_traces(xy, labels, class_names, indices, color, color_title, marker_size, opacity, trace,
+                                 counts=True))
     if label_map is not None:
         fig.add_trace(label_map_trace(*label_map, class_names))
     if prior_centre is not None:

@@ -241,7 +241,7 @@ class TrainingJob:
 def _stop_record(trainer: Trainer) -> dict:
     record = {"kind": "epoch", "epoch": trainer.step / trainer.steps_per_epoch, "step": trainer.step, "partial": 1}
     if trainer.x_test is not None:
-        record.update({f"test_{k}": v for k, v in trainer.evaluate(trainer.x_test).items()})
+        record.update({f"test_{k}": v for k, v in trainer.evaluate_test().items()})
     return record
 
 

@@ -91,6 +91,15 @@ def decode_grid(model: VAE, xs: np.ndarray, ys: np.ndarray, dims: tuple[int, int
     return pictures.reshape(len(ys), len(xs), *pictures.shape[1:])
 
 
+def manifold_picture(model: VAE, n: int, radius: float = 3.0) -> np.ndarray:
+    """The decoder over an n x n grid of (z1, z2) in [-radius, radius], the other dimensions at 0 (one row
+    over z1 for a 1-D space), as one uint8 picture (n * H, n * W[, 3]): the manifold at a glance."""
+    xs = grid_axis(n, radius)
+    if model.config.latent_dim == 1:
+        return tile_images(decode_codes(model, xs[:, None])[None])
+    return tile_images(decode_grid(model, xs, xs))
+
+
 def tile_images(images: np.ndarray, gap: int = 0, gap_value: float = 1.0) -> np.ndarray:
     """(ny, nx, h, w[, 3]) float in [0, 1] -> one uint8 picture of (ny*h + (ny-1)*gap, nx*w + (nx-1)*gap[, 3]).
 

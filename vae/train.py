@@ -19,6 +19,7 @@ from .data import InMemoryDataset, batch_iterator
 from .loss import elbo_terms
 from .mlp_step import MLPStep
 from .model import VAE, pick_device
+from .stored_codes import CODES_KEY, STORED_TEST, STORED_TRAIN, stored_codes_payload
 
 EVENTS = ("on_step", "on_epoch_end", "on_train_end")
 EVAL_BATCH = 1000
@@ -175,9 +176,19 @@ class Trainer:
             "seconds": seconds, "samples_per_sec": n / max(seconds, 1e-9),
         }
         if self.x_test is not None:
-            record.update({f"test_{k}": v for k, v in self.evaluate(self.x_test).items()})
+            record.update({f"test_{k}": v for k, v in self.evaluate_test().items()})
         self.history.append(record)
         return record
+
+    @torch.no_grad()
+    def _store_codes(self, mu: torch.Tensor, logvar: torch.Tensor) -> None:
+        """The test codes the evaluation just computed, and the first training images' means, into extras
+        (vae/stored_codes.py): every checkpoint then explores without the dataset."""
+        was_training = self.model.training
+        self.model.eval()
+        train_mu = torch.cat([self.model.encode(x)[0] for x in self.x_train[:STORED_TRAIN].split(EVAL_BATCH)])
+        self.model.train(was_training)
+        self.extras[CODES_KEY] = stored_codes_payload(mu, logvar, self.test_data, train_mu, self.train_data)
 
     def latest_test_metrics(self) -> dict[str, float]:
         """test_recon/kl/elbo of the last finished epoch, as {'recon', 'kl', 'elbo'}; {} before any."""
@@ -222,9 +233,14 @@ class Trainer:
         self.extras = dict(ckpt.extras)
 
     @torch.no_grad()
-    def evaluate(self, x: torch.Tensor) -> dict:
-        """Mean recon, kl and elbo (negative ELBO, beta = 1) in nats per image over x, one z sample each."""
-        return evaluate_model(self.model, x)
+    def evaluate_test(self) -> dict:
+        """Mean test recon, kl and elbo (negative ELBO, beta = 1) in nats per image, one z sample each; the
+        codes computed on the way go into extras (vae/stored_codes.py), so a save carries this model's."""
+        codes: list = []
+        metrics = evaluate_model(self.model, self.x_test, codes=codes)
+        if codes:
+            self._store_codes(*codes)
+        return metrics
 
     def run_epoch(self) -> dict | None:
         """One epoch, then its on_epoch_end event; None when stopped first. Lets a caller interleave
@@ -246,17 +262,25 @@ class Trainer:
 
 
 @torch.no_grad()
-def evaluate_model(model: VAE, x: torch.Tensor, batch_size: int = EVAL_BATCH, seed: int = 1234) -> dict:
-    """Mean test metrics in nats per image: recon, kl, and elbo = recon + kl (the negative ELBO)."""
+def evaluate_model(model: VAE, x: torch.Tensor, batch_size: int = EVAL_BATCH, seed: int = 1234,
+                   codes: list | None = None) -> dict:
+    """Mean test metrics in nats per image: recon, kl, and elbo = recon + kl (the negative ELBO).
+    codes, when a list, receives the posterior (mu, logvar), each (min(N, STORED_TEST), D), of x's first rows."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     g = torch.Generator(device=device).manual_seed(seed)  # fixed noise: the same model scores the same
     sums = torch.zeros(2, device=device)
+    kept: list[tuple[torch.Tensor, torch.Tensor]] = []
     for start in range(0, len(x), batch_size):
         xb = x[start:start + batch_size].to(device)
-        terms = elbo_terms(model, xb, model(xb, g))
+        out = model(xb, g)
+        terms = elbo_terms(model, xb, out)
         sums += torch.stack([terms.recon.sum(), terms.kl.sum()])
+        if codes is not None and start < STORED_TEST:
+            kept.append((out.mu[:STORED_TEST - start], out.logvar[:STORED_TEST - start]))
     model.train(was_training)
+    if codes is not None:
+        codes.extend(torch.cat(part) for part in zip(*kept))
     recon, kl = (sums / max(len(x), 1)).tolist()
     return {"recon": recon, "kl": kl, "elbo": recon + kl}

@@ -17,6 +17,7 @@ from vae.config import TrainConfig
 from vae.data import (DATASET_NAMES, DataFolderRefused, DatasetUnavailable, InMemoryDataset, check_data_dir,
                       dataset_available, describe_shape, load_dataset, load_for, resolve_data_dir)
 from vae.jobs import JobRegistry
+from vae.stored_codes import CODES_KEY, stored_codes_from_extras
 from vae.view import ModelView
 from vae.latent import encode_dataset
 
@@ -31,7 +32,7 @@ gc.collect()
 gc.freeze()
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository: pages/ui/common.py
-DEFAULT_MODELS = {"mnist": "default-mnist-2d.pt", "shapes": "default-shapes-2d.pt"}  # in checkpoint_dir()
+DEFAULT_MODELS = {"mnist": "default-mnist-2d.pt", "shapes": "default-shapes-2d.pt"}  # in checkpoint_dir(), in order
 MAX_UPLOAD_MB = 50  # MB of 10^6 bytes: also server.maxUploadSize in .streamlit/config.toml, which the browser enforces
 POLL_SECONDS = 1.0  # the live progress line
 # While a job trains, the loss curves get new data every CURVES_SECONDS; the progress line above them
@@ -86,13 +87,20 @@ def load_checkpoint(path: str | Path) -> ckpt_io.Checkpoint:
 
 
 def _default_source() -> ModelRef | None:
-    """MNIST's default model when its data is here, else the shapes one; None if neither ships."""
-    order = ["mnist", "shapes"] if dataset_available("mnist", data_dir()) else ["shapes", "mnist"]
-    for name in order:
+    """MNIST's default model when its data is here or it stores its codes (a shipped default does), else the
+    shapes one; None if neither ships."""
+    for name in DEFAULT_MODELS:
         path = checkpoint_dir() / DEFAULT_MODELS[name]
-        if path.exists():
+        if path.exists() and (name != "mnist" or dataset_available(name, data_dir()) or _stores_codes(path)):
             return ModelRef("path", str(path))
     return None
+
+
+def _stores_codes(path: Path) -> bool:
+    try:
+        return CODES_KEY in load_checkpoint(path).extras
+    except (ckpt_io.CheckpointError, OSError):
+        return False
 
 
 class ModelRef(NamedTuple):
@@ -207,14 +215,20 @@ def _card_body() -> None:
 
 @dataclass
 class Encoded:
-    """A test subset and its posterior codes under one model version."""
+    """A test subset and its posterior codes under one model version: encoded from the data here, or the
+    codes stored with the model (vae/stored_codes.py) when the data is not on this machine."""
 
     mu: np.ndarray  # (N, D)
     logvar: np.ndarray  # (N, D)
     labels: np.ndarray  # (N,)
     factors: dict[str, np.ndarray]
     class_names: list[str]
-    images: "object"  # torch float tensor (N, C, H, W)
+    images: "object"  # torch float tensor (N, C, H, W); None for stored codes
+    missing: str = ""  # for stored codes: one sentence, where the images would be read from
+
+    @property
+    def stored(self) -> bool:
+        return self.images is None
 
 
 def data_source(view: ModelView) -> tuple[str, str, int, int]:
@@ -250,23 +264,43 @@ def _encoded(_view: ModelView, key: str, source: tuple, n: int) -> Encoded:
 
 
 def test_set_size(view: ModelView) -> int | None:
-    """How many test images the model's dataset has here (None when it is not on this machine)."""
+    """How many test images the model's dataset has here, else how many codes it stores (None: neither)."""
     try:
         return len(_load(view, "test", data_source(view)))
     except DatasetUnavailable:
+        stored = stored_codes_from_extras(view.extras)
+        return None if stored is None else len(stored)
+
+
+def _stored_encoded(view: ModelView, n: int, missing: str) -> Encoded | None:
+    """The first n codes the model stores, as Encoded (no images), or None when it stores none."""
+    stored = stored_codes_from_extras(view.extras)
+    if stored is None:
         return None
+    return Encoded(stored.mu[:n], stored.logvar[:n], stored.labels[:n], {k: v[:n] for k, v in stored.factors.items()},
+                   view.class_names, None, missing)
 
 
 def encoded_test_set(view: ModelView, n: int = 5000) -> Encoded | None:
-    """Test codes for the current model version, cached: re-encodes only when the weights change.
-
-    Shows one readable sentence and returns None when the dataset is not on this machine.
+    """Test codes for the current model version, cached: re-encodes only when the weights change. Without
+    the dataset on this machine, the codes the model stores; without those either, one readable sentence
+    and None.
     """
     try:
         return _encoded(view, view.key, data_source(view), n)
     except DatasetUnavailable as e:
-        st.warning(str(e).split(". ")[0] + ". The decoded views still work; the scatter needs the test images.")
-        return None
+        first = str(e).split(". ")[0] + "."
+        encoded = _stored_encoded(view, n, first)
+        if encoded is None:
+            st.warning(first + " The decoded views still work; the scatter needs the test images.")
+        return encoded
+
+
+def stored_caption(encoded: Encoded) -> None:
+    """The one line a page shows under what it drew from stored codes (nothing for codes of the data here)."""
+    if encoded.stored:
+        st.caption(f"Codes stored with the model, with their labels: {encoded.missing} The original images need "
+                   f"those files; what you see is decoded from the codes.")
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
@@ -277,10 +311,13 @@ def _train_codes(_view: ModelView, key: str, source: tuple, n: int) -> tuple[np.
 
 def encoded_train_codes(view: ModelView, n: int = 5000) -> tuple[np.ndarray, np.ndarray] | None:
     """Posterior means (n, D) and labels of the first n training images, cached per model version
-    (for the label map); None, after one sentence, when the dataset is not on this machine."""
+    (for the label map), else the ones the model stores; None, after one sentence, when neither is here."""
     try:
         return _train_codes(view, view.key, data_source(view), n)
     except DatasetUnavailable as e:
+        stored = stored_codes_from_extras(view.extras)
+        if stored is not None and len(stored.train_mu):
+            return stored.train_mu[:n], stored.train_labels[:n]
         st.warning(str(e).split(". ")[0] + ". The label map needs the training images.")
         return None
 

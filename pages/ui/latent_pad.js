@@ -233,6 +233,11 @@ class Pad {
     } else if (!sprite) {
       this.sprite = this.spriteBytes = null;
     }
+    // Codes stored with the model come without their images: only the reconstruction is shown.
+    this.el.original.parentElement.hidden = !sprite;
+    this.el.hoverText.dataset.idle = sprite ? "Hover a dot to see its test image and its reconstruction."
+      : "Hover a dot to see its reconstruction (the test images are not on this machine).";
+    if (this.hovered === undefined || this.hovered < 0) this.el.hoverText.textContent = this.el.hoverText.dataset.idle;
     const planeChanged = !this.header || this.header.plane.dims.join() !== header.plane.dims.join();
     this.header = header;
     this.headerText = text;
