@@ -80,7 +80,8 @@ def _array(value) -> np.ndarray:
 
 
 def _class_traces(figure: dict) -> list[dict]:
-    return [t for t in figure["data"] if t["type"] == "scattergl" and t.get("name") in SHAPE_NAMES]
+    """The traces of the classes; the scatter names each "<class> · <count>"."""
+    return [t for t in figure["data"] if t["type"] == "scattergl" and str(t.get("name")).split(" · ")[0] in SHAPE_NAMES]
 
 
 def _text(at: AppTest) -> str:
@@ -200,7 +201,7 @@ def test_scatter_one_trace_per_class_with_counts(models):
     at = _open("pages/scatter.py", ("path", str(models[2])))
     traces = _class_traces(_figure(at))
     labels = load_dataset("shapes", "test").labels.numpy()
-    assert [t["name"] for t in traces] == list(SHAPE_NAMES)
+    assert [t["name"] for t in traces] == [f"{name} · {(labels == i).sum():,}" for i, name in enumerate(SHAPE_NAMES)]
     for label, trace in enumerate(traces):
         ids = _array(trace["customdata"])
         assert len(ids) == len(_array(trace["x"])) == (labels == label).sum()

@@ -371,8 +371,9 @@ def test_latent_scatter_one_trace_per_class_with_counts():
     names = ["a", "b", "c", "d"]
     fig = latent_scatter(rng.normal(size=(300, 2)), labels, names, highlight=(0.5, -0.5))
     data = _traces(fig)
-    classes = [t for t in data if t["name"] in names]
-    assert [t["name"] for t in classes] == ["a", "b", "d"]
+    classes = [t for t in data if t["name"].split(" · ")[0] in names]
+    assert [t["name"] for t in classes] == [f"{n} · {(labels == i).sum()}" for i, n in ((0, "a"), (1, "b"), (3, "d"))]
+    assert all(t["hovertemplate"].endswith(f"<extra>{n}</extra>") for t, n in zip(classes, "abd"))  # the class alone
     assert all(t["type"] == "scattergl" for t in classes)
     for trace, label in zip(classes, [0, 1, 3]):
         ids = _bdata(trace["customdata"])
