@@ -227,11 +227,8 @@ def click_scatter_point(page) -> int:
     return index
 
 
-@pytest.mark.timeout(120)
-def test_2c_scatter_click_shows_colour_images(page, state, app_server, console_errors):
-    needs_model(state)
-    go(page, "scatter", "Latent scatter")
-    wait_until(lambda: plot_drawn(page), 30, "/scatter: the scatter never drew", page=page)
+def click_scatter_point_and_wait(page) -> int:
+    """Clicks the scatter's most isolated point and waits until the page shows that test image; its #."""
     page.locator(f"{MAIN} .js-plotly-plot").first.scroll_into_view_if_needed()
     wait_for_app_idle(page)
     index = click_scatter_point(page)
@@ -240,6 +237,15 @@ def test_2c_scatter_click_shows_colour_images(page, state, app_server, console_e
         f"/scatter: clicking test image #{index} did not show it; the number input says {picked.input_value()}"),
         page=page)
     wait_for_app_idle(page)
+    return index
+
+
+@pytest.mark.timeout(120)
+def test_2c_scatter_click_shows_colour_images(page, state, app_server, console_errors):
+    needs_model(state)
+    go(page, "scatter", "Latent scatter")
+    wait_until(lambda: plot_drawn(page), 30, "/scatter: the scatter never drew", page=page)
+    click_scatter_point_and_wait(page)
     assert_colour_pictures(page, STIMAGE, "/scatter (the test image | its reconstruction)")
     doc_screenshot(page, "colour-scatter")
     assert_clean(page, "/scatter", app_server, console_errors)

@@ -15,7 +15,7 @@ import pytest
 from bench.harness import DEFAULT_SHAPES, ROOT, VIEWPORT, serve_app
 
 from .conftest import assert_clean, require_browser, wait_for_app_idle, wait_until
-from .test_colour import DOC_SHOTS, click_scatter_point, doc_screenshot
+from .test_colour import DOC_SHOTS, click_scatter_point_and_wait, doc_screenshot
 from .test_latent_pad import PAD
 from .test_teacher_loop import MAIN, go, image_srcs, main_text, plot_drawn
 
@@ -106,14 +106,7 @@ def test_2_the_scatter_shows_ten_classes_with_their_counts_and_a_click_its_recon
     counts = [int(e.split(" · ")[1].replace(",", "")) for e in entries]
     assert names == DIGITS and sum(counts) == SHOWN and min(counts) > 300, entries
     assert f"Posterior means of {SHOWN:,} test images (stored with the model)" in main_text(page)
-    page.locator(f"{MAIN} .js-plotly-plot").first.scroll_into_view_if_needed()
-    wait_for_app_idle(page)
-    index = click_scatter_point(page)
-    picked = page.get_by_label("or pick test image #", exact=True)
-    wait_until(lambda: f"#{index}: " in main_text(page) and picked.input_value() == str(index), 30, lambda: (
-        f"/scatter: clicking test image #{index} did not show it; the number input says {picked.input_value()}"),
-        page=page)
-    wait_for_app_idle(page)
+    index = click_scatter_point_and_wait(page)
     text = main_text(page)
     assert re.search(rf"#{index}: \d", text) and "its reconstruction, from the stored code" in text, text[-600:]
     assert "The original image needs the dataset: MNIST is not in" in text, text[-600:]
