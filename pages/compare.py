@@ -1,6 +1,7 @@
 """Compare: two or three models side by side (loaded checkpoints or live jobs), their scatters and
-manifolds on the same axes, and one click that trains the lecture's three variants on the same data
-and seed: reconstruction only, KL only, and the full ELBO."""
+manifolds on the same axes, and one click that trains three models together on the same data and seed:
+the lecture's variants (reconstruction only, KL only, the full ELBO) or a β sweep (β = 1, 4, 8 in 10-D
+codes, with each model's MIG)."""
 from __future__ import annotations
 
 from pages.ui.shell import enter_app
@@ -25,7 +26,9 @@ from vae.jobs import JobLimitReached, VariantsJob
 from vae.view import ModelView
 from vae.latent import (decode_grid, grid_cell_edges, latent_usage, plane_of, robust_extent, share_outside,
                         tile_images)
-from vae.teaching import LECTURE_NAME, LECTURE_VARIANTS, lecture_variants, loss_numbers, variant_of
+from vae.disentangle import mutual_info_gap
+from vae.teaching import (BETA_SWEEP, BETA_SWEEP_LATENT, BETA_SWEEP_NAME, LECTURE_NAME, LECTURE_VARIANTS,
+                          beta_sweep_variants, lecture_variants, loss_numbers, variant_of)
 
 MAX_MODELS = 3
 CODES = 2000  # test codes per model: enough to see the shape of the space, light to send three times
@@ -86,18 +89,32 @@ def pick_models() -> list[str]:
 
 # --- the preset -----------------------------------------------------------------------------------
 
+PRESETS = {  # what a preset trains together: its title, what the form says, the codes' size
+    "lecture": ("The lecture's three variants",
+                "**The lecture's three variants**, trained together, one epoch of each in turn: "
+                + "; ".join(v.title for v in LECTURE_VARIANTS) + ". Same data, same seed, 2-D codes.", 2),
+    "sweep": (f"β sweep (β = {', '.join(f'{b:g}' for b in BETA_SWEEP)})",
+              f"**A β sweep** (Higgins et al. 2017), trained together: the full ELBO at β = "
+              f"{', '.join(f'{b:g}' for b in BETA_SWEEP)}, same data, same seed, {BETA_SWEEP_LATENT}-D codes. A larger "
+              "β pays reconstruction for dimensions that follow the data's factors one by one: on shapes, the table "
+              "below gives each model's MIG beside its −ELBO.", BETA_SWEEP_LATENT),
+}
+
+
 def preset() -> None:
-    """One click: the three variants as one job on the same data and seed, each to its own checkpoint."""
+    """One click: the lecture's three variants, or the β sweep, as one job on the same data and seed, each model
+    to its own checkpoint."""
+    kind = st.radio("Train together", list(PRESETS), format_func=lambda k: PRESETS[k][0], horizontal=True,
+                    key="cmp_preset_kind")
     with st.form("cmp_preset", border=True):
-        st.markdown("**The lecture's three variants**, trained together, one epoch of each in turn: "
-                    + "; ".join(f"{v.title}" for v in LECTURE_VARIANTS) + ". Same data, same seed, 2-D codes.")
+        st.markdown(PRESETS[kind][1])
         values = settings_inputs(["dataset", "epochs", "seed", "train_limit"], st.columns(4), prefix="cmp_")
         pressed = st.form_submit_button("Train all three", type="primary", key="cmp_start", icon=":material/play_arrow:")
     if pressed:
-        start_preset(values)
+        start_preset(values, kind)
 
 
-def start_preset(values: dict) -> None:
+def start_preset(values: dict, kind: str = "lecture") -> None:
     folder = st.session_state.get("own_folder") if values["dataset"] == "folder" else str(data_dir())
     if folder is None:
         st.error("Choose the folder of your images on the Train page (\"Your own images\"), then come back.")
@@ -106,12 +123,13 @@ def start_preset(values: dict) -> None:
         st.error(f"{values['dataset']} is not in {data_dir()}; train once on the Train page to download it, or pick shapes.")
         return
     own = {k: st.session_state[f"f_{k}"] for k in ("image_size", "channels") if f"f_{k}" in st.session_state}
-    configs = build_configs({**values, **own}, data_dir=folder)
+    configs = build_configs({**values, **own, "latent_dim": PRESETS[kind][2]}, data_dir=folder)
     if configs is None:
         return
+    variants = lecture_variants(configs[1]) if kind == "lecture" else beta_sweep_variants(configs[1])
+    name = LECTURE_NAME if kind == "lecture" else BETA_SWEEP_NAME
     try:
-        job = registry().start_variants(configs[0], lecture_variants(configs[1]),
-                                        name=f"{LECTURE_NAME}-{values['dataset']}")
+        job = registry().start_variants(configs[0], variants, name=f"{name}-{values['dataset']}")
     except (JobLimitReached, ckpt_io.CheckpointError, ConfigError) as e:
         st.error(str(e))
         return
@@ -208,8 +226,15 @@ def draw_columns(chosen: list[str], axes: str, n: int, was_live: bool) -> None:
                         config={"displayModeBar": False})
         st.caption("One point per epoch: KL (rate, what the code costs) against reconstruction (distortion). Down is "
                    "better reconstruction, left is a code closer to the prior; -ELBO = recon + KL.")
-        st.dataframe(numbers_rows({v.name: loss_numbers(v.history, v.test_metrics, v.train_config) for v in views}),
-                     hide_index=True, key="cmp_numbers")
+        lines = numbers_rows({v.name: loss_numbers(v.history, v.test_metrics, v.train_config) for v in views})
+        for line, view in zip(lines, views):
+            enc = encoded.get(view.key)
+            if enc is not None and enc.factors and view.model_config.latent_dim > 1:
+                line["MIG"] = round(mutual_info_gap(enc.mu, enc.factors).mig, 3)
+        st.dataframe(lines, hide_index=True, key="cmp_numbers")
+        if any("MIG" in line for line in lines):
+            st.caption(f"MIG (Chen et al. 2018) over the same up to {CODES:,} test codes: how much each known factor "
+                       "lives in one dimension of its own, 0 to 1; the Traversals page shows it per factor.")
         math_expander(views[-1].history, views[-1].test_metrics, views[-1].train_config,
                       views[-1].model_config.latent_dim)
     if was_live and not any(v.live for v in views) and not any(v is None and "starting" in why for v, why in resolved):

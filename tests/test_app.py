@@ -21,7 +21,7 @@ from vae.train import Trainer
 
 APP = Path(__file__).parents[1] / "app.py"
 PAGES = ["pages/home.py", "pages/train.py", "pages/sliders.py", "pages/manifold.py", "pages/scatter.py",
-         "pages/reconstructions.py"]
+         "pages/reconstructions.py", "pages/traversals.py"]
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ from vae.replay import ReplayRecorder
 from vae.train import Trainer
 
 PAGES = ["pages/home.py", "pages/train.py", "pages/sliders.py", "pages/manifold.py", "pages/scatter.py",
-         "pages/reconstructions.py", "pages/compare.py", "pages/replay.py"]
+         "pages/reconstructions.py", "pages/traversals.py", "pages/compare.py", "pages/replay.py"]
 
 
 def _deep(depth: int):

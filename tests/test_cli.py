@@ -154,3 +154,38 @@ def test_an_epoch_that_cannot_be_saved_is_one_line_and_training_goes_on(tmp_path
         "the file could not be written); free some disk space or pick a folder you can write to."]
     assert _last_json(captured.out)["epochs"] == 2 and ckpt_io.load(out).epoch == 2
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_eval_factors_prints_the_mig_per_factor_and_the_probe(tmp_path, data_dir, capsys):
+    out = tmp_path / "tiny.pt"
+    assert main(["train", *TINY, "--latent-dim", "4", "--out", str(out), "--json"]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(out), "--factors", "--limit", "1000", "--json"]) == 0
+    ev = _last_json(capsys.readouterr().out)
+    factors = ["shape", "scale", "rotation", "x", "y"]
+    assert list(ev["mig_per_factor"]) == factors == list(ev["probe_r2"]) == list(ev["best_dimension"])
+    assert 0 <= ev["mig"] <= 1 and ev["mig"] == pytest.approx(sum(ev["mig_per_factor"].values()) / 5)
+    assert all(1 <= d <= 4 for d in ev["best_dimension"].values()) and all(r <= 1 for r in ev["probe_r2"].values())
+    assert main(["eval", str(out), "--factors", "--limit", "1000"]) == 0
+    text = capsys.readouterr().out
+    assert "MIG " in text and "x gap " in text and "probe R^2" in text
+
+
+def test_eval_factors_without_known_factors_is_one_sentence(tmp_path, capsys):
+    import numpy as np
+
+    from tests.conftest import assert_one_sentence
+    from vae.data import FREY_FOLDER
+    from vae.matfile import write_frey_faces
+
+    (tmp_path / FREY_FOLDER).mkdir()
+    write_frey_faces(tmp_path / FREY_FOLDER / "frey_rawface.mat",
+                     np.random.default_rng(0).integers(0, 256, (120, 28, 20), dtype=np.uint8))
+    out = tmp_path / "frey.pt"
+    assert main(["train", "--dataset", "frey-face", "--data-dir", str(tmp_path), "--epochs", "1", "--hidden", "16",
+                 "--quiet", "--device", "cpu", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(out), "--factors"]) == 2
+    message = capsys.readouterr().err.strip().removeprefix("error: ")
+    assert_one_sentence(message)
+    assert "frey-face has no known generative factors" in message

@@ -159,7 +159,7 @@ def test_shapes_the_model_cannot_take_are_one_sentence(shape, words):
 # --- every page, for a colour model and a Frey-Face-shaped one ------------------------------------------
 
 PAGES = ["pages/home.py", "pages/train.py", "pages/sliders.py", "pages/manifold.py", "pages/scatter.py",
-         "pages/reconstructions.py", "pages/compare.py", "pages/replay.py"]
+         "pages/reconstructions.py", "pages/traversals.py", "pages/compare.py", "pages/replay.py"]
 
 
 @pytest.fixture(scope="module")

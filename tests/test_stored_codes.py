@@ -210,7 +210,8 @@ def test_the_reconstructions_page_decodes_the_stored_codes(offline_mnist):
     assert "From test image #0 to #1" in text and not at.warning
 
 
-@pytest.mark.parametrize("page", ["pages/sliders.py", "pages/manifold.py", "pages/replay.py", "pages/compare.py"])
+@pytest.mark.parametrize("page", ["pages/sliders.py", "pages/manifold.py", "pages/replay.py", "pages/compare.py",
+                                  "pages/traversals.py"])
 def test_every_other_explore_and_teach_page_works_from_the_stored_codes(offline_mnist, page):
     path, _ = offline_mnist
     at = open_page(page, ("path", str(path)))

@@ -189,6 +189,31 @@ def test_compare_preset_trains_the_three_variants_as_one_job(teach_env):
         assert ckpt.epoch == 1 and "replay" in ckpt.extras
 
 
+def test_compare_beta_sweep_trains_three_betas_in_10d_and_shows_their_mig(teach_env):
+    from pages.ui.common import registry
+
+    at = _open("pages/compare.py")
+    at.radio(key="cmp_preset_kind").set_value("sweep").run()
+    assert "A β sweep" in _text(at)
+    at.number_input(key="cmp_epochs").set_value(1)
+    at.number_input(key="cmp_train_limit").set_value(300)
+    at.button(key="cmp_start").click().run()
+    _no_exception(at)
+    group = registry().get(at.session_state["cmp_group"])
+    assert [m.name for m in group.members] == ["beta-sweep-shapes-beta-1", "beta-sweep-shapes-beta-4",
+                                                "beta-sweep-shapes-beta-8"]
+    assert [m.train_cfg.beta for m in group.members] == [1.0, 4.0, 8.0]
+    assert {m.model_cfg.latent_dim for m in group.members} == {10}
+    assert {m.train_cfg.seed for m in group.members} == {group.members[0].train_cfg.seed}
+    group.join(240)
+    assert group.state().status == "finished", group.state().message
+    at.run()
+    _no_exception(at)
+    rows = at.dataframe[0].value.to_dict("records")
+    assert [r["β"] for r in rows] == [1.0, 4.0, 8.0] and all(0 <= r["MIG"] <= 1 for r in rows), rows
+    assert _text(at).count("In between") == 1, "β = 4 and 8 are not the lecture's full-ELBO variant (β = 1 is)"
+
+
 # --- scatter, train, sidebar ----------------------------------------------------------------------
 
 def test_scatter_label_map_shades_behind_the_points(models):

@@ -19,6 +19,8 @@ import torch
 from . import checkpoint as ckpt_io
 from .config import LIKELIHOOD_NAMES, ConfigError, ModelConfig, Setting, TrainConfig, configs_from, settings_of
 from .data import DatasetUnavailable, load_dataset, load_for
+from .disentangle import mutual_info_gap, probe_scores
+from .latent import encode_dataset
 from .loss import iw_log_likelihood
 from .pictures import replay_gif
 from .replay import MAX_FRAMES, ReplayRecorder, replay_from_extras
@@ -70,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data-dir", default=None)
     e.add_argument("--iw-samples", default="0", help="k for the importance-weighted log-likelihood (0: skip)")
     e.add_argument("--limit", default=None, help="evaluate only the first N test images")
+    e.add_argument("--factors", action="store_true",
+                   help="also score the codes against the data's known factors (the built-in shapes): the Mutual "
+                        "Information Gap (Chen et al. 2018), overall and per factor, and a linear probe's R^2 per factor")
     e.add_argument("--json", action="store_true")
 
     r = sub.add_parser("replay", help="export a checkpoint's training replay as an animated GIF")
@@ -230,13 +235,29 @@ def cmd_eval(args) -> dict:
     if k:
         g = torch.Generator().manual_seed(0)
         iw = float(torch.cat([iw_log_likelihood(ckpt.model, x[i:i + 500], k, g) for i in range(0, len(x), 500)]).mean())
-    return {
+    result = {
         "command": "eval", "checkpoint": args.path, "dataset": ckpt.dataset,
         "image_shape": list(ckpt.model_config.image_shape), "likelihood": ckpt.model_config.likelihood,
         "latent_dim": ckpt.model_config.latent_dim, "epochs": ckpt.epoch, "test_images": len(x),
         "test_elbo": metrics["elbo"], "test_recon": metrics["recon"], "test_kl": metrics["kl"],
         "iw_samples": k, "iw_ll": iw,
     }
+    if args.factors:
+        result.update(_factor_scores(ckpt, test, x))
+    return result
+
+
+def _factor_scores(ckpt, test, x: torch.Tensor) -> dict:
+    """MIG (overall, per factor, the best dimension of each) and the linear probe's R^2 of the test codes."""
+    factors = {k: v.numpy()[:len(x)] for k, v in test.factors.items()}
+    if not factors:
+        raise UsageError(f"{ckpt.dataset} has no known generative factors; --factors needs the built-in shapes "
+                         "(shapes or shapes-color).")
+    mu, _ = encode_dataset(ckpt.model, x)
+    mig = mutual_info_gap(mu, factors)
+    return {"mig": mig.mig, "mig_per_factor": dict(zip(mig.factors, map(float, mig.gaps))),
+            "best_dimension": {f: int(d) + 1 for f, d in zip(mig.factors, mig.best_dims)},
+            "probe_r2": probe_scores(mu, factors)}
 
 
 def cmd_replay(args) -> dict:
@@ -285,6 +306,10 @@ def _print_human(result: dict) -> None:
         iw = f", IW log-likelihood ({result['iw_samples']} samples) {result['iw_ll']:.2f}" if result["iw_ll"] is not None else ""
         print(f"{result['checkpoint']}: test -ELBO {result['test_elbo']:.2f} {_unit(result)} "
               f"(recon {result['test_recon']:.2f}, KL {result['test_kl']:.2f}){iw}.")
+        if "mig" in result:
+            print(f"MIG {result['mig']:.3f} over {result['test_images']:,} test codes. Per factor: "
+                  + "; ".join(f"{f} gap {g:.3f} (z{result['best_dimension'][f]}), probe R^2 {result['probe_r2'][f]:.3f}"
+                              for f, g in result["mig_per_factor"].items()) + ".")
 
 
 def _check_paths(args) -> None:

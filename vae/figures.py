@@ -390,3 +390,38 @@ def kl_per_dim_figure(kl: np.ndarray, active: np.ndarray, height: int = 320) -> 
     fig.update_yaxes(title_text="mean KL (nats)", rangemode="tozero")
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), showlegend=False, bargap=0.2)
     return readable(fig)
+
+
+# --- what each dimension does: traversals, and factors against dimensions ----------------------------
+
+def traversal_figure(tiled: np.ndarray, rows: int, values: np.ndarray, row_labels: list[str],
+                     height: int | None = None) -> go.Figure:
+    """A traversal grid as one crisp image: tiled uint8 (rows * h, S * w[, 3]) from tile_images, one row per
+    latent dimension (row_labels, top first), one column per swept value (values (S,), the x ticks)."""
+    h, w = tiled.shape[0] // rows, tiled.shape[1] // len(values)
+    fig = go.Figure(go.Image(source=_png_uri(tiled), hoverinfo="skip"))
+    fig.update_xaxes(tickmode="array", tickvals=[(s + 0.5) * w - 0.5 for s in range(len(values))],
+                     ticktext=[format_tick(float(v)) for v in values], title_text="value of the swept dimension",
+                     showgrid=False, zeroline=False)
+    fig.update_yaxes(tickmode="array", tickvals=[(r + 0.5) * h - 0.5 for r in range(rows)], ticktext=row_labels,
+                     showgrid=False, zeroline=False)
+    # As tall as the picture is at about 640 px wide, so no band of empty plot is left above and below it.
+    fig.update_layout(height=height or int(min(1400, 70 + 640 * tiled.shape[0] / tiled.shape[1])),
+                      margin=dict(l=10, r=10, t=10, b=10), dragmode=False)
+    return readable(fig)
+
+
+def mig_figure(mi: np.ndarray, factors: list[str], gaps: np.ndarray, height: int | None = None) -> go.Figure:
+    """Normalised mutual information, factor x latent dimension (mi (K, D) in [0, 1]), each factor's row
+    labelled with its gap (Chen et al. 2018's MIG term), the values written in the cells."""
+    k, d = mi.shape
+    fig = go.Figure(go.Heatmap(
+        z=mi, x=[f"z{i + 1}" for i in range(d)], y=[f"{name} · gap {gap:.2f}" for name, gap in zip(factors, gaps)],
+        zmin=0.0, zmax=1.0, colorscale=CONTINUOUS_SCALE, text=np.round(mi, 2), texttemplate="%{text:.2f}",
+        colorbar=dict(title=dict(text="I(z; v) / H(v)"), thickness=18),
+        hovertemplate="%{y}, %{x}: %{z:.3f} of the factor's entropy<extra></extra>",
+    ))
+    fig.update_yaxes(autorange="reversed", type="category")
+    fig.update_xaxes(type="category", title_text="latent dimension")
+    fig.update_layout(height=height or 80 + 44 * k, margin=dict(l=10, r=10, t=10, b=10))
+    return readable(fig)

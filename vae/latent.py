@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .disentangle import traversal_codes
 from .loss import kl_per_dim
 from .model import VAE
 
@@ -89,6 +90,13 @@ def decode_grid(model: VAE, xs: np.ndarray, ys: np.ndarray, dims: tuple[int, int
     z = grid_codes(xs, ys, model.config.latent_dim, dims, base)
     pictures = decode_codes(model, z)
     return pictures.reshape(len(ys), len(xs), *pictures.shape[1:])
+
+
+def decode_traversals(model: VAE, base: np.ndarray, dims: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """(R, S, H, W[, 3]) pictures: row r sweeps dimension dims[r] over values (S,), the others held at base (D,);
+    one batched forward pass."""
+    pictures = decode_codes(model, traversal_codes(base, dims, values))
+    return pictures.reshape(len(dims), len(values), *pictures.shape[1:])
 
 
 def manifold_picture(model: VAE, n: int, radius: float = 3.0) -> np.ndarray:

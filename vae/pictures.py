@@ -219,3 +219,24 @@ def replay_gif(replay: Replay, class_names: list[str], title: str = "", frame_ms
     frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0,
                    optimize=True, disposal=1)
     return buffer.getvalue()
+
+
+def traversal_gif(grid: np.ndarray, frame_ms: int = 90, min_px: int = 84) -> bytes:
+    """An animated GIF (looping) of a traversal grid (R, S, H, W[, 3]) floats in [0, 1] (latent.decode_traversals):
+    every row's picture side by side, each frame one step of the sweep, out and back."""
+    from PIL import Image
+
+    from .latent import tile_images, upscale_nearest
+
+    rows, steps = grid.shape[:2]
+    colour = grid.ndim == 5
+    factor = max(1, -(-min_px // max(grid.shape[2:4])))
+    order = list(range(steps)) + list(range(steps - 2, 0, -1))  # there and back, without repeating the ends
+    palette = _gif_palette(colour)
+    dither = Image.Dither.FLOYDSTEINBERG if colour else Image.Dither.NONE
+    frames = [Image.fromarray(upscale_nearest(tile_images(grid[None, :, s], gap=2), factor)).convert("RGB").quantize(
+        palette=palette, dither=dither) for s in order]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=frame_ms, loop=0,
+                   optimize=True, disposal=1)
+    return buffer.getvalue()

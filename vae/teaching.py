@@ -37,13 +37,26 @@ def lecture_variants(base: TrainConfig) -> list[tuple[str, TrainConfig]]:
 
 
 def variant_of(train_cfg: TrainConfig | None) -> Variant | None:
-    """Which lecture variant these settings are, if any."""
+    """Which lecture variant these settings are, if any (the full ELBO only at β = 1: a larger β is the sweep's)."""
     if train_cfg is None:
         return None
     for v in LECTURE_VARIANTS:
         if (train_cfg.beta == 0) == (v.beta == 0) and (train_cfg.recon_weight == 0) == (v.recon_weight == 0):
-            return v
+            return v if v.suffix != "elbo" or train_cfg.beta <= 1 else None
     return None
+
+
+# β-VAE (Higgins et al. 2017): a larger β buys codes whose dimensions follow the data's factors one by one,
+# at the price of reconstruction. The sweep trains the same data and seed at each β, in 10-D codes.
+BETA_SWEEP = (1.0, 4.0, 8.0)
+BETA_SWEEP_NAME = "beta-sweep"
+BETA_SWEEP_LATENT = 10
+
+
+def beta_sweep_variants(base: TrainConfig) -> list[tuple[str, TrainConfig]]:
+    """(checkpoint suffix, settings) of the β sweep: base's data, seed and schedule at each β of BETA_SWEEP."""
+    return [(f"beta-{b:g}", dataclasses.replace(base, beta=b, recon_weight=1.0, warmup_epochs=0.0))
+            for b in BETA_SWEEP]
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ def navigation() -> dict[str, list[st.Page]]:
             st.Page("pages/manifold.py", title="Manifold", icon=":material/grid_on:"),
             st.Page("pages/scatter.py", title="Latent scatter", icon=":material/scatter_plot:"),
             st.Page("pages/reconstructions.py", title="Reconstructions", icon=":material/compare:"),
+            st.Page("pages/traversals.py", title="Traversals", icon=":material/view_week:"),
         ],
         "Teach": [
             st.Page("pages/compare.py", title="Compare", icon=":material/view_column:"),

@@ -12,8 +12,8 @@ from .conftest import (VIEWPORT, chromium, assert_no_exception, exception_texts,
 
 pytestmark = pytest.mark.e2e
 
-APP_PAGES = ["Home", "Train", "Latent sliders", "Manifold", "Latent scatter", "Reconstructions", "Compare",
-             "Training replay"]
+APP_PAGES = ["Home", "Train", "Latent sliders", "Manifold", "Latent scatter", "Reconstructions", "Traversals",
+             "Compare", "Training replay"]
 # (first request, the page clicked first, its title) for each fresh server.
 STARTS = [("", "compare", "Compare"), ("sliders", "manifold", "Manifold"), ("", "replay", "Training replay"),
           ("compare", "scatter", "Latent scatter"), ("train", "sliders", "Latent sliders")]

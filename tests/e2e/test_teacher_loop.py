@@ -102,8 +102,8 @@ def plot_drawn(page, index: int = 0) -> bool:
 def test_1_home_renders(page, state, app_server, console_errors):
     wait_for_title(page, "Latent Explorer", "/ (home)")
     wait_for_app_idle(page)
-    assert page.locator(SIDEBAR).locator('[data-testid="stSidebarNavLink"]').count() == 8, \
-        "the sidebar should list the eight pages"
+    assert page.locator(SIDEBAR).locator('[data-testid="stSidebarNavLink"]').count() == 9, \
+        "the sidebar should list the nine pages"
     screenshot(page, "01-home")
     assert_clean(page, "/ (home)", app_server, console_errors)
     state["home"] = True
