@@ -10,6 +10,8 @@ import dataclasses
 import json
 import math
 import os
+import re
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -20,10 +22,12 @@ from . import checkpoint as ckpt_io
 from .config import LIKELIHOOD_NAMES, ConfigError, ModelConfig, Setting, TrainConfig, configs_from, settings_of
 from .data import DatasetUnavailable, load_dataset, load_for
 from .disentangle import mutual_info_gap, probe_scores
+from .distributed import World, digests, leave, world_from_env
 from .latent import encode_dataset
 from .loss import iw_log_likelihood
 from .pictures import replay_gif
 from .replay import MAX_FRAMES, ReplayRecorder, replay_from_extras
+from .model import pick_device
 from .train import Trainer, TrainingDiverged, evaluate_model
 
 DEFAULT_CHECKPOINT_DIR = Path("checkpoints")
@@ -167,17 +171,57 @@ def _prepare_trainer(args) -> tuple[Trainer, Path]:
         model_cfg, train_cfg = configs_from_args(args)
         if train_cfg.dataset == "folder" and not args.data_dir:
             raise UsageError("--dataset folder needs --data-dir: the folder of your images, one subfolder per class.")
-    train, test = (load_for(train_cfg, split, download=args.download, image_shape=model_cfg.image_shape)
-                   for split in ("train", "test"))
-    trainer = Trainer(model_cfg, train_cfg, train, test)
+    world = world_from_env(pick_device(train_cfg.device))  # one process, or torchrun's N
+    # Under torchrun only rank 0 may download: the others wait for it, then read the same files.
+    train, test = _load_splits(args, train_cfg, model_cfg, world)
+    trainer = Trainer(model_cfg, train_cfg, train, test, world=world)
     if resumed is not None:
         trainer.restore(resumed)
     return trainer, _output_path(args, train_cfg, model_cfg)
 
 
+def _load_splits(args, train_cfg: TrainConfig, model_cfg: ModelConfig, world: World):
+    import torch.distributed as dist
+
+    if world.distributed and not world.main:
+        dist.barrier()
+    splits = tuple(load_for(train_cfg, split, download=args.download, image_shape=model_cfg.image_shape)
+                   for split in ("train", "test"))
+    if world.distributed and world.main:
+        dist.barrier()
+    return splits
+
+
 def cmd_train(args) -> dict:
     frames = _int_arg("--replay-frames", args.replay_frames, 2, MAX_FRAMES) or MAX_FRAMES
     trainer, out = _prepare_trainer(args)
+    world = trainer.world
+    lost = (f"another training process ended or the launcher stopped the run, so rank {world.rank} stopped too; "
+            f"the last finished epoch is saved in {out}.")
+    if world.distributed:
+        def stop(*_):  # torchrun stops the other processes with SIGTERM when one of them dies
+            raise PeerLost(lost)
+
+        signal.signal(signal.SIGTERM, stop)
+    try:
+        if not world.main:  # the other ranks train, and only train: rank 0 reports and saves
+            trainer.run()
+            return {"command": "train", "rank": world.rank, "rank_weights": digests(trainer.model, world)}
+        return _train_and_report(args, trainer, out, frames)
+    except RuntimeError as e:  # a collective whose peer is gone (gloo, NCCL)
+        if not world.distributed:
+            raise
+        detail = re.sub(r"^\[[^\]]*\]\s*", "", str(e).strip().splitlines()[0] if str(e).strip() else "").split(". ")[0]
+        raise PeerLost(f"{lost[:-1]} ({detail[:120].rstrip('.')}).") from None
+    finally:
+        leave(world)
+
+
+class PeerLost(Exception):
+    """A distributed run lost one of its processes; the message is one sentence."""
+
+
+def _train_and_report(args, trainer: Trainer, out: Path, frames: int) -> dict:
     notes = args.notes or trainer.train_data.source
     # The replay first: the autosave below then writes each epoch's frame with it.
     replay = None if args.no_replay else ReplayRecorder(seed=trainer.cfg.seed, max_frames=frames).attach(trainer)
@@ -204,6 +248,7 @@ def cmd_train(args) -> dict:
         "samples_per_sec": trainer.step and _samples_per_sec(trainer),
         "device": str(trainer.device),
         "replay_seconds": replay.seconds if replay else None,
+        "world_size": trainer.world.size, "rank_weights": digests(trainer.model, trainer.world),
     }
 
 
@@ -354,9 +399,14 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingDiverged as e:
         print(f"error: training failed: {e}", file=sys.stderr)
         return 1
+    except PeerLost as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("\ninterrupted; the last epoch's checkpoint was kept.", file=sys.stderr)
         return 130
+    if "rank" in result:  # a distributed run's other ranks: rank 0 speaks for the run
+        return 0
     if args.json:
         print(json.dumps(result, default=str))
     else:

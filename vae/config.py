@@ -297,7 +297,8 @@ class TrainConfig:
     epochs: int = _setting(10, label="Epochs", flag="--epochs", kind="int", lo=EPOCHS_RANGE[0], hi=EPOCHS_RANGE[1],
                            help="Passes over the training images.")
     batch_size: int = _setting(128, label="Batch size", flag="--batch-size", kind="int", lo=BATCH_SIZE_RANGE[0],
-                               hi=BATCH_SIZE_RANGE[1], help="Images per optimizer step.")
+                               hi=BATCH_SIZE_RANGE[1], help="Images per optimizer step, over all processes: under torchrun "
+                               "each of N processes takes a 1/N share of every batch.")
     lr: float = _setting(1e-3, label="Learning rate", flag="--lr", kind="float", lo=0.0, hi=1.0, lo_open=True,
                          example="1e-3", help="Adam's step size.")
     lr_schedule: str = _setting("constant", label="Learning-rate schedule", flag="--lr-schedule", kind="choice",

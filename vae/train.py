@@ -19,6 +19,7 @@ from .data import InMemoryDataset, batch_iterator
 from .loss import elbo_terms
 from .mlp_step import MLPStep
 from .model import VAE, pick_device
+from .distributed import SINGLE, World, device_for, shard, sum_over_processes
 from .stored_codes import CODES_KEY, STORED_TEST, STORED_TRAIN, stored_codes_payload
 
 EVENTS = ("on_step", "on_epoch_end", "on_train_end")
@@ -60,14 +61,27 @@ class Trainer:
         test_data: InMemoryDataset | None = None,
         stop_event: threading.Event | None = None,
         fast_step: bool = True,
+        world: World = SINGLE,
     ):
-        """fast_step=False trains every model through autograd (the throughput bench compares the two)."""
-        self.model_cfg, self.cfg = model_cfg, train_cfg
-        self.device = pick_device(self.cfg.device)
-        self.generator = set_seed(self.cfg.seed)
+        """fast_step=False trains every model through autograd (the throughput bench compares the two).
+        world: this process's place among torchrun's processes (vae/distributed.py); alone by default."""
+        self.model_cfg, self.cfg, self.world = model_cfg, train_cfg, world
+        self.device = device_for(world, pick_device(self.cfg.device))
+        self.generator = set_seed(self.cfg.seed)  # the same in every process: the same weights, the same batches
         self.model = VAE(self.model_cfg, generator=self.generator).to(self.device)
-        # The one place a faster path is chosen: the MLP's backward written out (vae/mlp_step.py), same loss.
-        self.fast_step = MLPStep(self.model) if fast_step and MLPStep.applies(self.model, self.device) else None
+        # The one place a faster path is chosen: the MLP's backward written out (vae/mlp_step.py), same loss. It
+        # computes gradients outside autograd, which DDP could not average: several processes use autograd.
+        use_fast = fast_step and not world.distributed and MLPStep.applies(self.model, self.device)
+        self.fast_step = MLPStep(self.model) if use_fast else None
+        self.ddp = None
+        if world.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.ddp = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda"
+                                               else None)
+        # Several processes draw the same batches but each its own noise (and binarized pixels) for its share.
+        self.noise = (torch.Generator().manual_seed(self.cfg.seed + 7919 * world.rank) if world.distributed
+                      else self.generator)
         # The fused kernel updates every parameter in one pass (several times faster than the default on a CPU).
         self._fused_adam = self.device.type in ("cpu", "cuda")
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.cfg.lr, fused=self._fused_adam or None)
@@ -101,11 +115,12 @@ class Trainer:
     def _train_step(self, x: torch.Tensor, beta: float) -> tuple[float, float, float]:
         """One optimizer step on batch x; returns the batch's (recon, kl, total) sums."""
         if self.cfg.binarize:
-            x = torch.bernoulli(x, generator=self.generator) if self.device.type == "cpu" else torch.bernoulli(x)
+            x = torch.bernoulli(x, generator=self.noise) if self.device.type == "cpu" else torch.bernoulli(x)
         if self.fast_step is not None:
             sums, grads = self.fast_step(x, beta, self.cfg.recon_weight, self._noise_generator())
         else:
-            terms = elbo_terms(self.model, x, self.model(x, self._noise_generator()), beta, self.cfg.recon_weight)
+            forward = self.ddp or self.model  # DDP averages the gradients over the processes in backward()
+            terms = elbo_terms(self.model, x, forward(x, self._noise_generator()), beta, self.cfg.recon_weight)
             loss = terms.total.mean()
             sums = tuple(torch.stack([t.detach().sum() for t in terms]).tolist())  # (recon, kl, total)
         total = sums[2]
@@ -125,7 +140,7 @@ class Trainer:
 
     def _noise_generator(self) -> torch.Generator | None:
         # The CPU generator keeps a CPU run repeatable; other devices draw from their own RNG.
-        return self.generator if self.device.type == "cpu" else None
+        return self.noise if self.device.type == "cpu" else None
 
     def train_epoch(self) -> dict | None:
         """One pass over the training set; returns the epoch record, or None if stopped early."""
@@ -133,10 +148,13 @@ class Trainer:
         sums = [0.0, 0.0, 0.0]  # running (recon, kl, total) sums since the last log
         count, t_log = 0, time.perf_counter()
         epoch_sums, epoch_count, t_epoch = [0.0, 0.0, 0.0], 0, time.perf_counter()
-        for i, idx in enumerate(batch_iterator(len(self.x_train), self.cfg.batch_size, self.generator)):
+        for i, batch in enumerate(batch_iterator(len(self.x_train), self.cfg.batch_size, self.generator)):
             if self.stop_event.is_set():
                 self.train_seconds += time.perf_counter() - t_epoch
                 return None
+            idx = shard(batch, self.world)  # this process's share of the global batch
+            if len(idx) == 0:  # a last batch smaller than the number of processes
+                continue
             beta = beta_at(self.cfg, self.epoch + i / self.steps_per_epoch)
             if self.cfg.lr_schedule != "constant":
                 for group in self.optimizer.param_groups:
@@ -151,13 +169,14 @@ class Trainer:
             self.step += 1
             if self.step % self.cfg.log_every == 0 or i == self.steps_per_epoch - 1:
                 now = time.perf_counter()
-                self._log_step([v / count for v in sums], beta, count / max(now - t_log, 1e-9))
+                self._log_step([v / count for v in sums], beta, count * self.world.size / max(now - t_log, 1e-9))
                 epoch_sums = [e + v for e, v in zip(epoch_sums, sums)]
                 sums = [0.0, 0.0, 0.0]
                 count, t_log = 0, now
         self.train_seconds += time.perf_counter() - t_epoch
         self.epoch += 1
-        return self._epoch_record([v / epoch_count for v in epoch_sums], time.perf_counter() - t_epoch, epoch_count)
+        return self._epoch_record([v / epoch_count for v in epoch_sums], time.perf_counter() - t_epoch,
+                                  epoch_count * self.world.size)
 
     def _log_step(self, means: list[float], beta: float, samples_per_sec: float) -> None:
         recon, kl, total = means
@@ -173,7 +192,7 @@ class Trainer:
         record = {
             "kind": "epoch", "epoch": self.epoch, "step": self.step,
             "train_recon": recon, "train_kl": kl, "train_total": total,
-            "seconds": seconds, "samples_per_sec": n / max(seconds, 1e-9),
+            "seconds": seconds, "samples_per_sec": n / max(seconds, 1e-9), "world_size": self.world.size,
         }
         if self.x_test is not None:
             record.update({f"test_{k}": v for k, v in self.evaluate_test().items()})
@@ -236,11 +255,29 @@ class Trainer:
     def evaluate_test(self) -> dict:
         """Mean test recon, kl and elbo (negative ELBO, beta = 1) in nats per image, one z sample each; the
         codes computed on the way go into extras (vae/stored_codes.py), so a save carries this model's."""
+        if self.world.distributed:
+            return self._evaluate_shared()
         codes: list = []
         metrics = evaluate_model(self.model, self.x_test, codes=codes)
         if codes:
             self._store_codes(*codes)
         return metrics
+
+    @torch.no_grad()
+    def _evaluate_shared(self) -> dict:
+        """The test set split between the processes, their sums added; rank 0 also encodes the stored codes."""
+        part = self.x_test.tensor_split(self.world.size)[self.world.rank]
+        m = evaluate_model(self.model, part)
+        recon, kl, n = sum_over_processes([m["recon"] * len(part), m["kl"] * len(part), len(part)], self.world,
+                                          self.device)
+        if self.world.main and len(self.x_test):
+            was_training = self.model.training
+            self.model.eval()
+            mu, logvar = (torch.cat(t) for t in zip(*(self.model.encode(x) for x in
+                                                      self.x_test[:STORED_TEST].split(EVAL_BATCH))))
+            self.model.train(was_training)
+            self._store_codes(mu, logvar)
+        return {"recon": recon / max(n, 1), "kl": kl / max(n, 1), "elbo": (recon + kl) / max(n, 1)}
 
     def run_epoch(self) -> dict | None:
         """One epoch, then its on_epoch_end event; None when stopped first. Lets a caller interleave
