@@ -7,23 +7,10 @@ import time
 import zipfile
 
 import pytest
-import streamlit as st
 from PIL import Image
 
 from tests.conftest import app_test, assert_no_exception, assert_one_sentence
 from vae import checkpoint as ckpt_io
-
-
-@pytest.fixture
-def env(tmp_path, monkeypatch):
-    monkeypatch.setenv("VAE_CHECKPOINT_DIR", str(tmp_path / "checkpoints"))
-    monkeypatch.setenv("VAE_DATA_DIR", str(tmp_path / "data"))
-    st.cache_resource.clear()
-    yield tmp_path
-    from pages.ui.common import registry
-
-    registry().stop_all()
-    st.cache_resource.clear()
 
 
 def _pets(folder, per_class: int = 12) -> None:
@@ -48,11 +35,11 @@ def _train_page():
     return app_test().switch_page("pages/train.py").run()
 
 
-def test_a_folder_found_in_the_data_folder_is_previewed_trained_on_and_explored(env):
-    _pets(env / "data" / "pets")
+def test_a_folder_found_in_the_data_folder_is_previewed_trained_on_and_explored(app_env):
+    _pets(app_env / "data" / "pets")
     at = _train_page()
     assert_no_exception(at, "train page")
-    folder = str(env / "data" / "pets")
+    folder = str(app_env / "data" / "pets")
     assert folder in at.selectbox(key="own_path").options
     at.selectbox(key="own_path").set_value(folder)
     at.number_input(key="f_image_size").set_value(16)
@@ -83,20 +70,20 @@ def test_a_folder_found_in_the_data_folder_is_previewed_trained_on_and_explored(
         assert not [w.value for w in at.warning if "need" in w.value]
 
 
-def test_a_zip_upload_is_unpacked_into_the_data_folder_and_previewed(env):
-    _pets(env / "src")
+def test_a_zip_upload_is_unpacked_into_the_data_folder_and_previewed(app_env):
+    _pets(app_env / "src")
     at = _train_page()
-    at.file_uploader(key="own_zip").upload("My pets!.zip", _zip_of(env / "src"), "application/zip")
+    at.file_uploader(key="own_zip").upload("My pets!.zip", _zip_of(app_env / "src"), "application/zip")
     at.run()
     assert_no_exception(at, "zip upload")
-    unpacked = env / "data" / "uploads" / "My-pets" / "pets"
+    unpacked = app_env / "data" / "uploads" / "My-pets" / "pets"
     assert (unpacked / "cat" / "0.jpg").is_file()
     assert at.session_state["own_folder"] == str(unpacked)
     assert any("Read 24 images in 2 classes" in m.value for m in at.markdown)
 
 
 @pytest.mark.parametrize("entry", ["../escape.png", "/etc/owned.png"])
-def test_a_zip_that_would_write_outside_its_folder_is_one_sentence_and_nothing_is_written(env, entry):
+def test_a_zip_that_would_write_outside_its_folder_is_one_sentence_and_nothing_is_written(app_env, entry):
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as z:
         z.writestr("cat/0.png", b"x")
@@ -107,12 +94,12 @@ def test_a_zip_that_would_write_outside_its_folder_is_one_sentence_and_nothing_i
     assert_no_exception(at, "evil zip")
     assert len(at.error) == 1
     assert_one_sentence(at.error[0].value)
-    uploads = env / "data" / "uploads"
+    uploads = app_env / "data" / "uploads"
     assert not uploads.exists() or not any(uploads.iterdir())
-    assert not (env / "data" / "escape.png").exists()
+    assert not (app_env / "data" / "escape.png").exists()
 
 
-def test_a_folder_outside_the_allowed_ones_is_refused(env, tmp_path_factory):
+def test_a_folder_outside_the_allowed_ones_is_refused(app_env, tmp_path_factory):
     outside = tmp_path_factory.mktemp("elsewhere")
     _pets(outside)
     at = app_test()
@@ -123,7 +110,7 @@ def test_a_folder_outside_the_allowed_ones_is_refused(env, tmp_path_factory):
     assert "own_folder" not in at.session_state
 
 
-def test_start_on_a_folder_dataset_without_a_folder_says_what_to_do(env):
+def test_start_on_a_folder_dataset_without_a_folder_says_what_to_do(app_env):
     at = _train_page()
     at.selectbox(key="f_dataset").set_value("folder")
     at.button(key="start").click().run()

@@ -114,15 +114,18 @@ def console_errors() -> ConsoleErrors:
 
 @pytest.fixture(scope="module")
 def open_page(browser, app_server, console_errors):
-    """open_page(path='') -> a new tab (a new Streamlit session) on the app, watched for console errors."""
+    """open_page(path='', before=None) -> a new tab (a new Streamlit session) on the app, watched for console
+    errors; before(context, page), when given, runs before the first request (to route or record it)."""
     contexts = []
 
-    def _open(path: str = ""):
+    def _open(path: str = "", before=None):
         context = browser.new_context(viewport=VIEWPORT)
         contexts.append(context)
         page = context.new_page()
         page.set_default_timeout(30_000)
         console_errors.watch(page)
+        if before is not None:
+            before(context, page)
         page.goto(f"{app_server.url}/{path.lstrip('/')}")
         page.wait_for_selector('[data-testid="stApp"]', timeout=30_000)
         wait_for_app_idle(page)
@@ -131,6 +134,19 @@ def open_page(browser, app_server, console_errors):
     yield _open
     for context in contexts:
         context.close()
+
+
+@pytest.fixture(scope="module")
+def page(open_page):
+    """The module's one tab (one Streamlit session) on the app's root, which its ordered steps share; a
+    module that needs another tab (recorded, offline) defines its own."""
+    return open_page("")
+
+
+@pytest.fixture(scope="module")
+def state():
+    """What a module's ordered steps hand each other."""
+    return {}
 
 
 # --- helpers ----------------------------------------------------------------------------------------

@@ -53,17 +53,6 @@ PAD = "document.querySelector('.lp-root').latentPad"
 STIMAGE = f'{MAIN} [data-testid="stImage"] img'
 
 
-@pytest.fixture(scope="module")
-def state():
-    return {}
-
-
-@pytest.fixture(scope="module")
-def page(open_page):
-    """One tab, one Streamlit session: it trains the model and then explores it."""
-    return open_page("")
-
-
 def needs_model(state: dict) -> None:
     if not state.get("trained"):
         pytest.skip("needs the colour model, whose training did not pass")

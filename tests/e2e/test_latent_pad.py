@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-from tests.e2e.conftest import (DEFAULT_SHAPES, SCREENSHOTS, VIEWPORT, assert_clean, screenshot, wait_for_app_idle,
+from tests.e2e.conftest import (DEFAULT_SHAPES, SCREENSHOTS, assert_clean, screenshot, wait_for_app_idle,
                                 wait_until)
 from tests.e2e.test_teacher_loop import go, main_text
 from vae import checkpoint as ckpt_io
@@ -33,25 +33,14 @@ def traffic():
 
 
 @pytest.fixture(scope="module")
-def page(browser, app_server, console_errors, traffic):
+def page(open_page, traffic):
     """One tab, recorded from its first request: the root, then the sliders page by the sidebar."""
-    context = browser.new_context(viewport=VIEWPORT)
-    tab = context.new_page()
-    tab.set_default_timeout(30_000)
-    console_errors.watch(tab)
-    tab.on("request", lambda r: traffic["requests"].append(r.url))
-    tab.on("websocket", lambda ws: ws.on("framereceived", lambda frame: traffic["frames"].append(
-        (time.monotonic(), len(frame) if isinstance(frame, (bytes, str)) else 0))))
-    tab.goto(app_server.url)
-    tab.wait_for_selector('[data-testid="stApp"]')
-    wait_for_app_idle(tab)
-    yield tab
-    context.close()
+    def record(_context, tab):
+        tab.on("request", lambda r: traffic["requests"].append(r.url))
+        tab.on("websocket", lambda ws: ws.on("framereceived", lambda frame: traffic["frames"].append(
+            (time.monotonic(), len(frame) if isinstance(frame, (bytes, str)) else 0))))
 
-
-@pytest.fixture(scope="module")
-def state():
-    return {}
+    return open_page("", before=record)
 
 
 def pad_state(page) -> dict:

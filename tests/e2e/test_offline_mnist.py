@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from bench.harness import DEFAULT_SHAPES, ROOT, VIEWPORT, serve_app
+from bench.harness import DEFAULT_SHAPES, ROOT, serve_app
 
 from .conftest import assert_clean, require_browser, wait_for_app_idle, wait_until
 from .test_colour import DOC_SHOTS, click_scatter_point_and_wait, doc_screenshot
@@ -43,10 +43,8 @@ def blocked():
 
 
 @pytest.fixture(scope="module")
-def page(browser, app_server, console_errors, blocked):
+def page(open_page, blocked):
     """A fresh tab whose requests outside 127.0.0.1 fail, as on a classroom's dead network."""
-    context = browser.new_context(viewport=VIEWPORT)
-
     def route(r):
         if urlsplit(r.request.url).hostname == "127.0.0.1" or r.request.url.startswith(("data:", "blob:")):
             r.continue_()
@@ -54,20 +52,7 @@ def page(browser, app_server, console_errors, blocked):
             blocked.append(r.request.url)
             r.abort("internetdisconnected")
 
-    context.route("**/*", route)
-    tab = context.new_page()
-    tab.set_default_timeout(30_000)
-    console_errors.watch(tab)
-    tab.goto(app_server.url)
-    tab.wait_for_selector('[data-testid="stApp"]')
-    wait_for_app_idle(tab)
-    yield tab
-    context.close()
-
-
-@pytest.fixture(scope="module")
-def state():
-    return {}
+    return open_page("", before=lambda context, _tab: context.route("**/*", route))
 
 
 def sidebar_card(page) -> str:

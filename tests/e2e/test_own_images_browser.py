@@ -74,16 +74,6 @@ def own_folder(app_server) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
-def state():
-    return {}
-
-
-@pytest.fixture(scope="module")
-def page(open_page):
-    return open_page("")
-
-
 # --- the preview --------------------------------------------------------------------------------------
 
 def picker_value(page) -> str:

@@ -38,18 +38,6 @@ FIRST_TRACE_POINTS_JS = """() => {
 }"""
 
 
-@pytest.fixture(scope="module")
-def state():
-    """What the ordered steps hand each other."""
-    return {}
-
-
-@pytest.fixture(scope="module")
-def page(open_page):
-    """The teacher's tab: one Streamlit session for steps 1-3."""
-    return open_page("")
-
-
 def needs(state: dict, key: str, step: str) -> None:
     if not state.get(key):
         pytest.skip(f"needs the {step} step, which did not pass")
