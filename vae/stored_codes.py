@@ -45,17 +45,17 @@ class StoredCodes:
         return len(self.mu)
 
 
-def stored_codes_payload(mu: torch.Tensor, logvar: torch.Tensor, test_data, train_mu: torch.Tensor,
-                         train_data) -> dict:
+def stored_codes_payload(mu, logvar, test_data, train_mu, train_data) -> dict:
     """The plain dict kept in extras: mu, logvar (n, D) of test_data's first n images, train_mu (m, D) of
-    train_data's first m; labels and factors are taken from the datasets' first rows."""
+    train_data's first m (tensors or arrays); labels and factors are taken from the datasets' first rows."""
+    mu, logvar, train_mu = (torch.as_tensor(t).detach().to("cpu", torch.float16) for t in (mu, logvar, train_mu))
     n, m = len(mu), len(train_mu)
     return {
         "version": CODES_VERSION,
-        "mu": mu.detach().to("cpu", torch.float16), "logvar": logvar.detach().to("cpu", torch.float16),
+        "mu": mu, "logvar": logvar,
         "labels": test_data.labels[:n].to(torch.int16).clone(),
         "factors": {k: v[:n].to(torch.float32).clone() for k, v in test_data.factors.items()},
-        "train_mu": train_mu.detach().to("cpu", torch.float16),
+        "train_mu": train_mu,
         "train_labels": train_data.labels[:m].to(torch.int16).clone(),
         "test_size": len(test_data),
     }

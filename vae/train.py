@@ -16,10 +16,11 @@ import torch
 from .checkpoint import Checkpoint, build_payload
 from .config import ModelConfig, TrainConfig
 from .data import InMemoryDataset, batch_iterator
+from .distributed import SINGLE, World, device_for, shard, sum_over_processes
+from .latent import encode_dataset
 from .loss import elbo_terms
 from .mlp_step import MLPStep
 from .model import VAE, pick_device
-from .distributed import SINGLE, World, device_for, shard, sum_over_processes
 from .stored_codes import CODES_KEY, STORED_TEST, STORED_TRAIN, stored_codes_payload
 
 EVENTS = ("on_step", "on_epoch_end", "on_train_end")
@@ -200,12 +201,14 @@ class Trainer:
         return record
 
     @torch.no_grad()
-    def _store_codes(self, mu: torch.Tensor, logvar: torch.Tensor) -> None:
-        """The test codes the evaluation just computed, and the first training images' means, into extras
-        (vae/stored_codes.py): every checkpoint then explores without the dataset."""
+    def _store_codes(self, test_codes: tuple | None = None) -> None:
+        """The first test images' codes (mu, logvar), as the evaluation computed them or encoded here, and the
+        first training images' means, into extras (vae/stored_codes.py): every checkpoint then explores
+        without the dataset."""
         was_training = self.model.training
         self.model.eval()
-        train_mu = torch.cat([self.model.encode(x)[0] for x in self.x_train[:STORED_TRAIN].split(EVAL_BATCH)])
+        mu, logvar = test_codes or encode_dataset(self.model, self.x_test[:STORED_TEST])
+        train_mu, _ = encode_dataset(self.model, self.x_train[:STORED_TRAIN])
         self.model.train(was_training)
         self.extras[CODES_KEY] = stored_codes_payload(mu, logvar, self.test_data, train_mu, self.train_data)
 
@@ -260,7 +263,7 @@ class Trainer:
         codes: list = []
         metrics = evaluate_model(self.model, self.x_test, codes=codes)
         if codes:
-            self._store_codes(*codes)
+            self._store_codes(tuple(codes))
         return metrics
 
     @torch.no_grad()
@@ -271,12 +274,7 @@ class Trainer:
         recon, kl, n = sum_over_processes([m["recon"] * len(part), m["kl"] * len(part), len(part)], self.world,
                                           self.device)
         if self.world.main and len(self.x_test):
-            was_training = self.model.training
-            self.model.eval()
-            mu, logvar = (torch.cat(t) for t in zip(*(self.model.encode(x) for x in
-                                                      self.x_test[:STORED_TEST].split(EVAL_BATCH))))
-            self.model.train(was_training)
-            self._store_codes(mu, logvar)
+            self._store_codes()
         return {"recon": recon / max(n, 1), "kl": kl / max(n, 1), "elbo": (recon + kl) / max(n, 1)}
 
     def run_epoch(self) -> dict | None:
