@@ -12,7 +12,7 @@ enter_app()  # first: see pages/ui/shell.py
 import numpy as np
 import streamlit as st
 
-from pages.ui.common import EXPLORE_CODES, encoded_test_set, explore_page, live_fragment
+from pages.ui.common import EXPLORE_CODES, encoded_test_set, explore_page, live_fragment, test_set_size
 from vae.disentangle import mutual_info_gap, probe_scores, traversal_order
 from vae.figures import mig_figure, traversal_figure
 from vae.latent import decode_traversals, grid_axis, latent_usage, png_bytes, tile_images, upscale_factor, upscale_nearest
@@ -69,9 +69,9 @@ def draw_traversals(view, index: int | None, radius: float, steps: int, spacing:
 
 
 def draw_factors(view) -> None:
-    encoded = encoded_test_set(view, EXPLORE_CODES)
-    if encoded is None:
+    if not test_set_size(view):  # the grid above has said why there are no codes
         return
+    encoded = encoded_test_set(view, EXPLORE_CODES)
     if not encoded.factors:
         st.info(f"{view.dataset} has no known generative factors; train on the built-in shapes to measure how "
                 "each factor lands in the latent dimensions.")
@@ -92,7 +92,7 @@ def draw_factors(view) -> None:
 
 view = explore_page("Latent traversals", "What each latent dimension does: one row per dimension, most informative "
                     "first; along a row, that dimension sweeps while the others stay fixed.")
-count = len(encoded.mu) if (encoded := encoded_test_set(view, EXPLORE_CODES)) is not None else 0
+count = min(EXPLORE_CODES, test_set_size(view) or 0)  # the grid's fragment encodes them (and says if it cannot)
 grid_col, side = st.columns([3, 1], gap="large")
 with side:
     settings = controls(view, count)
