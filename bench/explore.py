@@ -24,8 +24,8 @@ import torch
 from bench.harness import ROOT, VIEWPORT, chromium, machine_line, median, open_app, replace_section, serve_app, wait_for_app_idle
 from vae import checkpoint as ckpt_io
 from vae.config import ModelConfig
-from vae.model import VAE
-from vae.pad import decoder_program, pad_payload
+from vae.nets.model import VAE
+from vae.browser.pad import PAD_JS, decoder_program, pad_payload
 
 SECTION = "## Latent pad (browser)"
 SCREENSHOT = ROOT / "docs" / "screenshots" / "latent-pad.png"
@@ -100,7 +100,7 @@ class DragTarget:
 def decode_times(browser, model: VAE) -> dict:
     payload = pad_payload(model, decoder_program(model), model_key="bench", dims=(0, 1), base=None, point=(0.0, 0.0),
                           limit=4.0, classes=[], codes=None)
-    src = (ROOT / "pages" / "ui" / "latent_pad.js").read_text()
+    src = PAD_JS.read_text()
     times = browser.new_page().evaluate(DECODE_TIMES_JS, [src, base64.b64encode(payload).decode(), DECODES])
     return {"median": median(times), "p90": float(np.percentile(times, 90)), "params": decoder_program(model).n_params,
             "bytes": len(payload)}

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from pages.ui.shell import NAV_KEY
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS_MD = ROOT / "docs" / "benchmarks.md"
 DEFAULT_SHAPES = ROOT / "checkpoints" / "default-shapes-2d.pt"
@@ -27,6 +29,9 @@ CHROMIUM = Path(os.environ.get("E2E_CHROMIUM") or "/usr/bin/chromium")  # Debian
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 VIEWPORT = {"width": 1600, "height": 1000}
+# The app's own links to its pages, in the sidebar (pages/ui/shell.py): one st.page_link per page, in the
+# container keyed NAV_KEY, each link's href its page's URL path ("sliders"; "" for Home, the root).
+NAV_LINKS = f'.st-key-{NAV_KEY} [data-testid="stPageLink-NavLink"]'
 HEALTH_TIMEOUT = 60.0
 
 
@@ -235,6 +240,11 @@ def start_training(browser, url: str, fields: dict[str, str]):
     return tab
 
 
+def nav_link(tab, path: str):
+    """The sidebar's link to the page at URL path `path` ("sliders"), as a playwright locator."""
+    return tab.locator(f'{NAV_LINKS}[href="{path}"]')
+
+
 def open_app(browser, url: str, page: str = ""):
     """A new tab on the app (its root first, as a user arrives), then `page` by its sidebar link; idle."""
     tab = browser.new_page(viewport=VIEWPORT)
@@ -242,7 +252,7 @@ def open_app(browser, url: str, page: str = ""):
     tab.goto(url)
     wait_for_app_idle(tab)
     if page:
-        tab.locator(f'[data-testid="stSidebarNavLink"][href$="/{page}"]').click()
+        nav_link(tab, page).click()
         wait_for_app_idle(tab)
     return tab
 

@@ -24,10 +24,11 @@ import numpy as np
 from bench.harness import (ROOT, chromium, machine_line, open_app, replace_section, serve_app, start_training,
                            wait_for_app_idle)
 from bench.st_wire import WireErrors, WireLoop, WireSession
+from pages.ui.sitemap import PAGES
 
 SECTION = "## Many sessions while a job trains"
 RELIABILITY_MD = ROOT / "docs" / "reliability.md"
-EXPLORE = ["sliders", "manifold", "scatter", "reconstructions"]
+EXPLORE = [p.path for p in PAGES if p.tour]  # the Explore pages a student steps through
 MOVES_PER_PAGE = 4
 TARGET = 2.0  # the probe's p50 under load at most twice its idle p50
 JOB = "load-bench"

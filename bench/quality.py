@@ -102,8 +102,8 @@ def main() -> None:
 
 def other_images(folder: Path) -> list[str]:
     """Trains and measures each OTHER_RUNS setting; the Markdown lines of its table."""
-    from vae.matfile import FREY_FILE, write_frey_faces
-    from vae.data import FREY_FOLDER
+    from vae.data.matfile import FREY_FILE, write_frey_faces
+    from vae.data.frey import FREY_FOLDER
 
     data = folder / "data"
     (data / FREY_FOLDER).mkdir(parents=True)

@@ -1,7 +1,7 @@
 """How fast does the project train? Three loops on the same MNIST images and the same 784-400-20-400-784
 MLP VAE (Bernoulli, Adam 1e-3, batch 128), alternating over rounds, in one process: the project's Trainer
 as the CLI and the app run it, the same Trainer through autograd alone (fast_step=False: what the fast
-step, vae/mlp_step.py, pays), and the loop pytorch/examples vae/main.py writes (torchvision + DataLoader).
+step, vae/nets/mlp_step.py, pays), and the loop pytorch/examples vae/main.py writes (torchvision + DataLoader).
 
     .venv/bin/python -m bench.throughput                  # 5 rounds of one epoch each
     .venv/bin/python -m bench.throughput --rounds 3 --steps 60 --no-write
@@ -20,7 +20,7 @@ from torch import nn
 from bench.harness import ROOT, OtherLoad, machine_line, median, replace_section
 from vae.config import ModelConfig, TrainConfig
 from vae.data import DATA_DIR_ENV, load_dataset
-from vae.train import Trainer
+from vae.training.trainer import Trainer
 
 SECTION = "## Training throughput"
 BATCH, HIDDEN, LATENT, LR = 128, 400, 20, 1e-3

@@ -14,21 +14,26 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from pages.ui.common import (EXPLORE_POLL_SECONDS, ModelRef, ModelUnavailable, checkpoint_dir, data_dir,
-                             encoded_test_set, open_model, registry, test_set_size)
+from pages.ui.current_model import ModelRef, ModelUnavailable, open_model
+from pages.ui.encodings import encoded_test_set, test_set_size
+from pages.ui.explore import EXPLORE_POLL_SECONDS
+from pages.ui.places import checkpoint_dir, data_dir, registry
 from pages.ui.explain import math_expander, numbers_rows, usage_note
 from pages.ui.forms import build_configs, settings_inputs
 from vae import checkpoint as ckpt_io
 from vae.config import ConfigError
 from vae.data import dataset_available
-from vae.figures import latent_scatter, manifold_figure, rate_distortion_figure
-from vae.jobs import JobLimitReached, VariantsJob
-from vae.view import ModelView
-from vae.latent import (decode_grid, grid_cell_edges, latent_usage, plane_of, robust_extent, share_outside,
-                        tile_images)
-from vae.disentangle import mutual_info_gap
-from vae.teaching import (BETA_SWEEP, BETA_SWEEP_LATENT, BETA_SWEEP_NAME, LECTURE_NAME, LECTURE_VARIANTS,
-                          beta_sweep_variants, lecture_variants, loss_numbers, variant_of)
+from vae.render.figures import latent_scatter, manifold_figure, rate_distortion_figure
+from vae.training.jobs import JobLimitReached, VariantsJob
+from vae.training.view import ModelView
+from vae.analysis.encoding import decode_grid
+from vae.render.axes import grid_cell_edges
+from vae.analysis.usage import latent_usage
+from vae.analysis.geometry import plane_of, robust_extent, share_outside
+from vae.render.images import tile_images
+from vae.analysis.disentangle import mutual_info_gap
+from vae.analysis.teaching import (BETA_SWEEP, BETA_SWEEP_LATENT, BETA_SWEEP_NAME, LECTURE_NAME, LECTURE_VARIANTS,
+    beta_sweep_variants, lecture_variants, loss_numbers, variant_of)
 
 MAX_MODELS = 3
 CODES = 2000  # test codes per model: enough to see the shape of the space, light to send three times

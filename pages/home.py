@@ -10,15 +10,17 @@ import math
 
 import streamlit as st
 
-from pages.ui.common import MAX_UPLOAD_MB, ModelRef, checkpoint_dir, current_view, data_dir, use_source
+from pages.ui.current_model import ModelRef, current_view, use_source
+from pages.ui.places import MAX_UPLOAD_MB, checkpoint_dir, data_dir
+from pages.ui.sitemap import PAGES, page
 from vae import checkpoint as ckpt_io
-from vae.data import DATASET_NAMES, DataFolderRefused, check_data_dir, dataset_available
-from vae.latent import manifold_picture, upscale_factor, upscale_nearest
+from vae.data import dataset_names, DataFolderRefused, check_data_dir, dataset_available
+from vae.analysis.encoding import manifold_picture
+from vae.render.images import upscale_factor, upscale_nearest
 
 PREVIEW_CELLS, PREVIEW_RADIUS, PREVIEW_PX = 12, 2.5, 360  # the current model's manifold: cells a side, |z|, px
-EXPLORE_LINKS = [("pages/sliders.py", "Drag through its latent space", ":material/tune:"),
-                 ("pages/scatter.py", "See where each class lands", ":material/scatter_plot:"),
-                 ("pages/manifold.py", "The whole manifold", ":material/grid_on:")]
+TRAIN = page("train")
+EXPLORE_LINKS = [p for p in PAGES if p.section == "Explore" and p.pitch]  # each with its pitch (pages/ui/sitemap.py)
 
 st.title("Latent Explorer")
 st.markdown(
@@ -44,8 +46,8 @@ def current_model() -> None:
         live = " (training live)" if view.live else ""
         st.markdown(f"**Current model:** {view.name}{live} · {view.dataset} · latent dim "
                     f"{view.model_config.latent_dim}. Explore it:")
-        for path, label, icon in EXPLORE_LINKS:
-            st.page_link(path, label=label, icon=icon)
+        for link in EXPLORE_LINKS:
+            st.page_link(link.script, label=link.pitch, icon=link.icon)
         if view.notes:
             st.caption(view.notes)
 
@@ -61,7 +63,7 @@ train_col, load_col, upload_col = st.columns(3, gap="large")
 with train_col, st.container(border=True):
     st.subheader("① Train a new model")
     st.markdown("Pick a dataset and settings, press Start, and watch the loss curves move while it trains.")
-    st.page_link("pages/train.py", label="Go to the Train page", icon=":material/model_training:")
+    st.page_link(TRAIN.script, label=f"Go to the {TRAIN.title} page", icon=TRAIN.icon)
 
 
 def _label(info: ckpt_io.CheckpointInfo) -> str:
@@ -135,7 +137,7 @@ with st.expander("Data folder"):
             st.error(str(e), icon=":material/folder_off:")
     st.markdown("  \n".join(
         f"{':material/check_circle:' if dataset_available(name, data_dir()) else ':material/radio_button_unchecked:'} {name}"
-        for name in DATASET_NAMES if name != "folder"
+        for name in dataset_names() if name != "folder"
     ))
     st.caption("Missing datasets are downloaded when you train on them, if this machine has a network; "
                "the built-in shapes never need one. Your own images: the Train page's \"Your own images\".")

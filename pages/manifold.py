@@ -8,9 +8,11 @@ enter_app()  # first: see pages/ui/shell.py
 
 import streamlit as st
 
-from pages.ui.common import EXPLORE_CODES, encoded_test_set, explore_page, live_fragment, pick_dims
-from vae.figures import manifold_figure
-from vae.latent import decode_grid, grid_axis, png_bytes, tile_images
+from pages.ui.encodings import encoded_test_set
+from pages.ui.explore import EXPLORE_CODES, explore_page, live_fragment, pick_dims
+from vae.render.figures import manifold_figure
+from vae.analysis.encoding import decode_grid, grid_axis
+from vae.render.images import png_bytes, tile_images
 
 SPACINGS = {"linear": "Linear over [-r, r]", "gaussian": "Gaussian quantiles"}
 OVERLAY_POINTS = 2000

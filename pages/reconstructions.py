@@ -9,17 +9,10 @@ enter_app()  # first: see pages/ui/shell.py
 import numpy as np
 import streamlit as st
 
-from pages.ui.common import EXPLORE_CODES, encoded_test_set, explore_page, live_fragment, stored_caption
-from vae.latent import (
-    decode_codes,
-    interpolate,
-    reconstruct,
-    sample_indices,
-    tile_rows,
-    to_pictures,
-    upscale_factor,
-    upscale_nearest,
-)
+from pages.ui.encodings import encoded_test_set, stored_caption
+from pages.ui.explore import EXPLORE_CODES, explore_page, live_fragment
+from vae.analysis.encoding import decode_codes, interpolate, reconstruct, sample_indices
+from vae.render.images import tile_rows, to_pictures, upscale_factor, upscale_nearest
 
 STRIP = 10  # test images in the reconstruction strip
 GAP = 2  # px between tiles, before enlarging

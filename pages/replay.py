@@ -9,12 +9,14 @@ enter_app()  # first: see pages/ui/shell.py
 
 import streamlit as st
 
-from pages.ui.common import EXPLORE_CODES, encoded_test_set, explore_page, live_fragment
+from pages.ui.encodings import encoded_test_set
+from pages.ui.explore import EXPLORE_CODES, explore_page, live_fragment
 from pages.ui.explain import math_expander, usage_note
-from vae.figures import kl_per_dim_figure, latent_scatter, manifold_figure, rate_distortion_figure
-from vae.latent import latent_usage, upscale_factor, upscale_nearest
-from vae.pictures import replay_gif
-from vae.replay import frame_plane, replay_extent, replay_from_extras
+from vae.render.figures import kl_per_dim_figure, latent_scatter, manifold_figure, rate_distortion_figure
+from vae.analysis.usage import latent_usage
+from vae.render.images import upscale_factor, upscale_nearest
+from vae.training.replay import replay_gif
+from vae.checkpoint.replay import frame_plane, replay_extent, replay_from_extras
 
 ROW_PX = 700  # a 1-D model's manifold, one row of tiles, is enlarged to about this width
 

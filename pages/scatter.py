@@ -10,11 +10,13 @@ enter_app()  # first: see pages/ui/shell.py
 import numpy as np
 import streamlit as st
 
-from pages.ui.common import (EXPLORE_CODES, encoded_test_set, encoded_train_codes, explore_page, live_fragment,
-                             pick_dims, test_set_size)
-from vae.figures import latent_scatter, selected_index
-from vae.latent import (decode_codes, kl_per_dimension, knn_label_map, pca_2d, pca_prior_centre, project_like, reconstruct,
-                        square_extent, tile_rows, to_pictures, upscale_factor, upscale_nearest)
+from pages.ui.encodings import encoded_test_set, encoded_train_codes, test_set_size
+from pages.ui.explore import EXPLORE_CODES, explore_page, live_fragment, pick_dims
+from vae.render.figures import latent_scatter, selected_index
+from vae.analysis.encoding import decode_codes, reconstruct
+from vae.analysis.usage import kl_per_dimension
+from vae.analysis.geometry import knn_label_map, pca_2d, pca_prior_centre, project_like, square_extent
+from vae.render.images import tile_rows, to_pictures, upscale_factor, upscale_nearest
 
 FACTOR_TITLES = {"label": "label", "scale": "scale (radius, px)", "rotation": "rotation (radians)",
                  "x": "x (column, px)", "y": "y (row, px)"}

@@ -15,13 +15,14 @@ import os
 import numpy as np
 import streamlit as st
 
-from pages.ui.common import (EXPLORE_CODES, data_source, encoded_test_set, explore_page, live_fragment, pick_dims,
-                             stored_caption)
+from pages.ui.encodings import data_source, encoded_test_set, stored_caption
+from pages.ui.explore import EXPLORE_CODES, explore_page, live_fragment, pick_dims
 from pages.ui.latent_pad import latent_pad
-from vae.figures import class_color
-from vae.latent import decode_codes, grid_codes, to_uint8, upscale_factor, upscale_nearest
-from vae.pad import PadCodes, UnsupportedDecoder, decoder_program, pad_payload, thumbnail_sprite, unpack
-from vae.pictures import MarkablePanel, scatter_panel
+from vae.render.palette import class_color
+from vae.analysis.encoding import decode_codes, grid_codes
+from vae.render.images import to_uint8, upscale_factor, upscale_nearest
+from vae.browser.pad import PadCodes, UnsupportedDecoder, decoder_program, pad_payload, thumbnail_sprite, unpack
+from vae.render.pictures import MarkablePanel, scatter_panel
 
 LIMIT = 4.0  # the plane and the sliders span +/- 4 prior standard deviations
 PAD_CODES = 1000  # test codes on the pad, each with its thumbnail for hovering

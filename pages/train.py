@@ -11,20 +11,28 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages.ui.common import (CURVES_SECONDS, MAX_UPLOAD_MB, POLL_SECONDS, ModelRef, checkpoint_dir, data_dir, registry,
-                             use_source)
+from pages.ui.current_model import ModelRef, use_source
 from pages.ui.explain import math_expander
-from pages.ui.forms import build_configs, settings_inputs
+from pages.ui.forms import build_configs, form_settings, settings_inputs
 from pages.ui.live_plot import live_plotly_chart, themed
+from pages.ui.places import MAX_UPLOAD_MB, checkpoint_dir, data_dir, registry
 from vae import checkpoint as ckpt_io
-from vae.checkpoint import CheckpointError
-from vae.config import DATASET_LABELS, ConfigError, ModelConfig, TrainConfig
-from vae.data import (UPLOADS, DataFolderRefused, DatasetUnavailable, allowed_data_dirs, check_data_dir, class_counts,
-                      dataset_available, load_dataset, resolve_data_dir)
-from vae.folders import ArchiveRefused, extract_image_zip, find_image_folders, free_upload_name
-from vae.figures import loss_curves
-from vae.jobs import JobLimitReached, TrainingJob, VariantsJob
-from vae.pictures import class_samples
+from vae.checkpoint.format import CheckpointError
+from vae.config import ConfigError, ModelConfig, TrainConfig
+from vae.data import (UPLOADS, DataFolderRefused, DatasetUnavailable, allowed_data_dirs, check_data_dir,
+    class_counts, dataset_available, dataset_spec, load_dataset, resolve_data_dir)
+from vae.data.archives import ArchiveRefused, extract_image_zip, free_upload_name
+from vae.data.folders import find_image_folders
+from vae.render.figures import loss_curves
+from vae.training.jobs import JobLimitReached, TrainingJob, VariantsJob
+from vae.render.pictures import class_samples
+
+POLL_SECONDS = 1.0  # the live progress line
+# While a job trains, the loss curves get new data every CURVES_SECONDS; the progress line above them
+# moves every POLL_SECONDS. Each new set of curves is laid out and drawn again by plotly in the browser
+# (updated in place, pages/ui/live_plot.py), CPU that a 2-core laptop's training threads lose
+# (docs/benchmarks.md, "Reading the browser figures"); every few seconds, the curves still move often.
+CURVES_SECONDS = 5.0
 
 st.title("Train a VAE")
 
@@ -36,9 +44,6 @@ def _format_seconds(s: float) -> str:
     return f"{s // 60}m {s % 60:02d}s" if s >= 60 else f"{s}s"
 
 
-MAIN_SETTINGS = ["dataset", "arch", "beta", "epochs", "latent_dim", "hidden", "warmup_epochs", "batch_size", "seed",
-                 "recon_weight", "lr"]
-MORE_SETTINGS = ["likelihood", "lr_schedule", "binarize", "train_limit", "device"]
 
 
 def settings_form() -> tuple[ModelConfig, TrainConfig, str] | None:
@@ -46,11 +51,12 @@ def settings_form() -> tuple[ModelConfig, TrainConfig, str] | None:
     returns both configs and the checkpoint name when Start is pressed."""
     with st.form("train_form", border=True):
         columns = st.columns(4)
-        values = settings_inputs(MAIN_SETTINGS, columns)
-        name = columns[len(MAIN_SETTINGS) % 4].text_input("Checkpoint name (optional)", "", key="f_name",
+        main = form_settings(advanced=False)
+        values = settings_inputs(main, columns)
+        name = columns[len(main) % 4].text_input("Checkpoint name (optional)", "", key="f_name",
                                                           help="Letters, digits, - and _")
         with st.expander("More settings"):
-            values.update(settings_inputs(MORE_SETTINGS, st.columns(3)))
+            values.update(settings_inputs(form_settings(advanced=True), st.columns(3)))
         submitted = st.form_submit_button("Start training", type="primary", key="start", icon=":material/play_arrow:")
     if not submitted:
         return None
@@ -132,7 +138,7 @@ def ensure_data(train_cfg: TrainConfig) -> bool:
     if dataset_available(train_cfg.dataset, train_cfg.data_dir):
         return True
     try:
-        with st.spinner(f"Downloading {DATASET_LABELS[train_cfg.dataset]}…"):
+        with st.spinner(f"Downloading {dataset_spec(train_cfg.dataset).title}…"):
             for split in ("train", "test"):
                 load_dataset(train_cfg.dataset, split, train_cfg.data_dir, download=True)
         return True

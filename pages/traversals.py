@@ -12,11 +12,16 @@ enter_app()  # first: see pages/ui/shell.py
 import numpy as np
 import streamlit as st
 
-from pages.ui.common import EXPLORE_CODES, encoded_test_set, explore_page, live_fragment, test_set_size
-from vae.disentangle import mutual_info_gap, probe_scores, traversal_order
-from vae.figures import mig_figure, traversal_figure
-from vae.latent import decode_traversals, grid_axis, latent_usage, png_bytes, tile_images, upscale_factor, upscale_nearest
-from vae.pictures import traversal_gif
+from pages.ui.encodings import encoded_test_set, test_set_size
+from pages.ui.explore import EXPLORE_CODES, explore_page, live_fragment
+from vae.analysis.disentangle import mutual_info_gap, probe_scores
+from vae.analysis.traversals import traversal_order
+from vae.render.figures import mig_figure, traversal_figure
+from vae.analysis.traversals import decode_traversals
+from vae.analysis.encoding import grid_axis
+from vae.analysis.usage import latent_usage
+from vae.render.images import png_bytes, tile_images, upscale_factor, upscale_nearest
+from vae.render.pictures import traversal_gif
 
 MAX_ROWS = 16  # dimensions shown, the most informative first
 PNG_PX = 1400  # the downloaded PNG's width at most

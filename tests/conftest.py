@@ -12,7 +12,7 @@ import torch
 from vae import checkpoint as ckpt_io
 from vae.config import ModelConfig, TrainConfig
 from vae.data import InMemoryDataset
-from vae.train import Trainer
+from vae.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -151,7 +151,7 @@ def app_env(tmp_path, monkeypatch):
     monkeypatch.setenv("VAE_DATA_DIR", str(tmp_path / "data"))
     st.cache_resource.clear()
     yield tmp_path
-    from pages.ui.common import registry
+    from pages.ui.places import registry
 
     registry().stop_all()
     st.cache_resource.clear()

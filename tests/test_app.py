@@ -12,16 +12,18 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from pages.ui.sitemap import PAGES as SITE
 from tests.conftest import ROOT, app_test, assert_no_exception, tiny_dataset
 from vae import checkpoint as ckpt_io
-from vae import jobs as jobs_mod
+from vae.checkpoint import listing
+from vae.training import jobs as jobs_mod
 from vae.config import ModelConfig, TrainConfig
 from vae.data import load_dataset
-from vae.train import Trainer
+from vae.training.trainer import Trainer
 
 APP = Path(__file__).parents[1] / "app.py"
-PAGES = ["pages/home.py", "pages/train.py", "pages/sliders.py", "pages/manifold.py", "pages/scatter.py",
-         "pages/reconstructions.py", "pages/traversals.py"]
+# The Model and Explore pages (the Teach pages have tests/test_teaching_pages.py).
+PAGES = [p.script for p in SITE if p.section != "Teach"]
 
 
 @pytest.fixture(scope="session")
@@ -49,7 +51,7 @@ def env(tmp_path, monkeypatch, shapes_dir):
     st.cache_resource.clear()
     st.cache_data.clear()
     yield tmp_path / "checkpoints"
-    from pages.ui.common import registry
+    from pages.ui.places import registry
 
     registry().stop_all()
     st.cache_resource.clear()
@@ -101,7 +103,7 @@ def _start(at: AppTest, epochs: int, hidden: str = "64", batch: int = 256) -> Ap
 
 
 def _job(at):
-    from pages.ui.common import registry
+    from pages.ui.places import registry
 
     return registry().get(at.session_state["job_id"])
 
@@ -264,11 +266,12 @@ def test_home_lists_saved_checkpoints_full_width_with_their_metrics(env, small_c
 
 def test_the_checkpoints_folder_is_the_repositorys_by_default(monkeypatch):
     """Without VAE_CHECKPOINT_DIR the app lists checkpoints/ beside app.py, where the shipped defaults are."""
-    from pages.ui import common
+    from pages.ui.current_model import DEFAULT_MODELS
+    from pages.ui.places import checkpoint_dir
 
     monkeypatch.delenv("VAE_CHECKPOINT_DIR", raising=False)
-    assert common.checkpoint_dir() == (Path(__file__).resolve().parents[1] / "checkpoints")
-    assert (common.checkpoint_dir() / common.DEFAULT_MODELS["shapes"]).is_file()
+    assert checkpoint_dir() == (Path(__file__).resolve().parents[1] / "checkpoints")
+    assert (checkpoint_dir() / DEFAULT_MODELS["shapes"]).is_file()
 
 
 # ---- caches and jobs stay bounded as sessions come and go ------------------------------------------
@@ -299,31 +302,31 @@ def test_every_streamlit_cache_is_bounded():
 
 
 def test_checkpoint_cache_holds_at_most_max_entries(app_env, good_checkpoint):
-    from pages.ui import common
+    from pages.ui import current_model
 
-    limit = common._load_checkpoint._info.max_entries
+    limit = current_model._load_checkpoint._info.max_entries
     folder = app_env / "many"
     folder.mkdir()
     for i in range(limit + 4):
         path = folder / f"m{i}.pt"
         path.write_bytes(good_checkpoint.read_bytes())
-        assert common.load_checkpoint(path).epoch == 1
-        assert _cache_entries(common._load_checkpoint) == min(i + 1, limit)
+        assert current_model.load_checkpoint(path).epoch == 1
+        assert _cache_entries(current_model._load_checkpoint) == min(i + 1, limit)
 
 
 def test_encoding_cache_holds_at_most_max_entries(app_env, good_checkpoint):
     """Each model version (a live job publishes one every few seconds) is one key; old ones leave."""
-    from pages.ui import common
-    from vae.view import ModelView
+    from pages.ui import encodings
+    from vae.training.view import ModelView
 
-    limit = common._encoded._info.max_entries
+    limit = encodings._encoded._info.max_entries
     ckpt = ckpt_io.load(good_checkpoint)
     load_dataset("shapes", "test", app_env / "data")
     for version in range(limit + 4):
         view = ModelView.from_checkpoint(ckpt, key=f"job:1:{version}")
-        encoded = common._encoded(view, view.key, ("shapes", str(app_env / "data"), 32, 3), 64)
+        encoded = encodings._encoded(view, view.key, ("shapes", str(app_env / "data"), 32, 3), 64)
         assert encoded.mu.shape == (64, 2)
-        assert _cache_entries(common._encoded) == min(version + 1, limit)
+        assert _cache_entries(encodings._encoded) == min(version + 1, limit)
 
 
 def test_checkpoint_listing_keeps_one_entry_per_file(tmp_path, good_checkpoint):
@@ -335,15 +338,15 @@ def test_checkpoint_listing_keeps_one_entry_per_file(tmp_path, good_checkpoint):
     for epoch in range(12):
         os.utime(path, ns=(10**18, 10**18 + epoch))  # rewritten: a new modification time, a new version
         assert [i.name for i in ckpt_io.list_checkpoints(folder)] == ["live"]
-        assert sum(Path(k).parent == folder for k in ckpt_io._info_cache) == 1
+        assert sum(Path(k).parent == folder for k in listing._info_cache) == 1
     path.unlink()
     assert ckpt_io.list_checkpoints(folder) == []
-    assert not any(Path(k).parent == folder for k in ckpt_io._info_cache)
+    assert not any(Path(k).parent == folder for k in listing._info_cache)
 
 
 def test_job_registry_keeps_only_the_newest_finished_jobs(tmp_path, monkeypatch):
     data = {"train": tiny_dataset(64, "train"), "test": tiny_dataset(32, "test", 1)}
-    monkeypatch.setattr("vae.data.load_dataset", lambda name, split, *args, **kwargs: data[split])
+    monkeypatch.setattr("vae.data.loading.load_dataset", lambda name, split, *args, **kwargs: data[split])
     monkeypatch.setattr(jobs_mod, "FINISHED_JOBS_KEPT", 3)
     registry = jobs_mod.JobRegistry(tmp_path, max_running=1)
     cfgs = ModelConfig(hidden=(16,)), TrainConfig(epochs=1, batch_size=32, device="cpu")
@@ -406,12 +409,12 @@ def test_offline_home_and_shapes_work_end_to_end(app_env, no_network):
     at.number_input(key="f_batch_size").set_value(512)
     at.button(key="start").click().run()
     assert not at.exception
-    from pages.ui.common import registry
+    from pages.ui.places import registry
 
     job = registry().get(at.session_state["job_id"])
     job.join(120)
     assert job.state().status == "finished", job.state().message
-    for page in ("pages/sliders.py", "pages/manifold.py", "pages/scatter.py", "pages/reconstructions.py"):
+    for page in (p.script for p in SITE if p.tour):
         at.switch_page(page).run()
         assert not at.exception, (page, [e.value for e in at.exception])
         assert not at.error, (page, [e.value for e in at.error])

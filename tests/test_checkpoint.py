@@ -21,9 +21,9 @@ from streamlit.testing.v1 import AppTest
 from tests.conftest import (ROOT, CodeRunningPickle, app_test, assert_one_sentence, malicious_files, trainer_with,
                             zip_bomb)
 from vae import checkpoint as ckpt_io
-from vae.checkpoint import CheckpointError
+from vae.checkpoint.format import CheckpointError
 from vae.config import ModelConfig, TrainConfig
-from vae.train import Trainer
+from vae.training.trainer import Trainer
 
 
 # ---- checkpoints -----------------------------------------------------------------------
@@ -160,7 +160,7 @@ def test_tampered_checkpoints_are_refused(tiny_data, tiny_cfg, tmp_path, edit, w
 
 
 def test_oversized_file_is_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr(ckpt_io, "MAX_CHECKPOINT_BYTES", 10)
+    monkeypatch.setattr("vae.checkpoint.files.MAX_CHECKPOINT_BYTES", 10)
     (tmp_path / "big.pt").write_bytes(b"x" * 11)
     with pytest.raises(CheckpointError, match="limit"):
         ckpt_io.load(tmp_path / "big.pt")
@@ -194,11 +194,11 @@ def test_list_checkpoints_reports_metadata_and_errors(tiny_data, tiny_cfg, tmp_p
 @pytest.mark.parametrize("hidden", [(32,), (64, 32), (48, 32, 16)])
 @pytest.mark.parametrize("beta, recon_weight", [(1.0, 1.0), (0.0, 1.0), (4.0, 0.5), (1.0, 0.0)])
 def test_the_mlp_fast_step_gives_autogradss_loss_and_gradients(hidden, beta, recon_weight):
-    """vae/mlp_step.py writes the MLP's backward out by hand: its loss sums and every gradient equal
-    autograd's on vae/loss.py's terms, in float64 to rounding."""
-    from vae.loss import elbo_terms
-    from vae.mlp_step import MLPStep
-    from vae.model import VAE
+    """vae/nets/mlp_step.py writes the MLP's backward out by hand: its loss sums and every gradient equal
+    autograd's on vae/nets/loss.py's terms, in float64 to rounding."""
+    from vae.nets.loss import elbo_terms
+    from vae.nets.mlp_step import MLPStep
+    from vae.nets.model import VAE
 
     torch.manual_seed(0)
     model = VAE(ModelConfig(hidden=hidden, latent_dim=3)).double()
@@ -216,8 +216,8 @@ def test_the_mlp_fast_step_gives_autogradss_loss_and_gradients(hidden, beta, rec
 
 @pytest.mark.parametrize("config", [ModelConfig(arch="conv", hidden=(32,)), ModelConfig(hidden=(32,), likelihood="gaussian")])
 def test_other_models_train_through_autograd(config):
-    from vae.mlp_step import MLPStep
-    from vae.model import VAE
+    from vae.nets.mlp_step import MLPStep
+    from vae.nets.model import VAE
 
     assert not MLPStep.applies(VAE(config), torch.device("cpu"))
 
@@ -320,7 +320,7 @@ def _upload(at: AppTest, name: str, data: bytes) -> AppTest:
 
 
 def test_upload_limit_is_the_same_in_config_toml_and_the_app(app_env):
-    from pages.ui.common import MAX_UPLOAD_MB
+    from pages.ui.places import MAX_UPLOAD_MB
 
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
     assert config["server"]["maxUploadSize"] == MAX_UPLOAD_MB
@@ -330,7 +330,7 @@ def test_upload_limit_is_the_same_in_config_toml_and_the_app(app_env):
 
 def test_an_upload_over_the_limit_is_refused_and_the_model_stays(app_env, good_checkpoint):
     """AppTest hands the bytes to the page without the server's own size check, so this is the app's."""
-    from pages.ui.common import MAX_UPLOAD_MB
+    from pages.ui.places import MAX_UPLOAD_MB
 
     at = _app(("path", str(good_checkpoint)))
     at = _upload(at, "huge.pt", bytes(MAX_UPLOAD_MB * 10**6 + 1))
@@ -342,7 +342,7 @@ def test_an_upload_over_the_limit_is_refused_and_the_model_stays(app_env, good_c
 
 
 def test_an_upload_at_the_limit_is_read_not_refused_for_size(app_env, good_checkpoint):
-    from pages.ui.common import MAX_UPLOAD_MB
+    from pages.ui.places import MAX_UPLOAD_MB
 
     at = _upload(_app(("path", str(good_checkpoint))), "exact.pt", bytes(MAX_UPLOAD_MB * 10**6))
     assert not at.exception
@@ -441,7 +441,8 @@ def _largest_model_config() -> ModelConfig:
 
 
 def test_the_largest_model_the_settings_allow_saves_loads_and_resumes(tiny_data, tmp_path):
-    from vae.replay import MAX_FRAMES, REPLAY_CODES, REPLAY_GRID, TILE, ReplayRecorder
+    from vae.checkpoint.replay import MAX_FRAMES, TILE
+    from vae.training.replay import REPLAY_CODES, REPLAY_GRID, ReplayRecorder
 
     train_cfg = TrainConfig(dataset="shapes", epochs=3, batch_size=32, seed=0, log_every=1, device="cpu")
     first = Trainer(_largest_model_config(), TrainConfig(**{**train_cfg.to_dict(), "epochs": 1}), *tiny_data)
@@ -470,7 +471,7 @@ def test_a_save_that_fails_mid_write_is_one_sentence_and_leaves_no_temp_file(tmp
         f.write(bytes(1000))
         raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos")
 
-    monkeypatch.setattr(ckpt_io.torch, "save", disk_full)
+    monkeypatch.setattr(torch, "save", disk_full)
     with pytest.raises(CheckpointError) as failed:
         ckpt_io.save({"format": ckpt_io.FORMAT}, target)
     assert "the disk is full or the file could not be written" in str(failed.value)

@@ -14,14 +14,14 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 import vae.cli as cli
+from pages.ui.sitemap import PAGES as SITE
 from tests.conftest import ROOT, assert_one_sentence, tiny_dataset
 from vae import checkpoint as ckpt_io
 from vae.config import ModelConfig, TrainConfig
-from vae.replay import ReplayRecorder
-from vae.train import Trainer
+from vae.training.replay import ReplayRecorder
+from vae.training.trainer import Trainer
 
-PAGES = ["pages/home.py", "pages/train.py", "pages/sliders.py", "pages/manifold.py", "pages/scatter.py",
-         "pages/reconstructions.py", "pages/traversals.py", "pages/compare.py", "pages/replay.py"]
+PAGES = [p.script for p in SITE]
 
 
 def _deep(depth: int):

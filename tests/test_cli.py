@@ -1,4 +1,5 @@
 """The headless CLI: a real tiny run, JSON output, eval, list, and bad arguments."""
+import torch
 import json
 import os
 import pickle
@@ -118,7 +119,7 @@ def test_python_dash_m_entry_point_runs(tmp_path):
     (["train", "--resume", str(ROOT / "checkpoints" / "default-shapes-2d.pt")], "is a shipped default model"),
 ])
 def test_paths_are_checked_before_any_work(argv, words, capsys, monkeypatch):
-    monkeypatch.setattr("vae.data.load_dataset", lambda *a, **k: pytest.fail("data was loaded before the paths were checked"))
+    monkeypatch.setattr("vae.data.loading.load_dataset", lambda *a, **k: pytest.fail("data was loaded before the paths were checked"))
     assert main(argv + TINY[:0]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and words in err and len(err.strip().splitlines()) == 1, err
@@ -127,7 +128,7 @@ def test_paths_are_checked_before_any_work(argv, words, capsys, monkeypatch):
 def test_an_out_folder_that_cannot_take_a_file_is_refused_before_training(tmp_path, capsys, monkeypatch):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    monkeypatch.setattr("vae.data.load_dataset", lambda *a, **k: pytest.fail("data was loaded before --out was checked"))
+    monkeypatch.setattr("vae.data.loading.load_dataset", lambda *a, **k: pytest.fail("data was loaded before --out was checked"))
     assert main(["train", *TINY, "--out", str(blocker / "model.pt")]) == 2
     assert "Cannot write a checkpoint into" in capsys.readouterr().err
 
@@ -145,7 +146,7 @@ def test_an_epoch_that_cannot_be_saved_is_one_line_and_training_goes_on(tmp_path
             raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos")
         return real_save(obj, f, *args, **kwargs)
 
-    monkeypatch.setattr(ckpt_io.torch, "save", fills_once)
+    monkeypatch.setattr(torch, "save", fills_once)
     out = tmp_path / "m.pt"
     assert main(["train", *TINY, "--epochs", "2", "--out", str(out), "--json"]) == 0
     captured = capsys.readouterr()
@@ -175,8 +176,8 @@ def test_eval_factors_without_known_factors_is_one_sentence(tmp_path, capsys):
     import numpy as np
 
     from tests.conftest import assert_one_sentence
-    from vae.data import FREY_FOLDER
-    from vae.matfile import write_frey_faces
+    from vae.data.frey import FREY_FOLDER
+    from vae.data.matfile import write_frey_faces
 
     (tmp_path / FREY_FOLDER).mkdir()
     write_frey_faces(tmp_path / FREY_FOLDER / "frey_rawface.mat",

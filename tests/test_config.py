@@ -19,11 +19,11 @@ import vae.cli as cli
 from tests.conftest import ROOT, assert_one_sentence, malicious_files, tiny_checkpoint, tiny_dataset
 from vae import checkpoint as ckpt_io
 from vae import data
+from vae.data import dataset_names
 from vae.config import (ARCHITECTURES, DEVICES, LIKELIHOODS, LR_SCHEDULES, MAX_BETA, MAX_PARAMS, ConfigError,
                         ModelConfig, TrainConfig)
-from vae.data import DATASET_NAMES
-from vae.distributed import SINGLE
-from vae.model import pick_device
+from vae.training.distributed import SINGLE
+from vae.nets.model import pick_device
 
 
 # ---- settings: every field bounded, validated in one place ---------------------------------------
@@ -58,7 +58,7 @@ MODEL_FIELDS = {
                                            (3, 128, 128), (2, 28, 28), (1, 7, 28), (3, 129, 8), (1, 27, 27), (3, 30, 30)])),
 }
 TRAIN_FIELDS = {
-    "dataset": mostly(hs.sampled_from(DATASET_NAMES)),
+    "dataset": mostly(hs.sampled_from(dataset_names())),
     "epochs": mostly(hs.integers(-3, 1100)),
     "batch_size": mostly(hs.integers(-3, 4200)),
     "lr": mostly(hs.floats(-0.05, 1.05)),
@@ -86,7 +86,7 @@ def assert_within_bounds(m: ModelConfig, t: TrainConfig) -> None:
     assert type(m.latent_dim) is int and 1 <= m.latent_dim <= 64
     assert type(m.hidden) is tuple and 1 <= len(m.hidden) <= 6
     assert all(type(h) is int and 1 <= h <= 4096 for h in m.hidden)
-    assert t.dataset in DATASET_NAMES and t.device in DEVICES and t.lr_schedule in LR_SCHEDULES
+    assert t.dataset in dataset_names() and t.device in DEVICES and t.lr_schedule in LR_SCHEDULES
     assert type(t.epochs) is int and 1 <= t.epochs <= 1000
     assert type(t.batch_size) is int and 1 <= t.batch_size <= 4096
     assert type(t.lr) is float and 0 < t.lr <= 1
@@ -205,7 +205,7 @@ ARG_JUNK = hs.one_of(
 NUMBER = mostly(hs.integers(-3, 5000).map(str), ARG_JUNK, 4)
 PATHS = mostly(hs.sampled_from(["{good}", "{evil}", "{missing}", "{tmp}", "{empty}", "{tmp}/out.pt"]), ARG_JUNK, 4)
 TRAIN_FLAGS = {
-    "--dataset": mostly(hs.sampled_from(DATASET_NAMES + ("shapes",) * 4), ARG_JUNK, 4),
+    "--dataset": mostly(hs.sampled_from(dataset_names() + ("shapes",) * 4), ARG_JUNK, 4),
     "--data-dir": PATHS,
     "--latent-dim": mostly(hs.integers(-1, 70).map(str), ARG_JUNK, 4),
     "--arch": mostly(hs.sampled_from(ARCHITECTURES), ARG_JUNK, 4),
@@ -271,7 +271,7 @@ def argument_lists(draw) -> list[str]:
 
 
 class RecordingTrainer:
-    """Stands in for vae.train.Trainer in the CLI property: takes the configs as the real one does
+    """Stands in for vae.training.trainer.Trainer in the CLI property: takes the configs as the real one does
     (validate, pick the device), records them and trains nothing, so one example takes milliseconds."""
 
     built: list[tuple[ModelConfig, TrainConfig]] = []
@@ -329,7 +329,7 @@ def cli_sandbox(tmp_path, monkeypatch):
     saved = []
     monkeypatch.setattr(cli, "Trainer", RecordingTrainer)
     monkeypatch.setattr(cli, "ReplayRecorder", _NoReplay, raising=False)  # it would encode with the model
-    monkeypatch.setattr(data, "load_dataset", offline_load)
+    monkeypatch.setattr("vae.data.loading.load_dataset", offline_load)
     monkeypatch.setattr(cli.ckpt_io, "save", lambda payload, path: saved.append(Path(path)) or Path(path))
     monkeypatch.setattr(cli, "evaluate_model", lambda model, x: {"elbo": 100.0, "recon": 90.0, "kl": 10.0})
     monkeypatch.setattr(cli, "iw_log_likelihood", lambda model, x, k, g: torch.zeros(len(x)))

@@ -1,4 +1,4 @@
-"""Tests for vae/data.py: torchvision loaders on tiny IDX files, the registry, Frey Face, folders, batching."""
+"""Tests for vae/data/: torchvision loaders on tiny IDX files, the registry, Frey Face, folders, batching."""
 from __future__ import annotations
 
 import struct
@@ -10,6 +10,8 @@ import pytest
 import torch
 
 from vae import data
+from vae.data import loading, torchvision_sets
+from vae.data.frey import FREY_FOLDER
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 FOLDERS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "kmnist": "KMNIST"}
@@ -59,9 +61,9 @@ def test_torchvision_loaders_read_tiny_idx_files(tmp_path, name, split):
 
 
 def test_class_names():
-    assert data._TORCHVISION["mnist"][2] == [str(d) for d in range(10)]
-    assert data._TORCHVISION["fashion-mnist"][2][0] == "T-shirt/top"
-    assert data._TORCHVISION["kmnist"][2] == ["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"]
+    assert torchvision_sets.MNIST_CLASSES == tuple(str(d) for d in range(10))
+    assert torchvision_sets.FASHION_CLASSES[0] == "T-shirt/top"
+    assert torchvision_sets.KMNIST_CLASSES == ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo")
 
 
 def test_loaded_dataset_is_cached_per_process(tmp_path):
@@ -127,7 +129,7 @@ def test_bad_names_and_splits():
 
 def test_expected_files_and_data_dir(tmp_path, monkeypatch):
     files = data.expected_files("fashion-mnist", tmp_path)
-    assert [f.name for f in files] == list(data._RAW_FILES)
+    assert [f.name for f in files] == list(torchvision_sets.MNIST_RAW_FILES)
     assert all(f.parent == tmp_path.resolve() / "FashionMNIST" / "raw" for f in files)
     assert data.expected_files("shapes") == [] and data.dataset_available("shapes", tmp_path)
     monkeypatch.setenv(data.DATA_DIR_ENV, str(tmp_path / "from-env"))
@@ -208,8 +210,8 @@ def _write_frey(root: Path, n: int = 40) -> np.ndarray:
     faces = np.zeros((n, 28, 20), np.uint8)
     faces[:, :7] = 250  # bright top rows: upright faces keep them on top
     faces[:, 27, 19] = np.arange(n)
-    (root / data.FREY_FOLDER).mkdir(parents=True, exist_ok=True)
-    (root / data.FREY_FOLDER / "frey_rawface.mat").write_bytes(write_mat({"ff": faces.reshape(n, -1).T}, compress=True))
+    (root / FREY_FOLDER).mkdir(parents=True, exist_ok=True)
+    (root / FREY_FOLDER / "frey_rawface.mat").write_bytes(write_mat({"ff": faces.reshape(n, -1).T}, compress=True))
     return faces
 
 
@@ -236,8 +238,8 @@ def test_datasets_that_are_not_here_say_where_their_files_go(tmp_path, name, wor
 
 
 def test_a_damaged_frey_file_is_one_message(tmp_path):
-    (tmp_path / data.FREY_FOLDER).mkdir()
-    (tmp_path / data.FREY_FOLDER / "frey_rawface.mat").write_bytes(b"MATLAB but not really" * 10)
+    (tmp_path / FREY_FOLDER).mkdir()
+    (tmp_path / FREY_FOLDER / "frey_rawface.mat").write_bytes(b"MATLAB but not really" * 10)
     with pytest.raises(data.DatasetUnavailable, match="could not be read"):
         data.load_dataset("frey-face", "train", tmp_path)
 
@@ -268,8 +270,8 @@ def test_a_folder_of_images_loads_at_the_size_and_channels_asked_and_is_checked_
 def test_only_a_few_image_folders_stay_in_memory(tmp_path):
     from PIL import Image
 
-    for f in range(data.FOLDERS_KEPT + 2):
+    for f in range(loading.SIZED_KEPT + 2):
         (tmp_path / f"set{f}" / "a").mkdir(parents=True)
         Image.new("L", (10, 10), 255).save(tmp_path / f"set{f}" / "a" / "x.png")
         data.load_dataset("folder", "train", tmp_path / f"set{f}", image_size=8, channels=1)
-    assert len([k for k in data._CACHE if k[0] == "folder"]) == 2 * data.FOLDERS_KEPT
+    assert len([k for k in loading._CACHE if k[0] == "folder"]) == 2 * loading.SIZED_KEPT

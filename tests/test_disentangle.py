@@ -1,21 +1,13 @@
-"""Unit tests for vae/disentangle.py: discretisation, mutual information, MIG, linear probes, traversals."""
+"""Unit tests for vae/analysis/disentangle.py: discretisation, mutual information, MIG, linear probes, traversals."""
 import math
 
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from vae.disentangle import (
-    MIGResult,
-    discretize,
-    entropy,
-    linear_probe_r2,
-    mutual_info_gap,
-    mutual_information,
-    probe_scores,
-    traversal_codes,
-    traversal_order,
-)
+from vae.analysis.disentangle import (MIGResult, discretize, entropy, linear_probe_r2, mutual_info_gap,
+    mutual_information, probe_scores)
+from vae.analysis.traversals import traversal_codes, traversal_order
 
 
 def _factors(n, seed=0) -> dict[str, np.ndarray]:
@@ -287,8 +279,10 @@ def test_the_traversal_grid_is_one_batched_decode_of_the_traversal_codes(image_s
     import torch
 
     from vae.config import ModelConfig
-    from vae.latent import decode_codes, decode_traversals, tile_images
-    from vae.model import VAE
+    from vae.analysis.encoding import decode_codes
+    from vae.analysis.traversals import decode_traversals
+    from vae.render.images import tile_images
+    from vae.nets.model import VAE
 
     torch.manual_seed(0)
     model = VAE(ModelConfig(arch=arch, latent_dim=5, hidden=(16,), image_shape=image_shape)).eval()
@@ -305,7 +299,7 @@ def test_the_traversal_gif_sweeps_out_and_back():
 
     from PIL import Image
 
-    from vae.pictures import traversal_gif
+    from vae.render.pictures import traversal_gif
 
     grid = np.random.default_rng(0).random((4, 7, 28, 28)).astype(np.float32)
     gif = Image.open(io.BytesIO(traversal_gif(grid)))
@@ -314,7 +308,7 @@ def test_the_traversal_gif_sweeps_out_and_back():
 
 
 def test_the_figures_label_rows_and_factors():
-    from vae.figures import mig_figure, traversal_figure
+    from vae.render.figures import mig_figure, traversal_figure
 
     tiled = np.zeros((3 * 28, 5 * 28), np.uint8)
     fig = traversal_figure(tiled, 3, np.linspace(-3, 3, 5), ["z2 · 1.00 nats", "z1 · 0.50 nats", "z3 · 0.00 nats · inactive"])

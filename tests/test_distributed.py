@@ -19,7 +19,7 @@ import torch
 from bench.harness import free_port
 from tests.conftest import ROOT
 from vae import checkpoint as ckpt_io
-from vae.distributed import World, shard
+from vae.training.distributed import World, shard
 
 ARGS = ["--dataset", "shapes", "--train-limit", "8000", "--batch-size", "128", "--hidden", "128", "--latent-dim", "2",
         "--device", "cpu", "--quiet"]

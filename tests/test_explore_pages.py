@@ -16,17 +16,18 @@ import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from pages.ui.sitemap import PAGES as SITE
 from tests.conftest import assert_no_exception, open_page
 from vae import checkpoint as ckpt_io
 from vae.config import ModelConfig, TrainConfig
 from vae.data import load_dataset
-from vae.shapes import SHAPE_NAMES
-from vae.model import VAE
-from vae.pad import unpack
-from vae.train import Trainer
+from vae.data.shapes import SHAPE_NAMES
+from vae.nets.model import VAE
+from vae.browser.pad import unpack
+from vae.training.trainer import Trainer
 
 APP = Path(__file__).parents[1] / "app.py"
-PAGES = ["pages/sliders.py", "pages/manifold.py", "pages/scatter.py", "pages/reconstructions.py"]
+PAGES = [p.script for p in SITE if p.tour]  # the four on a student's tour (traversals: test_traversals_page.py)
 SHAPES_TEST_SIZE = 4000  # fewer than the pages' 5,000, so every test image is encoded
 
 
@@ -261,8 +262,8 @@ def test_reconstructions_strip_and_interpolation(models):
 
 def test_a_job_without_weights_yet_says_it_is_starting(explore_env):
     """Between Start and the first snapshot the pages wait for the model instead of asking for one."""
-    from pages.ui.common import registry
-    from vae.jobs import TrainingJob
+    from pages.ui.places import registry
+    from vae.training.jobs import TrainingJob
 
     job = TrainingJob("waiting", "shapes-waiting", ModelConfig(hidden=(32,)), TrainConfig(epochs=1),
                       explore_env / "checkpoints" / "waiting.pt")  # never started: no weights yet
@@ -274,7 +275,7 @@ def test_a_job_without_weights_yet_says_it_is_starting(explore_env):
 
 def test_pages_follow_a_live_job(explore_env):
     """While a job trains, every page draws from its latest snapshot without error."""
-    from pages.ui.common import registry
+    from pages.ui.places import registry
 
     job = registry().start(ModelConfig(hidden=(32,)), TrainConfig(epochs=100, train_limit=1000, device="cpu"))
     try:

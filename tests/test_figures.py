@@ -1,7 +1,7 @@
 """The live loss-curve figure: series, smoothing, thinning, and in-place reuse."""
 import pytest
 
-from vae.figures import MAX_CURVE_POINTS, curve_series, ema, loss_curves, thin
+from vae.render.figures import MAX_CURVE_POINTS, curve_series, ema, loss_curves, thin
 
 
 def test_curves_figure_has_train_and_test_series():

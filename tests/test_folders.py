@@ -1,4 +1,4 @@
-"""Tests of vae/folders.py: image folders read into tensors (splits, skips, the disk cache, links) and
+"""Tests of vae/data/folders.py: image folders read into tensors (splits, skips, the disk cache, links) and
 uploaded .zip files checked before they are unpacked. Every image and archive is made here, in tmp_path."""
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ import pytest
 import torch
 from PIL import Image
 
-from vae import folders
-from vae.folders import ArchiveRefused, FolderError, FolderImages, extract_image_zip, load_image_folder
+from vae.data import archives, folders
+from vae.data.archives import ArchiveRefused, extract_image_zip
+from vae.data.folders import FolderError, FolderImages, load_image_folder
 
 
 def assert_one_sentence(message: str) -> None:
@@ -498,7 +499,7 @@ def _duplicate_zip() -> bytes:
 def test_refused_zips_leave_nothing_behind(dest, monkeypatch, case, make, name, patch, expected):
     data = make()
     for attr, value in patch.items():
-        monkeypatch.setattr(folders, attr, value)
+        monkeypatch.setattr(archives, attr, value)
     before = tree_of(dest.parent)
     with pytest.raises(ArchiveRefused) as caught:
         extract_image_zip(data, dest, name)

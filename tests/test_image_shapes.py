@@ -10,18 +10,22 @@ import pytest
 import torch
 from PIL import Image
 
+from pages.ui.sitemap import PAGES as SITE
 from tests.conftest import tiny_dataset
 from vae import checkpoint as ckpt_io
 from vae.config import ConfigError, ModelConfig, TrainConfig, conv_levels
-from vae.figures import class_color, manifold_figure
-from vae.latent import (decode_codes, decode_grid, encode_dataset, png_bytes, reconstruct, tile_images, tile_rows,
-                        to_pictures, upscale_nearest)
-from vae.loss import elbo_terms, iw_log_likelihood
-from vae.model import VAE
-from vae.pad import PadCodes, decoder_program, pad_payload, thumbnail_sprite, unpack
-from vae.pictures import class_samples, replay_frame_image, replay_gif
-from vae.replay import ReplayRecorder, replay_from_extras, replay_tile
-from vae.train import Trainer, evaluate_model
+from vae.render.palette import class_color
+from vae.render.figures import manifold_figure
+from vae.analysis.encoding import decode_codes, decode_grid, encode_dataset, reconstruct
+from vae.render.images import png_bytes, tile_images, tile_rows, to_pictures, upscale_nearest
+from vae.nets.loss import elbo_terms, iw_log_likelihood
+from vae.nets.model import VAE
+from vae.browser.pad import PadCodes, decoder_program, pad_payload, thumbnail_sprite, unpack
+from vae.render.pictures import class_samples
+from vae.training.replay import replay_frame_image, replay_gif
+from vae.training.replay import ReplayRecorder
+from vae.checkpoint.replay import replay_from_extras, replay_tile
+from vae.training.trainer import Trainer, evaluate_model
 
 SHAPES = [(1, 28, 28), (1, 20, 28), (1, 28, 20), (3, 32, 32), (3, 64, 64)]
 CASES = [(shape, arch) for shape in SHAPES for arch in ("mlp", "conv")]
@@ -158,8 +162,7 @@ def test_shapes_the_model_cannot_take_are_one_sentence(shape, words):
 
 # --- every page, for a colour model and a Frey-Face-shaped one ------------------------------------------
 
-PAGES = ["pages/home.py", "pages/train.py", "pages/sliders.py", "pages/manifold.py", "pages/scatter.py",
-         "pages/reconstructions.py", "pages/traversals.py", "pages/compare.py", "pages/replay.py"]
+PAGES = [p.script for p in SITE]
 
 
 @pytest.fixture(scope="module")

@@ -10,17 +10,17 @@ import torch
 
 from tests.conftest import tiny_dataset
 from vae import checkpoint as ckpt_io
-from vae import jobs as jobs_mod
-from vae.threads import TRAINING_THREAD_NAME
+from vae.training import jobs as jobs_mod
+from vae.training.threads import TRAINING_THREAD_NAME
 from vae.config import ModelConfig, TrainConfig
-from vae.jobs import JobLimitReached, JobRegistry
+from vae.training.jobs import JobLimitReached, JobRegistry
 
 
 @pytest.fixture
 def tiny_loader(monkeypatch):
     """Jobs load their data by name; serve the tiny in-memory sets instead of generating shapes."""
     data = {"train": tiny_dataset(256, "train", 0), "test": tiny_dataset(64, "test", 1)}
-    monkeypatch.setattr("vae.data.load_dataset", lambda name, split, *args, **kwargs: data[split])
+    monkeypatch.setattr("vae.data.loading.load_dataset", lambda name, split, *args, **kwargs: data[split])
     return data
 
 
@@ -127,7 +127,7 @@ def test_a_disk_that_fills_mid_write_costs_one_epochs_save_and_no_temp_file(tmp_
             raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 4096 vs 4100")
         return real_save(obj, f, *args, **kwargs)
 
-    monkeypatch.setattr(ckpt_io.torch, "save", fills_once)
+    monkeypatch.setattr(torch, "save", fills_once)
     job = JobRegistry(tmp_path).start(*_cfgs(epochs=3))
     seen = []
     while job.state().active:
@@ -176,7 +176,7 @@ def test_max_jobs_env(monkeypatch):
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread priorities are a Linux feature")
 def test_the_training_thread_runs_at_a_lower_priority_than_the_server(tmp_path, monkeypatch):
-    from vae.threads import lower_this_threads_priority, training_nice
+    from vae.training.threads import lower_this_threads_priority, training_nice
 
     monkeypatch.setenv("VAE_TRAIN_NICE", "7")
     assert training_nice() == 7
@@ -229,7 +229,7 @@ def test_a_jobs_threads_carry_its_name_and_the_priority_asked_for(tmp_path, tiny
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="thread names are read from /proc")
 def test_torchs_worker_threads_inherit_the_training_threads_name():
-    from vae.threads import become_a_training_thread
+    from vae.training.threads import become_a_training_thread
 
     names, done = {}, threading.Event()
 

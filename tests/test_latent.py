@@ -1,4 +1,4 @@
-"""Unit tests for vae/latent.py (the numbers behind the Explore pages) and the latent figures."""
+"""Unit tests for vae/analysis and vae/render: the numbers behind the Explore pages, and the latent figures."""
 import base64
 import io
 import math
@@ -9,35 +9,15 @@ import torch
 from PIL import Image
 
 from vae.config import ModelConfig
-from vae.figures import kl_per_dim_figure, latent_scatter, manifold_figure, selected_index
-from vae.latent import (knn_label_map, latent_usage, square_extent, 
-    active_units,
-    decode_codes,
-    decode_grid,
-    encode_dataset,
-    grid_axis,
-    grid_cell_edges,
-    grid_codes,
-    grid_plot_coords,
-    interpolate,
-    kl_per_dimension,
-    pca_2d,
-    pca_prior_centre,
-    png_bytes,
-    prior_contour,
-    project_codes,
-    reconstruct,
-    sample_indices,
-    round_ticks,
-    format_tick,
-    tile_images,
-    tile_rows,
-    to_uint8,
-    upscale_factor,
-    upscale_nearest,
-)
-from vae.loss import kl_divergence
-from vae.model import VAE
+from vae.render.figures import kl_per_dim_figure, latent_scatter, manifold_figure, selected_index
+from vae.analysis.geometry import knn_label_map, square_extent, pca_2d, pca_prior_centre, project_codes
+from vae.analysis.usage import latent_usage, active_units, kl_per_dimension
+from vae.analysis.encoding import (decode_codes, decode_grid, encode_dataset, grid_axis, grid_codes, interpolate,
+    reconstruct, sample_indices)
+from vae.render.axes import grid_cell_edges, grid_plot_coords, prior_contour, round_ticks, format_tick
+from vae.render.images import png_bytes, tile_images, tile_rows, to_uint8, upscale_factor, upscale_nearest
+from vae.nets.loss import kl_divergence
+from vae.nets.model import VAE
 
 ARCHS = [("mlp", (32,)), ("conv", (32,))]
 
@@ -479,7 +459,7 @@ def test_kl_per_dimension_matches_a_monte_carlo_estimate():
     ([3.0, 2.0], [True, True], "every dimension carries information"),
 ])
 def test_latent_usage_says_it_in_words(kl, active, words):
-    from vae.latent import LatentUsage
+    from vae.analysis.usage import LatentUsage
 
     usage = LatentUsage(np.array(kl), np.array(active))
     assert words in usage.sentence()

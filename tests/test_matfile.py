@@ -1,4 +1,4 @@
-"""vae/matfile.py against MAT-files written here by a small Level 5 writer (MathWorks, "MAT-File
+"""vae/data/matfile.py against MAT-files written here by a small Level 5 writer (MathWorks, "MAT-File
 Format"): both byte orders, plain and miCOMPRESSED, small data elements; the Frey Face layout; and
 every refusal as one sentence."""
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 
 from tests.matwriter import (MI, MI_COMPRESSED, MI_INT8, MI_INT32, MI_MATRIX, MI_UINT32, MX, MX_CHAR, compressed,
                              element, header, matrix, write_mat)
-from vae.matfile import FREY_FILE, FREY_SHAPE, MatFileError, load_frey_faces, read_mat_variable
+from vae.data.matfile import FREY_FILE, FREY_SHAPE, MatFileError, load_frey_faces, read_mat_variable
 
 
 def one_sentence(message: str) -> None:
@@ -273,7 +273,7 @@ def test_damaged_bytes_give_an_array_or_one_sentence(order: str, compress: bool)
 
 
 def test_faces_written_in_frey_s_layout_read_back_as_they_were(tmp_path) -> None:
-    from vae.matfile import write_frey_faces
+    from vae.data.matfile import write_frey_faces
 
     faces = np.stack([face(j) for j in range(7)])
     write_frey_faces(tmp_path / FREY_FILE, faces)

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from vae.config import ConfigError, ModelConfig
-from vae.loss import elbo_terms, iw_log_likelihood, kl_divergence, kl_per_dim, reconstruction_nll
-from vae.model import VAE
+from vae.nets.loss import elbo_terms, iw_log_likelihood, kl_divergence, kl_per_dim, reconstruction_nll
+from vae.nets.model import VAE
 
 CONFIGS = [
     ModelConfig(arch="mlp", latent_dim=2, hidden=(64, 32)),

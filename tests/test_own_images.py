@@ -54,7 +54,7 @@ def test_a_folder_found_in_the_data_folder_is_previewed_trained_on_and_explored(
     at.number_input(key="f_epochs").set_value(1)
     at.button(key="start").click().run()
     assert_no_exception(at, "start")
-    from pages.ui.common import registry
+    from pages.ui.places import registry
 
     job = registry().get(at.session_state["job_id"])
     deadline = time.monotonic() + 120
@@ -120,7 +120,7 @@ def test_start_on_a_folder_dataset_without_a_folder_says_what_to_do(app_env):
 
 
 def test_the_zip_limit_is_the_upload_limit():
-    from pages.ui.common import MAX_UPLOAD_MB
-    from vae.folders import MAX_ZIP_BYTES
+    from pages.ui.places import MAX_UPLOAD_MB
+    from vae.data.archives import MAX_ZIP_BYTES
 
     assert MAX_ZIP_BYTES == MAX_UPLOAD_MB * 10**6

@@ -1,6 +1,6 @@
-"""The latent pad's payload (vae/pad.py): the decoder as browser ops, float16 only where it is
-harmless, the binary layout, and the thumbnails. The browser's arithmetic over these is tested in
-tests/e2e/test_latent_pad_js.py."""
+"""The latent pad's payload (vae/browser/pad.py): the decoder as browser ops (vae/browser/ops.py),
+float16 only where it is harmless, the binary layout, and the thumbnails. The browser's arithmetic over
+these is tested in tests/e2e/test_latent_pad_js.py (whole decoders) and tests/e2e/test_pad_ops.py (each op)."""
 import io
 
 import numpy as np
@@ -10,10 +10,11 @@ from PIL import Image
 from torch import nn
 
 from vae.config import ModelConfig
-from vae.latent import to_uint8
-from vae.model import VAE
-from vae.pad import (MAX_BROWSER_PARAMS, PadCodes, UnsupportedDecoder, choose_dtype, decoder_program, float16_error,
-                     pack, pad_payload, thumbnail_sprite, unpack, weights_blob)
+from vae.render.images import to_uint8
+from vae.nets.model import VAE
+from vae.browser.ops import LINEAR, OPS, Op
+from vae.browser.pad import (MAX_BROWSER_PARAMS, PadCodes, UnsupportedDecoder, choose_dtype, decoder_program,
+    float16_error, pack, pad_payload, thumbnail_sprite, unpack, weights_blob)
 
 
 def _model(arch: str = "mlp", latent_dim: int = 2, hidden=(32, 16), seed: int = 0, **kw) -> VAE:
@@ -45,6 +46,23 @@ def test_a_conv_decoder_becomes_linear_and_transposed_convolution_ops():
     assert (last["cin"], last["cout"], last["out"]) == (32, 1, [28, 28])
     np.testing.assert_array_equal(program.tensors[last["w"]], model.decoder[7].weight.detach().numpy())  # (in, out, kh, kw)
     assert program.n_params == sum(p.numel() for p in model.decoder.parameters())
+
+
+@pytest.mark.parametrize("arch, hidden", [("mlp", (32, 16)), ("conv", (48,))])
+def test_every_op_emitted_is_declared_with_exactly_its_fields_and_tensors(arch, hidden):
+    program = decoder_program(_model(arch, hidden=hidden))
+    for op in program.ops:
+        spec = OPS[op["op"]]
+        assert list(op) == ["op", *spec.fields, *spec.tensors]
+        assert all(0 <= op[t] < len(program.tensors) for t in spec.tensors)
+    assert sorted(op[t] for op in program.ops for t in OPS[op["op"]].tensors) == list(range(len(program.tensors)))
+
+
+def test_an_op_outside_the_table_or_with_other_fields_is_refused():
+    with pytest.raises(ValueError, match="not an op of"):
+        Op("tanh", (), (), "x -> tanh(x)").make([])
+    with pytest.raises(ValueError, match="takes fields"):
+        LINEAR.make([], (np.zeros((2, 3)), np.zeros(3)), {"in": 2})
 
 
 def test_a_layer_the_browser_cannot_run_is_named_in_one_sentence():

@@ -10,10 +10,12 @@ from PIL import Image
 
 from tests.conftest import small_trainer
 from vae import checkpoint as ckpt_io
-from vae.latent import encode_dataset
-from vae.pictures import MarkablePanel, mark_point, replay_frame_image, replay_gif, scatter_panel
-from vae.replay import (PACKED_VERSION, REPLAY_KEY, Replay, ReplayError, ReplayRecorder, check_replay, crowded_frame,
-                        pack_replay, planned_epochs, replay_extent, replay_from_extras)
+from vae.analysis.encoding import encode_dataset
+from vae.render.pictures import MarkablePanel, mark_point, scatter_panel
+from vae.training.replay import replay_frame_image, replay_gif
+from vae.checkpoint.replay import (PACKED_VERSION, REPLAY_KEY, Replay, ReplayError, check_replay, pack_replay,
+    replay_extent, replay_from_extras)
+from vae.training.replay import ReplayRecorder, crowded_frame, planned_epochs
 
 
 # --- replay ---------------------------------------------------------------------------------------
@@ -222,7 +224,7 @@ def test_replay_gif_refuses_an_empty_replay():
 # --- the scatter panel (replay GIF, Latent sliders) -------------------------------------------------
 
 def test_scatter_panel_puts_each_code_in_its_class_colour_where_it_lies():
-    from vae.figures import PALETTE
+    from vae.render.palette import PALETTE
 
     xy = np.array([[-2.0, 3.0], [2.5, -1.5]], np.float32)
     panel = scatter_panel(xy, np.array([0, 1]), (-4.0, 4.0), size=201, dot=3)

@@ -1,4 +1,4 @@
-"""Tests for vae/shapes.py: the built-in shapes, grey and colour, their factors and their disk cache."""
+"""Tests for vae/data/shapes.py: the built-in shapes, grey and colour, their factors and their disk cache."""
 from __future__ import annotations
 
 import time
@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from vae import data, shapes
+from vae import data
+from vae.data import shapes
 
 
 @pytest.fixture(autouse=True)

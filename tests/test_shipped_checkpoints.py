@@ -3,14 +3,15 @@ checkpoints/README.md, each with a training replay for the Training replay page,
 the codes of their data (no image), so they explore on a machine without MNIST."""
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
 import torch
 
 from vae import checkpoint as ckpt_io
-from vae.replay import replay_from_extras
-from vae.stored_codes import CODES_KEY, STORED_TEST, STORED_TRAIN, stored_codes_from_extras
+from vae.checkpoint.replay import replay_from_extras
+from vae.checkpoint.codes import CODES_KEY, STORED_TEST, STORED_TRAIN, stored_codes_from_extras
 
 FOLDER = Path(__file__).resolve().parents[1] / "checkpoints"
 SHIPPED = {  # name: (dataset, latent dim, epochs)
@@ -53,3 +54,22 @@ def test_the_mnist_defaults_carry_codes_and_labels_but_no_image(name):
     assert all(t.shape[-1] in (ckpt.model_config.latent_dim,) for t in (codes["mu"], codes["logvar"], codes["train_mu"]))
     assert codes["factors"] == {}
     assert set(raw["extras"]) == {"replay", CODES_KEY}
+
+
+# sha256 of each default's 20x20 manifold over [-3, 3]^2 on (z1, z2), as the Manifold page tiles it (uint8
+# (560, 560)): code that is moved or tidied must decode the same weights to the same pictures.
+MANIFOLD_DIGESTS = {
+    "default-mnist-2d.pt": "ed4a1b6c6e848e90fc936c8294dfaf3a4c41ac78b3c1fc02f85a266fafe2df1b",
+    "default-mnist-20d.pt": "f481c53617b92d5dd5f327213de670e3fb2f0c9c086fd6720aa48c634ae11bd6",
+    "default-shapes-2d.pt": "9127fb2a456d7b128b3e786f94be03a14ece89ee5fe5951c4d1c1fde296c3c08",
+}
+
+
+@pytest.mark.parametrize("name", MANIFOLD_DIGESTS)
+def test_a_shipped_models_manifold_is_byte_identical(name):
+    from vae.analysis.encoding import decode_grid, grid_axis
+    from vae.render.images import tile_images
+
+    xs = grid_axis(20, 3.0)
+    picture = tile_images(decode_grid(ckpt_io.load(FOLDER / name).model, xs, xs))
+    assert picture.shape == (560, 560) and hashlib.sha256(picture.tobytes()).hexdigest() == MANIFOLD_DIGESTS[name]

@@ -1,5 +1,5 @@
 """Stored codes: every checkpoint a trainer writes carries the codes of its test images and of its first
-training images (vae/stored_codes.py), so it explores on a machine without the dataset. What the trainer
+training images (vae/checkpoint/codes.py), so it explores on a machine without the dataset. What the trainer
 stores, the round trip, the loader's checks, and every Explore and Teach page on an MNIST model with no
 MNIST on disk."""
 from __future__ import annotations
@@ -10,15 +10,17 @@ import pytest
 import streamlit as st
 import torch
 
+from pages.ui.sitemap import PAGES as SITE
 from tests.conftest import assert_no_exception, assert_one_sentence, open_page, tiny_dataset
 from vae import checkpoint as ckpt_io
 from vae.config import ModelConfig, TrainConfig
-from vae.latent import encode_dataset
-from vae.stored_codes import (CODES_KEY, STORED_TEST, StoredCodesError, check_stored_codes,
-                              stored_codes_from_extras)
-from vae.train import Trainer
+from vae.analysis.encoding import encode_dataset
+from vae.checkpoint.codes import (CODES_KEY, STORED_TEST, StoredCodesError, check_stored_codes,
+    stored_codes_from_extras)
+from vae.training.trainer import Trainer
 
 N_TEST, N_TRAIN = 48, 80
+OWN_TESTS = {"pages/scatter.py", "pages/reconstructions.py"}  # the pages with tests of their own below
 
 
 def trained(dataset: str = "shapes", latent_dim: int = 2, epochs: int = 1, n_train: int = N_TRAIN) -> Trainer:
@@ -210,8 +212,7 @@ def test_the_reconstructions_page_decodes_the_stored_codes(offline_mnist):
     assert "From test image #0 to #1" in text and not at.warning
 
 
-@pytest.mark.parametrize("page", ["pages/sliders.py", "pages/manifold.py", "pages/replay.py", "pages/compare.py",
-                                  "pages/traversals.py"])
+@pytest.mark.parametrize("page", [p.script for p in SITE if p.section != "Model" and p.script not in OWN_TESTS])
 def test_every_other_explore_and_teach_page_works_from_the_stored_codes(offline_mnist, page):
     path, _ = offline_mnist
     at = open_page(page, ("path", str(path)))
@@ -219,7 +220,7 @@ def test_every_other_explore_and_teach_page_works_from_the_stored_codes(offline_
 
 
 def test_the_pad_gets_the_stored_codes_without_thumbnails(offline_mnist):
-    from vae.pad import unpack
+    from vae.browser.pad import unpack
 
     path, trainer = offline_mnist
     at = open_page("pages/sliders.py", ("path", str(path)))
@@ -232,7 +233,7 @@ def test_the_pad_gets_the_stored_codes_without_thumbnails(offline_mnist):
 
 
 def test_a_fresh_session_opens_the_mnist_default_when_it_stores_its_codes(tmp_path, monkeypatch):
-    from pages.ui.common import DEFAULT_MODELS
+    from pages.ui.current_model import DEFAULT_MODELS
 
     folder = tmp_path / "checkpoints"
     monkeypatch.setenv("VAE_CHECKPOINT_DIR", str(folder))

@@ -9,12 +9,13 @@ from PIL import Image
 
 from tests.conftest import tiny_dataset
 from vae import checkpoint as ckpt_io
-from vae import jobs as jobs_mod
+from vae.training import jobs as jobs_mod
 from vae.config import ModelConfig, TrainConfig
-from vae.figures import rate_distortion_figure, rate_distortion_points
-from vae.jobs import JobLimitReached, JobRegistry, VariantsJob
-from vae.replay import planned_epochs, replay_from_extras
-from vae.teaching import LECTURE_VARIANTS, lecture_variants, loss_numbers, math_lines, variant_of
+from vae.render.figures import rate_distortion_figure, rate_distortion_points
+from vae.training.jobs import JobLimitReached, JobRegistry, VariantsJob
+from vae.training.replay import planned_epochs
+from vae.checkpoint.replay import replay_from_extras
+from vae.analysis.teaching import LECTURE_VARIANTS, lecture_variants, loss_numbers, math_lines, variant_of
 
 
 # --- rate and distortion, the math ----------------------------------------------------------------
@@ -70,7 +71,7 @@ def test_lecture_variants_share_everything_but_the_weights():
 @pytest.fixture
 def tiny_loader(monkeypatch):
     data = {"train": tiny_dataset(128, "train", 0), "test": tiny_dataset(48, "test", 1)}
-    monkeypatch.setattr("vae.data.load_dataset", lambda name, split, *args, **kwargs: data[split])
+    monkeypatch.setattr("vae.data.loading.load_dataset", lambda name, split, *args, **kwargs: data[split])
     return data
 
 
@@ -151,7 +152,7 @@ def test_variants_fail_together_when_the_data_is_missing(tmp_path):
 
 @pytest.mark.parametrize("dims", [(2, 0), None])
 def test_project_like_places_other_codes_on_the_same_plane(dims):
-    from vae.latent import project_codes, project_like
+    from vae.analysis.geometry import project_codes, project_like
 
     rng = np.random.default_rng(0)
     reference = rng.normal(size=(200, 4)).astype(np.float32) * [3, 1, 0.5, 0.1]
@@ -195,7 +196,7 @@ def test_cli_records_a_replay_and_exports_the_gif(tmp_path, monkeypatch, capsys)
 
 
 def test_robust_extent_ignores_a_few_far_codes_but_holds_every_model():
-    from vae.latent import robust_extent
+    from vae.analysis.geometry import robust_extent
 
     rng = np.random.default_rng(0)
     wide, small = rng.uniform(-10, 10, size=(1000, 2)), rng.normal(0, 0.1, size=(500, 2))
@@ -206,7 +207,7 @@ def test_robust_extent_ignores_a_few_far_codes_but_holds_every_model():
 
 
 def test_share_outside():
-    from vae.latent import share_outside
+    from vae.analysis.geometry import share_outside
 
     xy = np.array([[0, 0], [5, 0], [0, -5], [1, 1]])
     assert share_outside(xy, (-3, 3)) == 0.5 and share_outside(np.zeros((0, 2)), (-1, 1)) == 0.0

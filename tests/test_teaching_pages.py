@@ -15,8 +15,8 @@ from tests.conftest import assert_no_exception, open_page
 from vae import checkpoint as ckpt_io
 from vae.config import ModelConfig, TrainConfig
 from vae.data import load_dataset
-from vae.replay import ReplayRecorder
-from vae.train import Trainer
+from vae.training.replay import ReplayRecorder
+from vae.training.trainer import Trainer
 
 APP = Path(__file__).parents[1] / "app.py"
 NEW_PAGES = ["pages/compare.py", "pages/replay.py"]
@@ -54,7 +54,7 @@ def fresh(teach_env):
     st.cache_resource.clear()
     st.cache_data.clear()
     yield
-    from pages.ui.common import registry
+    from pages.ui.places import registry
 
     registry().stop_all()
     st.cache_resource.clear()
@@ -117,7 +117,7 @@ def test_replay_page_shows_kl_per_dimension_for_4d(models):
 
 
 def test_replay_page_follows_a_live_job():
-    from pages.ui.common import registry
+    from pages.ui.places import registry
 
     job = registry().start(ModelConfig(hidden=(32,)), TrainConfig(epochs=50, train_limit=500, device="cpu"))
     deadline = time.monotonic() + 60
@@ -163,7 +163,7 @@ def test_compare_shows_models_on_the_same_axes(models):
 
 
 def test_compare_preset_trains_the_three_variants_as_one_job(teach_env):
-    from pages.ui.common import registry
+    from pages.ui.places import registry
 
     at = _open("pages/compare.py")
     at.number_input(key="cmp_epochs").set_value(1)
@@ -190,7 +190,7 @@ def test_compare_preset_trains_the_three_variants_as_one_job(teach_env):
 
 
 def test_compare_beta_sweep_trains_three_betas_in_10d_and_shows_their_mig(teach_env):
-    from pages.ui.common import registry
+    from pages.ui.places import registry
 
     at = _open("pages/compare.py")
     at.radio(key="cmp_preset_kind").set_value("sweep").run()
@@ -246,7 +246,7 @@ def test_sidebar_card_shows_non_default_weights(models):
 
 
 def test_train_page_reconstruction_weight_and_the_math():
-    from pages.ui.common import registry
+    from pages.ui.places import registry
 
     at = _open("pages/train.py")
     at.number_input(key="f_epochs").set_value(1)

@@ -7,7 +7,7 @@ import torch
 
 from tests.conftest import trainer_with
 from vae.config import ModelConfig, TrainConfig
-from vae.train import Trainer, TrainingDiverged, beta_at
+from vae.training.trainer import Trainer, TrainingDiverged, beta_at
 
 
 @pytest.mark.parametrize("arch, hidden", [("mlp", (32,)), ("conv", (16,))])

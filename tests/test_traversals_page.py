@@ -15,9 +15,11 @@ from tests.conftest import open_page, tiny_dataset
 from vae import checkpoint as ckpt_io
 from vae.config import ModelConfig, TrainConfig
 from vae.data import load_dataset
-from vae.disentangle import mutual_info_gap, traversal_order
-from vae.latent import encode_dataset, latent_usage
-from vae.train import Trainer
+from vae.analysis.disentangle import mutual_info_gap
+from vae.analysis.traversals import traversal_order
+from vae.analysis.encoding import encode_dataset
+from vae.analysis.usage import latent_usage
+from vae.training.trainer import Trainer
 
 PAGE = "pages/traversals.py"
 

@@ -18,17 +18,18 @@ from pathlib import Path
 
 import torch
 
-from . import checkpoint as ckpt_io
-from .config import LIKELIHOOD_NAMES, ConfigError, ModelConfig, Setting, TrainConfig, configs_from, settings_of
-from .data import DatasetUnavailable, load_dataset, load_for
-from .disentangle import mutual_info_gap, probe_scores
-from .distributed import World, digests, leave, world_from_env
-from .latent import encode_dataset
-from .loss import iw_log_likelihood
-from .pictures import replay_gif
-from .replay import MAX_FRAMES, ReplayRecorder, replay_from_extras
-from .model import pick_device
-from .train import Trainer, TrainingDiverged, evaluate_model
+from vae import checkpoint as ckpt_io
+from vae.config import LIKELIHOOD_NAMES, ConfigError, ModelConfig, Setting, TrainConfig, configs_from, settings_of
+from vae.data import DatasetUnavailable, load_dataset, load_for
+from vae.analysis.disentangle import mutual_info_gap, probe_scores
+from vae.training.distributed import World, digests, leave, world_from_env
+from vae.analysis.encoding import encode_dataset
+from vae.nets.loss import iw_log_likelihood
+from vae.training.replay import replay_gif
+from vae.checkpoint.replay import MAX_FRAMES, replay_from_extras
+from vae.training.replay import ReplayRecorder
+from vae.nets.model import pick_device
+from vae.training.trainer import Trainer, TrainingDiverged, evaluate_model
 
 DEFAULT_CHECKPOINT_DIR = Path("checkpoints")
 

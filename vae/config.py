@@ -10,9 +10,9 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
-from .data import DATASET_NAMES
+from vae.data import dataset_options, dataset_shape
 
 ARCHITECTURES = ("mlp", "conv")
 LIKELIHOODS = ("bernoulli", "gaussian", "gaussian-pixel")
@@ -33,7 +33,7 @@ IMAGE_SIDE_RANGE = (8, 128)  # pixels, each of height and width
 CONV_MIN_SIDE = 4  # the conv net halves while both sides stay even and at least this
 CONV_MAX_CHANNELS = 128
 # Weights a model may have: its checkpoint with Adam's two moments (3 x 4 bytes a weight) stays under the
-# loader's 100 MB limit (vae/checkpoint.py), so every model that can be trained can be saved and resumed.
+# loader's 100 MB limit (vae/checkpoint/files.py), so every model that can be trained can be saved and resumed.
 MAX_PARAMS = 8_000_000
 
 
@@ -96,12 +96,27 @@ class Setting:
     lo: float | None = None
     hi: float | None = None
     lo_open: bool = False  # lo itself is not allowed
-    choices: tuple[str, ...] = ()
-    choice_labels: tuple[str, ...] = ()  # how the forms show the choices
+    options: tuple[str | tuple[str, str], ...] | Callable[[], tuple] = ()  # the choices, each a value or (value, label),
+    # or a function that gives them when asked (the datasets: a registry that may grow)
     example: str = ""  # how a value is written, e.g. 1e-3
     step: float | None = None  # the forms' +/- step
-    advanced: bool = False  # folded away in the forms
+    advanced: bool = False  # folded away in the forms, under "More settings"
     optional: bool = False  # None is allowed (the forms and the CLI leave it unset)
+    only_for: str = ""  # a dataset this setting applies to alone ("folder"): the forms ask for it beside that data
+
+    @property
+    def _pairs(self) -> tuple[tuple[str, str], ...]:
+        options = self.options() if callable(self.options) else self.options
+        return tuple(o if isinstance(o, tuple) else (o, o) for o in options)
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        return tuple(value for value, _ in self._pairs)
+
+    @property
+    def choice_labels(self) -> tuple[str, ...]:
+        """How the forms show the choices."""
+        return tuple(label for _, label in self._pairs)
 
     def check(self, value: Any) -> Any:
         """The value in its normal form, or ConfigError naming this setting."""
@@ -133,7 +148,7 @@ class Setting:
         return self.help
 
     def label_of(self, choice: str) -> str:
-        return dict(zip(self.choices, self.choice_labels)).get(choice, choice)
+        return dict(self._pairs).get(choice, choice)
 
 
 def _setting(default: Any, **kwargs) -> Any:
@@ -220,7 +235,7 @@ def conv_code_size(c: int, h: int, w: int) -> int:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    arch: str = _setting("mlp", label="Architecture", flag="--arch", kind="choice", choices=ARCHITECTURES,
+    arch: str = _setting("mlp", label="Architecture", flag="--arch", kind="choice", options=ARCHITECTURES,
                          help="mlp: fully connected layers, any image size; conv: strided convolutions that halve the "
                               "image down to 4-7 pixels a side (28: twice; 64: four times), for even sizes.")
     latent_dim: int = _setting(2, label="Latent dim", flag="--latent-dim", kind="int", lo=LATENT_DIM_RANGE[0],
@@ -229,11 +244,11 @@ class ModelConfig:
         AUTO_HIDDEN, label="Hidden sizes", flag="--hidden", kind="text", example="512,256",
         help="Hidden layer sizes, comma separated, e.g. 512,256; auto: 512,256,256 for a 1- or 2-D latent space, "
              "else 512,256.")
-    likelihood: str = _setting("bernoulli", label="Likelihood", flag="--likelihood", kind="choice", choices=LIKELIHOODS,
+    likelihood: str = _setting("bernoulli", label="Likelihood", flag="--likelihood", kind="choice", options=LIKELIHOODS,
                                advanced=True,
                                help="p(x|z): Bernoulli pixels (data in [0, 1], e.g. digits); Gaussian with one learned "
                                     "scale; gaussian-pixel: a learned scale per pixel (colour photographs).")
-    image_shape: tuple[int, int, int] = (1, 28, 28)  # (C, H, W): the dataset's, see vae/data.py dataset_shape
+    image_shape: tuple[int, int, int] = (1, 28, 28)  # (C, H, W): the dataset's, see vae/data/registry.py
 
     def __post_init__(self):
         _check_fields(self)
@@ -249,7 +264,7 @@ class ModelConfig:
 
     @property
     def n_params(self) -> int:
-        """Weights and biases of the VAE this config builds (vae/model.py), counted without building it."""
+        """Weights and biases of the VAE this config builds (vae/nets/model.py), counted without building it."""
         (c, h, w), d, hidden = self.image_shape, self.latent_dim, list(self.hidden)
 
         def linears(sizes):
@@ -283,16 +298,9 @@ class ModelConfig:
         return _from_dict(cls, d)
 
 
-DATASET_LABELS = {"mnist": "MNIST digits", "fashion-mnist": "Fashion-MNIST", "kmnist": "Kuzushiji-MNIST",
-                  "shapes": "Shapes (built in, no download)", "shapes-color": "Colour shapes (built in, no download)",
-                  "frey-face": "Frey Face (the paper's faces)", "cifar10": "CIFAR-10 (colour, 32x32)",
-                  "celeba": "CelebA faces (colour, 64x64)", "folder": "Your own image folder"}
-
-
 @dataclass(frozen=True)
 class TrainConfig:
-    dataset: str = _setting("shapes", label="Dataset", flag="--dataset", kind="choice", choices=DATASET_NAMES,
-                            choice_labels=tuple(DATASET_LABELS[n] for n in DATASET_NAMES),
+    dataset: str = _setting("shapes", label="Dataset", flag="--dataset", kind="choice", options=dataset_options,
                             help="The images to learn; shapes is built in and needs no download.")
     epochs: int = _setting(10, label="Epochs", flag="--epochs", kind="int", lo=EPOCHS_RANGE[0], hi=EPOCHS_RANGE[1],
                            help="Passes over the training images.")
@@ -302,7 +310,7 @@ class TrainConfig:
     lr: float = _setting(1e-3, label="Learning rate", flag="--lr", kind="float", lo=0.0, hi=1.0, lo_open=True,
                          example="1e-3", help="Adam's step size.")
     lr_schedule: str = _setting("constant", label="Learning-rate schedule", flag="--lr-schedule", kind="choice",
-                                choices=LR_SCHEDULES, advanced=True,
+                                options=LR_SCHEDULES, advanced=True,
                                 help="cosine decays the rate to 0 by the last epoch, a few nats better at the end.")
     beta: float = _setting(1.0, label="KL weight β", flag="--beta", kind="float", lo=0.0, hi=MAX_BETA, step=0.1,
                            help="The KL term's weight: 1 is the ELBO, more pulls the codes towards the prior.")
@@ -314,7 +322,7 @@ class TrainConfig:
                                    help="0 trains on the KL alone; β 0 on the reconstruction alone (an autoencoder).")
     seed: int = _setting(0, label="Seed", flag="--seed", kind="int", lo=0, hi=2**31 - 1,
                          help="The same seed and settings train the same model.")
-    device: str = _setting("auto", label="Device", flag="--device", kind="choice", choices=DEVICES, advanced=True,
+    device: str = _setting("auto", label="Device", flag="--device", kind="choice", options=DEVICES, advanced=True,
                            help="auto takes a GPU when there is one.")
     binarize: bool = _setting(False, label="Binarize pixels", flag="--binarize", kind="switch", advanced=True,
                               help="Dynamic binarization: each batch resamples every pixel ~ Bernoulli(its intensity).")
@@ -322,11 +330,11 @@ class TrainConfig:
                                        optional=True, advanced=True,
                                        help="Use only the first N training images (a quick demonstration).")
     image_size: int = _setting(32, label="Image size", flag="--image-size", kind="int", lo=IMAGE_SIDE_RANGE[0],
-                               hi=IMAGE_SIDE_RANGE[1], advanced=True,
+                               hi=IMAGE_SIDE_RANGE[1], advanced=True, only_for="folder",
                                help="Your own image folder only: each image is resized and centre-cropped to this "
                                     "many pixels a side.")
-    channels: int = _setting(3, label="Channels", flag="--channels", kind="int", lo=1, hi=3, choices=("1", "3"),
-                             choice_labels=("1: grey", "3: colour (RGB)"), advanced=True,
+    channels: int = _setting(3, label="Channels", flag="--channels", kind="int", lo=1, hi=3,
+                             options=(("1", "1: grey"), ("3", "3: colour (RGB)")), advanced=True, only_for="folder",
                              help="Your own image folder only: 1 reads the images as grey, 3 in colour.")
     log_every: int = 20  # steps between step-metric callbacks
     data_dir: str | None = field(default=None, compare=False)
@@ -346,8 +354,6 @@ class TrainConfig:
 def configs_from(values: dict[str, Any], **train_extra) -> tuple[ModelConfig, TrainConfig]:
     """Both configs from settings' values (the others keep their declared defaults); the model takes its
     dataset's image shape. A bad value raises ConfigError with the readable message."""
-    from .data import dataset_shape
-
     train_cfg = TrainConfig(**{k: v for k, v in values.items() if k in settings_of(TrainConfig)}, **train_extra)
     shape = dataset_shape(train_cfg.dataset, train_cfg.image_size, train_cfg.channels)
     model_cfg = ModelConfig(**{k: v for k, v in values.items() if k in settings_of(ModelConfig)}, image_shape=shape)

@@ -1,11 +1,11 @@
 """Shared by the teaching views (not a page of its own): "The math" expander, filled in with a
-model's own numbers. The numbers and equations come from vae/teaching.py; this only lays them out."""
+model's own numbers. The numbers and equations come from vae/analysis/teaching.py; this only lays them out."""
 from __future__ import annotations
 
 import streamlit as st
 
 from vae.config import TrainConfig
-from vae.teaching import LossNumbers, loss_numbers, math_lines
+from vae.analysis.teaching import LossNumbers, loss_numbers, math_lines
 
 
 def math_expander(history: list[dict], test_metrics: dict[str, float], train_cfg: TrainConfig | None,

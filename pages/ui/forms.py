@@ -37,6 +37,14 @@ def setting_input(config: type, name: str, where=st, key: str = "") -> Any:
     return where.text_input(s.label, str(default), key=key, help=help_)
 
 
+def form_settings(advanced: bool) -> list[str]:
+    """The settings a form shows together: the main ones (advanced False) or those folded under "More
+    settings", as each Setting says; the training settings first, then the model's, each in declaration
+    order. A setting for one dataset alone (a folder's image size) is asked for beside that data instead."""
+    settings = {**settings_of(TrainConfig), **settings_of(ModelConfig)}
+    return [name for name, s in settings.items() if s.advanced == advanced and not s.only_for]
+
+
 def settings_inputs(names: list[str], columns: list, prefix: str = "f_") -> dict[str, Any]:
     """Inputs for these settings (of either config), laid out across the columns in turn."""
     values = {}

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.harness import (DEFAULT_SHAPES, ROOT, VIEWPORT, AppServer, missing_browser,  # noqa: F401
-                           chromium, serve_app, wait_for_app_idle)
+from bench.harness import (DEFAULT_SHAPES, NAV_LINKS, ROOT, VIEWPORT, AppServer, missing_browser,  # noqa: F401
+                           chromium, nav_link, serve_app, wait_for_app_idle)
 
 SCREENSHOTS = ROOT / "docs" / "e2e"  # screenshots of the runs, not committed
 

@@ -1,17 +1,15 @@
-"""The latent pad's JavaScript (pages/ui/latent_pad.js) in a bare Chromium page, without Streamlit: the
-module is imported from a blob URL and mounted as Streamlit mounts a v2 component (data,
-parentElement, setStateValue), with a payload made in Python by vae/pad.py. Used by the pad's JS
-tests."""
+"""The latent pad's JavaScript (vae/browser/latent_pad.js) in a bare Chromium page, without Streamlit:
+the module is imported from a blob URL and mounted as Streamlit mounts a v2 component (data,
+parentElement, setStateValue), with a payload made in Python by vae/browser/pad.py. Used by the pad's
+JS tests."""
 from __future__ import annotations
 
 import base64
 
 import numpy as np
 
-from tests.e2e.conftest import ROOT
+from vae.browser.pad import PAD_CSS, PAD_JS
 
-PAD_JS = ROOT / "pages" / "ui" / "latent_pad.js"
-PAD_CSS = ROOT / "pages" / "ui" / "latent_pad.css"
 HOST_WIDTH = 1100  # CSS px: room for the pad beside the picture, as in the app's wide layout
 
 _MOUNT_JS = """async ([src, b64]) => {
@@ -37,6 +35,16 @@ def mount(page, payload: bytes) -> None:
                      f"<div id='host' style='width: {HOST_WIDTH}px'></div>")
     page.evaluate(_MOUNT_JS, [PAD_JS.read_text(), base64.b64encode(payload).decode()])
     page.wait_for_function(f"() => {PAD} && {PAD}.header !== null")
+
+
+def import_module(page) -> None:
+    """The pad's module as window.__pad in a blank page, nothing mounted: its exports (OPS, compileDecoder)
+    for tests of single ops."""
+    page.set_content("<div id='host'></div>")
+    page.evaluate("""async (src) => {
+        const url = URL.createObjectURL(new Blob([src], {type: 'text/javascript'}));
+        window.__pad = await import(url);
+    }""", PAD_JS.read_text())
 
 
 def send(page, payload: bytes) -> None:

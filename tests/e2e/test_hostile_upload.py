@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import zip_bomb
 
-from .conftest import assert_clean, wait_for_app_idle, wait_until
+from .conftest import assert_clean, nav_link, wait_for_app_idle, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -39,7 +39,7 @@ def test_a_zip_bomb_upload_is_refused_while_another_tab_keeps_answering(open_pag
     bomb = tmp_path / "bomb.pt"
     bomb.write_bytes(zip_bomb(400))  # 400 MB of zeros once inflated
     student = open_page("")
-    student.locator('[data-testid="stSidebarNavLink"][href$="/reconstructions"]').click()
+    nav_link(student, "reconstructions").click()
     wait_until(lambda: len(student.evaluate(IMAGES_JS)) == 2, 60, "the Reconstructions page never drew", page=student)
     wait_for_app_idle(student)
     idle = [slider_move_seconds(student, key) for key in ("ArrowRight", "ArrowLeft") * 3]

@@ -17,7 +17,7 @@ from tests.e2e.conftest import (DEFAULT_SHAPES, SCREENSHOTS, assert_clean, scree
                                 wait_until)
 from tests.e2e.test_teacher_loop import go, main_text
 from vae import checkpoint as ckpt_io
-from vae.latent import decode_codes
+from vae.analysis.encoding import decode_codes
 
 pytestmark = pytest.mark.e2e
 

@@ -1,5 +1,5 @@
 """The latent pad's JavaScript in a real Chromium, without Streamlit (tests/e2e/pad_harness.py): the
-browser's decoder gives the numbers vae.latent.decode_codes gives, for both architectures; a drag
+browser's decoder gives the numbers vae.analysis.encoding.decode_codes gives, for both architectures; a drag
 draws many pictures before the release and sends the point only then; the arrow keys move the point;
 hovering a code shows its image and its reconstruction; a new model version keeps the point."""
 from __future__ import annotations
@@ -16,9 +16,10 @@ from tests.e2e import pad_harness as harness
 from tests.e2e.conftest import chromium, require_browser
 from vae import checkpoint as ckpt_io
 from vae.config import ModelConfig
-from vae.latent import decode_codes, to_uint8
-from vae.model import VAE
-from vae.pad import PadCodes, decoder_program, pad_payload, unpack
+from vae.analysis.encoding import decode_codes
+from vae.render.images import to_uint8
+from vae.nets.model import VAE
+from vae.browser.pad import PadCodes, decoder_program, pad_payload, unpack
 
 pytestmark = pytest.mark.e2e
 

@@ -14,8 +14,10 @@ import time
 
 import pytest
 
-from .conftest import (assert_clean, assert_no_exception, exception_texts, screenshot, wait_for_app_idle,
-                       wait_until)
+from pages.ui.sitemap import PAGES
+
+from .conftest import (NAV_LINKS, assert_clean, assert_no_exception, exception_texts, nav_link, screenshot,
+                       wait_for_app_idle, wait_until)
 
 pytestmark = pytest.mark.e2e
 
@@ -65,7 +67,7 @@ def wait_for_title(page, title: str, where: str, timeout: float = 30.0) -> None:
 
 def go(page, path: str, title: str) -> None:
     """Navigates inside the session by the sidebar link (a URL change would start a new session)."""
-    page.locator(f'[data-testid="stSidebarNavLink"][href$="/{path}"]').click()
+    nav_link(page, path).click()
     wait_for_title(page, title, f"/{path}")
     wait_for_app_idle(page)
     assert_no_exception(page, f"/{path}")
@@ -90,8 +92,8 @@ def plot_drawn(page, index: int = 0) -> bool:
 def test_1_home_renders(page, state, app_server, console_errors):
     wait_for_title(page, "Latent Explorer", "/ (home)")
     wait_for_app_idle(page)
-    assert page.locator(SIDEBAR).locator('[data-testid="stSidebarNavLink"]').count() == 9, \
-        "the sidebar should list the nine pages"
+    assert page.locator(SIDEBAR).locator(NAV_LINKS).count() == len(PAGES), \
+        f"the sidebar should list the {len(PAGES)} pages"
     screenshot(page, "01-home")
     assert_clean(page, "/ (home)", app_server, console_errors)
     state["home"] = True
@@ -169,7 +171,7 @@ def test_2_train_shapes_live(page, state, app_server, console_errors):
     state["curve_points"] = (first, later)
     screenshot(page, "02-train-running")
     # The progress bar jumps to each new value: Streamlit's 0.5 s slide, started every second by the live
-    # view, is what the app's PAGE_STYLE switches off (pages/ui/common.py).
+    # view, is what the app's PAGE_STYLE switches off (pages/ui/shell.py).
     sliding = page.evaluate("""() => [...document.querySelectorAll('[data-testid="stProgress"] *')]
         .map(e => getComputedStyle(e).transitionDuration)
         .filter(d => d.split(',').some(x => parseFloat(x) > 0))""")

@@ -10,7 +10,7 @@ import pytest
 from vae import checkpoint as ckpt_io
 from vae.config import ModelConfig, TrainConfig
 from vae.data import load_dataset
-from vae.train import Trainer
+from vae.training.trainer import Trainer
 
 from .conftest import assert_clean, wait_for_app_idle, wait_until
 from .test_colour import DOC_SHOTS

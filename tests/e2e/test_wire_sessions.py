@@ -9,10 +9,11 @@ import time
 import pytest
 
 from bench.st_wire import WireErrors, WireLoop, WireSession
+from pages.ui.sitemap import PAGES
 
 pytestmark = pytest.mark.e2e
 
-EXPLORE = ["sliders", "manifold", "scatter", "reconstructions"]
+EXPLORE = [p.path for p in PAGES if p.tour]  # sliders first: the test starts there
 
 
 def _until(predicate, timeout: float = 30.0) -> bool:

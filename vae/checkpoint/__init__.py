@@ -1,0 +1,16 @@
+"""Checkpoints a user can trust: a plain dict written atomically, read back with
+`torch.load(weights_only=True)` and checked key by key, so no file can run code and any fault is one
+readable sentence in a CheckpointError.
+
+format.py: what a checkpoint holds and the checks on it; files.py: writing and reading a file; listing.py:
+names and the folder's listing; replay.py and codes.py: the training replay and the stored codes it may carry.
+"""
+from vae.checkpoint.files import (MAX_ARCHIVE_ENTRIES, MAX_CHECKPOINT_BYTES, TEMP_SUFFIX, build_payload, load,
+                                  remove_stale_temp_files, save)
+from vae.checkpoint.format import FORMAT, FORMAT_VERSION, Checkpoint, CheckpointError
+from vae.checkpoint.listing import (CheckpointInfo, checkpoint_path, describe, list_checkpoints,
+                                    unique_checkpoint_path)
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "MAX_ARCHIVE_ENTRIES", "MAX_CHECKPOINT_BYTES", "TEMP_SUFFIX", "Checkpoint",
+           "CheckpointError", "CheckpointInfo", "build_payload", "checkpoint_path", "describe", "list_checkpoints",
+           "load", "remove_stale_temp_files", "save", "unique_checkpoint_path"]

@@ -1,0 +1,225 @@
+"""Checkpoints a user can trust: a plain dict written atomically, read back with
+`torch.load(weights_only=True)` and checked key by key, so no file can run code and any
+fault is one readable sentence in a CheckpointError."""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vae.checkpoint.codes import CODES_KEY, StoredCodesError, check_stored_codes
+from vae.checkpoint.replay import REPLAY_KEY, ReplayError, check_replay
+from vae.config import EPOCHS_RANGE, ConfigError, ModelConfig, TrainConfig
+from vae.nets.model import VAE
+
+FORMAT = "latent-explorer-checkpoint"
+FORMAT_VERSION = 1
+MAX_HISTORY = 200_000
+MAX_EPOCH, MAX_STEP = EPOCHS_RANGE[1], 10**9  # counters: the most epochs a run may have, and far more steps
+MAX_EXTRAS_DEPTH, MAX_EXTRAS_ITEMS = 16, 200_000
+DATASET_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}")  # ours, or any other shown as a plain label
+HISTORY_KEYS = {"step": {"epoch", "step", "recon", "kl", "total"}, "epoch": {"epoch", "step"}}  # what the pages read
+REQUIRED_KEYS = ("format", "format_version", "model_config", "state_dict", "dataset", "class_names", "history")
+
+
+class CheckpointError(Exception):
+    """A checkpoint could not be saved or loaded; the message is one sentence for a person."""
+
+
+@dataclass
+class Checkpoint:
+    """A validated checkpoint: the model, ready in eval mode on the CPU, and its metadata."""
+
+    model: VAE
+    model_config: ModelConfig
+    train_config: TrainConfig | None
+    dataset: str
+    class_names: list[str]
+    history: list[dict]
+    test_metrics: dict[str, float]
+    epoch: int = 0
+    step: int = 0
+    created: str = ""
+    notes: str = ""
+    path: str = ""
+    optimizer_state: dict | None = None
+    rng_state: torch.Tensor | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return Path(self.path).stem if self.path else "uploaded model"
+
+    @property
+    def resumable(self) -> bool:
+        """A run that stopped before its planned epochs and kept Adam's state (the Train page offers Resume)."""
+        return self.optimizer_state is not None and self.train_config is not None and self.epoch < self.train_config.epochs
+
+
+def validate(payload: Any, label: str) -> Checkpoint:
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{label} is a PyTorch file but not a Latent Explorer checkpoint; train or export one with this app.")
+    missing = [k for k in REQUIRED_KEYS if k not in payload]
+    if missing:
+        raise CheckpointError(f"{label} is missing the {missing[0]!r} entry; it may be damaged or from another tool.")
+    version = payload["format_version"]
+    if not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
+        raise CheckpointError(f"{label} has format version {version!r}, which this version of the app cannot read; update the app.")
+    try:
+        model_cfg = ModelConfig.from_dict(payload["model_config"])
+        train_cfg = None if payload.get("train_config") is None else TrainConfig.from_dict(payload["train_config"])
+    except (ConfigError, TypeError) as e:
+        raise CheckpointError(f"{label} has settings this app cannot use: {e}") from None
+    model = _model_from_state(model_cfg, payload["state_dict"], label)
+    return Checkpoint(
+        model=model,
+        model_config=model_cfg,
+        train_config=train_cfg,
+        dataset=_check_dataset(payload["dataset"], label),
+        class_names=_check_str_list(payload["class_names"], label),
+        history=_check_history(payload["history"], label),
+        test_metrics=_check_metrics(payload.get("test_metrics", {}), label),
+        epoch=_check_count(payload.get("epoch", 0), "epoch", label, MAX_EPOCH),
+        step=_check_count(payload.get("step", 0), "step", label, MAX_STEP),
+        created=_check_str(payload.get("created", ""), "created", label),
+        notes=_check_str(payload.get("notes", ""), "notes", label),
+        optimizer_state=_check_optimizer(payload.get("optimizer_state"), model, label),
+        rng_state=_check_rng(payload.get("rng_state"), label),
+        extras=_check_extras(payload.get("extras"), model_cfg, payload["class_names"], label),
+    )
+
+
+def _model_from_state(model_cfg: ModelConfig, state: Any, label: str) -> VAE:
+    model = VAE(model_cfg)
+    expected = model.state_dict()
+    if not isinstance(state, dict) or set(state) != set(expected):
+        raise CheckpointError(f"{label} holds weights for a different architecture than its settings describe; it cannot be loaded.")
+    for key, ref in expected.items():
+        t = state[key]
+        if not isinstance(t, torch.Tensor) or t.shape != ref.shape or t.dtype != ref.dtype:
+            raise CheckpointError(f"{label} has a weight {key!r} of the wrong shape or type for its architecture; it cannot be loaded.")
+        if not torch.isfinite(t).all():
+            raise CheckpointError(f"{label} has NaN or infinite values in {key!r}; the training that wrote it had diverged.")
+    model.load_state_dict(state)
+    return model.eval()
+
+
+def _check_extras(value: Any, model_cfg: ModelConfig, class_names: Any, label: str) -> dict[str, Any]:
+    """Extras are optional (a non-dict reads as none) and plain (bounded depth and size, walked without
+    recursion); a training replay in them must be well formed (it comes back unpacked)."""
+    if not isinstance(value, dict):
+        return {}
+    stack, seen = [(value, 1)], 0
+    while stack:
+        node, depth = stack.pop()
+        seen += 1
+        if depth > MAX_EXTRAS_DEPTH or seen > MAX_EXTRAS_ITEMS:
+            raise CheckpointError(f"{label} has extras nested deeper or larger than a checkpoint holds; it may be damaged.")
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, (list, tuple)) else ()
+        stack.extend((child, depth + 1) for child in children)
+    n_classes = len(class_names) if isinstance(class_names, list) else None
+    if REPLAY_KEY in value:
+        try:
+            value = {**value, REPLAY_KEY: check_replay(value[REPLAY_KEY], model_cfg.latent_dim, n_classes, model_cfg.image_shape)}
+        except ReplayError as e:
+            raise CheckpointError(f"{label} holds a training replay that cannot be used ({e}); it may be damaged: train or save the model again.") from None
+    if CODES_KEY in value:
+        try:
+            check_stored_codes(value[CODES_KEY], model_cfg.latent_dim, n_classes)
+        except StoredCodesError as e:
+            raise CheckpointError(f"{label} holds stored codes that cannot be used ({e}); it may be damaged: train or save the model again.") from None
+    return value
+
+
+def _check_str(value: Any, key: str, label: str) -> str:
+    if not isinstance(value, str) or len(value) > 10_000:
+        raise CheckpointError(f"{label} has an invalid {key!r} entry; it may be damaged.")
+    return value
+
+
+def _check_count(value: Any, key: str, label: str, most: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= most:
+        raise CheckpointError(f"{label} has an invalid {key!r} entry; it may be damaged.")
+    return value
+
+
+def _check_dataset(value: Any, label: str) -> str:
+    """The dataset's name, a label only: one of ours loads its images, any other is shown as it is."""
+    if not isinstance(value, str) or not DATASET_LABEL.fullmatch(value):
+        raise CheckpointError(f"{label} has an invalid dataset name; it may be damaged.")
+    return value
+
+
+def _check_optimizer(value: Any, model: VAE, label: str) -> dict | None:
+    """Adam's state as torch.optim.Adam.state_dict() writes it for this model's parameters, or None."""
+    if value is None:
+        return None
+    params = list(model.parameters())
+    try:
+        (group,) = value["param_groups"] if isinstance(value, dict) else ()  # a tensor indexed by a str warns
+        ok = (isinstance(value["state"], dict) and isinstance(group, dict) and group["params"] == list(range(len(params)))
+              and all(_is_number(group.get(k)) and 0 <= group[k] < 1e3 for k in ("lr", "eps", "weight_decay"))
+              and isinstance(group.get("betas"), (tuple, list)) and len(group["betas"]) == 2
+              and all(_is_number(b) and 0 <= b < 1 for b in group["betas"]))
+        for index, state in value["state"].items() if ok else ():
+            shape = params[index].shape
+            ok = ok and isinstance(state, dict) and isinstance(state.get("step"), torch.Tensor) and state["step"].numel() == 1 \
+                and all(isinstance(state.get(k), torch.Tensor) and state[k].shape == shape and state[k].dtype == torch.float32
+                        and bool(torch.isfinite(state[k]).all()) for k in ("exp_avg", "exp_avg_sq"))
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError):
+        ok = False
+    if not ok:
+        raise CheckpointError(f"{label} has an optimizer state that does not fit its model; it may be damaged.")
+    return value
+
+
+def _check_rng(value: Any, label: str) -> torch.Tensor | None:
+    """The CPU generator's state: a uint8 tensor of the length torch's generator keeps, or None."""
+    if value is None:
+        return None
+    expected = torch.Generator().get_state()
+    if not isinstance(value, torch.Tensor) or value.dtype != expected.dtype or value.shape != expected.shape:
+        raise CheckpointError(f"{label} has a random-number state this version of torch cannot restore; it may be damaged.")
+    return value
+
+
+def _check_str_list(value: Any, label: str) -> list[str]:
+    if not isinstance(value, list) or len(value) > 1000 or not all(isinstance(v, str) and len(v) < 200 for v in value):
+        raise CheckpointError(f"{label} has an invalid list of class names; it may be damaged.")
+    return list(value)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _check_metrics(value: Any, label: str) -> dict[str, float]:
+    if not isinstance(value, dict) or not all(isinstance(k, str) and _is_number(v) for k, v in value.items()):
+        raise CheckpointError(f"{label} has invalid test metrics; it may be damaged.")
+    return {k: float(v) for k, v in value.items()}
+
+
+def _history_record_ok(record: Any) -> bool:
+    """A step record (epoch, step, recon, kl, total) or an epoch record (epoch, step; test_recon, test_kl
+    and test_elbo together or not at all): its kind as text, every other value a finite number."""
+    if not isinstance(record, dict) or not isinstance(record.get("kind"), str) or record["kind"] not in HISTORY_KEYS:
+        return False
+    numbers = {k: v for k, v in record.items() if k != "kind"}
+    test = {"test_recon", "test_kl", "test_elbo"} & set(numbers)
+    return (all(isinstance(k, str) and _is_number(v) and math.isfinite(v) and abs(v) < 1e12 for k, v in numbers.items())
+            and HISTORY_KEYS[record["kind"]] <= set(numbers) and len(test) in (0, 3)
+            and 0 <= numbers["epoch"] <= MAX_EPOCH and 0 <= numbers["step"] <= MAX_STEP)
+
+
+def _check_history(value: Any, label: str) -> list[dict]:
+    if not isinstance(value, list) or len(value) > MAX_HISTORY:
+        raise CheckpointError(f"{label} has an invalid training history; it may be damaged.")
+    if not all(_history_record_ok(record) for record in value):
+        raise CheckpointError(f"{label} has an invalid training history record; it may be damaged.")
+    return value
+
+
