@@ -1,7 +1,9 @@
 """Tests for vae/data/: torchvision loaders on tiny IDX files, the registry, Frey Face, folders, batching."""
 from __future__ import annotations
 
+import os
 import struct
+import threading
 from pathlib import Path
 from urllib.error import URLError
 
@@ -244,6 +246,83 @@ def test_a_damaged_frey_file_is_one_message(tmp_path):
         data.load_dataset("frey-face", "train", tmp_path)
 
 
+def in_thread(load, seconds: float = 10.0, unblock: Path | None = None):
+    """load() in a thread that must finish within seconds: what it returned or raised, or pytest.fail. unblock: a
+    FIFO the thread may be stuck opening, opened for writing on a timeout so that the thread can end."""
+    outcome: list = []
+
+    def run() -> None:
+        try:
+            outcome.append(load())
+        except BaseException as e:  # handed to the test
+            outcome.append(e)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        if unblock is not None:
+            os.close(os.open(unblock, os.O_WRONLY | os.O_NONBLOCK))
+        pytest.fail(f"still loading after {seconds:.0f} s", pytrace=False)
+    return outcome[0]
+
+
+def test_a_frey_file_that_is_a_pipe_is_one_message_not_a_hang(tmp_path, monkeypatch):
+    import torchvision.datasets.utils
+
+    (tmp_path / FREY_FOLDER).mkdir()
+    os.mkfifo(fifo := tmp_path / FREY_FOLDER / "frey_rawface.mat")
+    monkeypatch.setattr(torchvision.datasets.utils, "download_url", lambda *a, **k: pytest.fail("downloaded onto a pipe"))
+    for download in (False, True):
+        error = in_thread(lambda: data.load_dataset("frey-face", "train", tmp_path, download=download), unblock=fifo)
+        assert isinstance(error, data.DatasetUnavailable), repr(error)
+        assert f"{fifo} is not a regular file" in str(error) and "\n" not in str(error), str(error)
+
+
+def _two_images(folder: Path) -> Path:
+    from PIL import Image
+
+    (folder / "a").mkdir(parents=True)
+    for i in range(2):
+        Image.new("L", (10, 10), 80 * i).save(folder / "a" / f"{i}.png")
+    return folder
+
+
+def test_a_folder_that_takes_long_to_read_holds_up_no_other_dataset(tmp_path, monkeypatch):
+    """Folder A is held inside its reader here, as a folder of huge images would be: MNIST, folder B and folder A
+    at another size load meanwhile; a second load of A at the same size waits for the first and reads nothing."""
+    from vae.data import folders
+
+    write_tiny_raw(tmp_path, "MNIST")
+    slow, quick = _two_images(tmp_path / "slow"), _two_images(tmp_path / "quick")
+    entered, release, reads = threading.Event(), threading.Event(), []
+    real_read = folders.load_image_folder
+
+    def held(root, **kwargs):
+        reads.append((Path(root).name, kwargs["size"]))
+        if reads[-1] == ("slow", 8):
+            entered.set()
+            release.wait(60)
+        return real_read(root, **kwargs)
+
+    monkeypatch.setattr(folders, "load_image_folder", held)
+    first = threading.Thread(target=data.load_dataset, args=("folder", "train", slow, False, 8, 1), daemon=True)
+    second = threading.Thread(target=data.load_dataset, args=("folder", "test", slow, False, 8, 1), daemon=True)
+    first.start()
+    assert entered.wait(30)
+    try:
+        second.start()
+        assert len(in_thread(lambda: data.load_dataset("mnist", "test", tmp_path))) == 3
+        assert len(in_thread(lambda: data.load_dataset("folder", "test", quick, image_size=8, channels=1))) == 1
+        assert len(in_thread(lambda: data.load_dataset("folder", "test", slow, image_size=16, channels=1))) == 1
+        assert second.is_alive()  # the same folder at the same size: it waits for the read in progress
+    finally:
+        release.set()
+    first.join(30)
+    second.join(30)
+    assert reads.count(("slow", 8)) == 1 and loading._LOADING == {}
+
+
 def test_a_folder_of_images_loads_at_the_size_and_channels_asked_and_is_checked_against_the_model(tmp_path):
     from PIL import Image
 
@@ -272,6 +351,7 @@ def test_only_a_few_image_folders_stay_in_memory(tmp_path):
 
     for f in range(loading.SIZED_KEPT + 2):
         (tmp_path / f"set{f}" / "a").mkdir(parents=True)
-        Image.new("L", (10, 10), 255).save(tmp_path / f"set{f}" / "a" / "x.png")
+        for name in ("x.png", "y.png"):  # two: one to test on
+            Image.new("L", (10, 10), 255).save(tmp_path / f"set{f}" / "a" / name)
         data.load_dataset("folder", "train", tmp_path / f"set{f}", image_size=8, channels=1)
     assert len([k for k in loading._CACHE if k[0] == "folder"]) == 2 * loading.SIZED_KEPT

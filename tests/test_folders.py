@@ -133,9 +133,10 @@ def test_compaction_in_blocks_gives_the_same_split(tree, monkeypatch):
 
 @pytest.mark.parametrize("size, horizontal", [((60, 40), True), ((40, 60), True), ((40, 60), False)])
 def test_resize_then_centre_crop_keeps_the_picture(tmp_path, size, horizontal):
-    write_split_image(tmp_path / "r" / "a" / "half.png", size, horizontal)
+    for name in ("half.png", "same.png"):  # two: a class needs one to test on
+        write_split_image(tmp_path / "r" / "a" / name, size, horizontal)
     data = load_image_folder(tmp_path / "r", size=32, channels=1)
-    image = data.train_images[0, 0].float()  # one image in its class: it trains
+    image = data.train_images[0, 0].float()
     if not horizontal:
         image = image.T
     assert image[:, :12].mean() > 230 and image[:, 20:].mean() < 25
@@ -222,10 +223,11 @@ def test_folder_errors_are_one_sentence(tmp_path, monkeypatch, case, kwargs, pat
 
 def test_oversized_sources_are_skipped_before_decoding(tmp_path, monkeypatch):
     write_image(tmp_path / "r" / "a" / "small.png", size=(20, 20))
+    write_image(tmp_path / "r" / "a" / "small2.png", size=(20, 20), seed=1)
     write_image(tmp_path / "r" / "a" / "large.png", size=(60, 60))
     monkeypatch.setattr(folders, "MAX_PIXELS_PER_IMAGE", 1000)
     data = load_image_folder(tmp_path / "r", size=8)
-    assert len(data.train_labels) + len(data.test_labels) == 1 and data.skipped_examples == ["a/large.png"]
+    assert len(data.train_labels) + len(data.test_labels) == 2 and data.skipped_examples == ["a/large.png"]
     monkeypatch.setattr(folders, "MAX_PIXELS_PER_IMAGE", 40_000_000)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # PIL's own bomb check: an error past 2000 pixels
     with warnings.catch_warnings():
@@ -487,7 +489,8 @@ def _duplicate_zip() -> bytes:
     ("too many files", lambda: zip_of(class_files()), "pets", {"MAX_ZIP_FILES": 3}, "lists 6 entries"),
     ("duplicate", _duplicate_zip, "pets", {}, "appears twice"),
     ("file and folder", lambda: zip_of({"cat": b"x", "cat/0.png": png_bytes(0)}), "pets", {}, "also lists as a file"),
-    ("no files", lambda: zip_of({"__MACOSX/x": b"", ".DS_Store": b""}), "pets", {}, "holds no files"),
+    ("no files", lambda: zip_of({"__MACOSX/x.png": b"", ".DS_Store": b""}), "pets", {}, "holds no image files"),
+    ("no image files", lambda: zip_of({"cat/notes.txt": b"x", "cat/clip.mp4": b"x"}), "pets", {}, "holds no image files"),
     ("bad name: traversal", lambda: zip_of(class_files()), "../pets", {}, "is not allowed"),
     ("bad name: empty", lambda: zip_of(class_files()), "", {}, "is not allowed"),
     ("bad name: hidden", lambda: zip_of(class_files()), ".pets", {}, "is not allowed"),
@@ -534,3 +537,100 @@ def test_real_bytes_are_counted_against_the_declared_size(dest, monkeypatch):
 def test_dest_root_is_created(tmp_path):
     root = extract_image_zip(zip_of(class_files()), tmp_path / "new" / "uploads", "pets")
     assert root == tmp_path / "new" / "uploads" / "pets" and (root / "cat" / "0.png").read_bytes() == png_bytes(0)
+
+
+# --- what a folder may cost, what a model needs, and what an upload leaves ------------------------------
+
+
+def blank_png(side: int) -> bytes:
+    """A blank one-bit square PNG: at 6324 px a side (40 megapixels, just under MAX_PIXELS_PER_IMAGE) about 5 kB,
+    which decodes to 40 MB of RGB."""
+    buffer = io.BytesIO()
+    Image.new("1", (side, side), 0).save(buffer, "PNG", optimize=True)
+    return buffer.getvalue()
+
+
+BOMB_SIDE = 6324
+
+
+def test_a_folder_past_the_pixel_budget_is_refused_from_the_headers_before_any_decoding(tmp_path, monkeypatch):
+    root, one = tmp_path / "bomb", blank_png(BOMB_SIDE)
+    for i in range(60):  # 60 x 40 MP: 2,400 million pixels, 0.3 MB on disk
+        path = root / "blank" / f"{i:02d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(one)
+    decoded = []
+    monkeypatch.setattr(folders, "_read_image", lambda path, size, mode: decoded.append(path))
+    with pytest.raises(FolderError) as caught:
+        load_image_folder(root, size=32)
+    assert_one_sentence(str(caught.value))
+    assert "add up to more than the 2,000 million pixels a folder may hold" in str(caught.value), str(caught.value)
+    assert decoded == []
+    assert BOMB_SIDE ** 2 <= folders.MAX_PIXELS_PER_IMAGE < folders.MAX_FOLDER_PIXELS < 60 * BOMB_SIDE ** 2
+
+
+def test_the_budget_counts_the_source_pixels_of_the_images_read(tmp_path, monkeypatch):
+    root = tmp_path / "r"
+    for i in range(3):
+        write_image(root / "a" / f"{i}.png", size=(10, 10), seed=i)  # 100 pixels each
+    write_image(root / "a" / "huge.png", size=(40, 40))  # past the per-image cap below: skipped, not counted
+    (root / "a" / "broken.png").write_bytes(b"not an image")
+    monkeypatch.setattr(folders, "MAX_PIXELS_PER_IMAGE", 1000)
+    monkeypatch.setattr(folders, "MAX_FOLDER_PIXELS", 300)
+    data = load_image_folder(root, size=8)
+    assert len(data.train_labels) + len(data.test_labels) == 3 and data.skipped == 2
+    monkeypatch.setattr(folders, "MAX_FOLDER_PIXELS", 299)
+    with pytest.raises(FolderError, match="more than the 0 million pixels"):
+        load_image_folder(root, size=8)
+
+
+def test_a_folder_that_leaves_nothing_to_test_on_is_refused_saying_what_it_needs(tmp_path):
+    root = tmp_path / "r"
+    write_image(root / "cat" / "0.png", seed=0)
+    write_image(root / "dog" / "0.png", seed=1)
+    (root / "dog" / "1.png").write_bytes(b"unreadable: the class keeps one image")
+    with pytest.raises(FolderError) as caught:
+        load_image_folder(root, size=8)
+    assert_one_sentence(str(caught.value))
+    assert "one readable image per class, which leaves none to test on" in str(caught.value)
+    assert "add a second image to at least one class" in str(caught.value)
+    write_image(root / "cat" / "1.png", seed=2)  # what the sentence asks for is enough
+    data = load_image_folder(root, size=8)
+    assert len(data.test_labels) == 1 and data.test_labels.tolist() == [0] and len(data.train_labels) == 2
+
+
+def test_entries_that_are_not_images_are_neither_unpacked_nor_counted(dest, monkeypatch):
+    images = class_files()
+    others = {"cat/notes.txt": b"n" * 50_000, "video/clip.mp4": np.random.default_rng(0).bytes(50_000),
+              "cat/zeros.bin": bytes(2 * 10**6)}  # shrinks 2,000:1, as a zip bomb does
+    data = zip_of({**images, **others})
+    monkeypatch.setattr(archives, "MAX_ZIP_UNPACKED", sum(len(content) for content in images.values()))
+    read = []
+    real_open = zipfile.ZipFile.open
+    monkeypatch.setattr(zipfile.ZipFile, "open", lambda self, info, *a, **k: read.append(info.filename) or
+                        real_open(self, info, *a, **k))
+    root = extract_image_zip(data, dest, "pets")
+    assert tree_of(root) == sorted(["cat", "dog", *images])
+    assert sorted(read) == sorted(images)
+
+
+def test_an_unpacked_folder_its_check_refuses_is_removed(dest):
+    blanks = {f"blank/a/{i:02d}.png": bytes(999_999) for i in range(20)}  # 20 MB named .png, none an image
+    before = tree_of(dest.parent)
+    with pytest.raises(FolderError, match="No readable images"):
+        extract_image_zip(zip_of(blanks), dest, "blanks", check=lambda folder: load_image_folder(folder, size=8))
+    assert tree_of(dest.parent) == before
+    checked = []
+    root = extract_image_zip(zip_of(class_files()), dest, "pets", check=checked.append)
+    assert checked == [root] and (root / "cat" / "0.png").is_file()
+
+
+def test_what_a_killed_server_left_unpacking_is_removed_by_the_next_upload(dest):
+    stale, fresh = dest / ".old-x1.partial", dest / ".busy-x2.partial"
+    for partial in (stale, fresh):
+        (partial / "cat").mkdir(parents=True)
+        (partial / "cat" / "0.png").write_bytes(png_bytes(0))
+    old = stale.stat().st_mtime - archives.STALE_PARTIAL_SECONDS - 1
+    os.utime(stale, (old, old))
+    extract_image_zip(zip_of(class_files()), dest, "pets")
+    assert not stale.exists() and fresh.is_dir()  # one still being written is younger

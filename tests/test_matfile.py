@@ -3,8 +3,10 @@ Format"): both byte orders, plain and miCOMPRESSED, small data elements; the Fre
 every refusal as one sentence."""
 from __future__ import annotations
 
+import os
 import re
 import struct
+import threading
 import time
 import zlib
 
@@ -167,6 +169,51 @@ def test_refuses_v73_hdf5_files() -> None:
 
 def test_refuses_a_missing_file(tmp_path) -> None:
     assert str(tmp_path / "nothere.mat") in refusal(tmp_path / "nothere.mat")
+
+
+def refusal_within(path, seconds: float = 10.0) -> str:
+    """refusal(path), from a thread that must finish within seconds: a reader that opens a FIFO blocks until
+    a writer comes, so on a timeout one comes (the FIFO opened for writing) and the test fails."""
+    outcome: list = []
+
+    def read() -> None:
+        try:
+            read_mat_variable(path, "ff")
+            outcome.append("read")
+        except MatFileError as e:
+            outcome.append(e)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(seconds)
+    if reader.is_alive():
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))  # a writer unblocks the reader's open; it reads nothing
+        reader.join(seconds)
+        pytest.fail(f"reading {path} blocked for {seconds:.0f} s")
+    assert isinstance(outcome[0], MatFileError), outcome
+    one_sentence(str(outcome[0]))
+    return str(outcome[0])
+
+
+def test_refuses_what_is_not_a_regular_file_without_opening_it_to_read(tmp_path) -> None:
+    fifo = tmp_path / FREY_FILE
+    os.mkfifo(fifo)
+    assert refusal_within(fifo) == (f"{fifo} is not a regular file, and a pipe, a device or a folder is never read; "
+                                    f"put the MAT-file itself at that path.")
+    assert "is not a regular file" in refusal(tmp_path)  # a folder
+    assert "is not a regular file" in refusal("/dev/null")  # a device
+
+
+def test_refuses_a_fifo_swapped_in_after_the_check(tmp_path, monkeypatch) -> None:
+    """A FIFO that replaces the file between os.stat and the open: the open does not block (O_NONBLOCK) and
+    fstat of what was opened refuses it."""
+    regular = tmp_path / "regular.mat"
+    regular.write_bytes(b"x")
+    fifo = tmp_path / FREY_FILE
+    os.mkfifo(fifo)
+    real_stat = os.stat
+    monkeypatch.setattr(os, "stat", lambda p, *a, **k: real_stat(regular if os.fspath(p) == str(fifo) else p, *a, **k))
+    assert "is not a regular file" in refusal_within(fifo)
 
 
 @pytest.mark.parametrize("compress", [False, True])

@@ -6,10 +6,12 @@ import io
 import time
 import zipfile
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from tests.conftest import app_test, assert_no_exception, assert_one_sentence
+from pages.ui.sitemap import PAGES
 from vae import checkpoint as ckpt_io
 
 
@@ -64,7 +66,7 @@ def test_a_folder_found_in_the_data_folder_is_previewed_trained_on_and_explored(
     ckpt = ckpt_io.load(job.state().checkpoint_path)
     assert ckpt.model_config.image_shape == (3, 16, 16) and ckpt.class_names == ["cat", "dog"]
     assert ckpt.train_config.dataset == "folder" and ckpt.train_config.data_dir == folder
-    for page in ("pages/scatter.py", "pages/reconstructions.py", "pages/sliders.py"):
+    for page in [p.script for p in PAGES if p.tour]:
         at.switch_page(page).run()
         assert_no_exception(at, page)
         assert not [w.value for w in at.warning if "need" in w.value]
@@ -97,6 +99,52 @@ def test_a_zip_that_would_write_outside_its_folder_is_one_sentence_and_nothing_i
     uploads = app_env / "data" / "uploads"
     assert not uploads.exists() or not any(uploads.iterdir())
     assert not (app_env / "data" / "escape.png").exists()
+
+
+def _files_under(folder) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_size for p in folder.rglob("*") if p.is_file()}
+
+
+def _refused_upload(app_env, name: str, data: bytes) -> str:
+    """Uploads data on the Train page: the one sentence shown, after checking that nothing of it is left on disk."""
+    data_dir = app_env / "data"
+    at = _train_page()
+    before = _files_under(data_dir)
+    at.file_uploader(key="own_zip").upload(name, data, "application/zip")
+    at.run()
+    assert_no_exception(at, name)
+    assert len(at.error) == 1, [e.value for e in at.error]
+    assert_one_sentence(at.error[0].value)
+    assert _files_under(data_dir) == before
+    assert not (data_dir / "uploads").exists() or not any((data_dir / "uploads").iterdir())
+    assert "own_folder" not in at.session_state
+    return at.error[0].value
+
+
+def test_a_zip_of_files_that_are_no_images_is_refused_and_nothing_stays_on_disk(app_env):
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        for i in range(30):  # under a megabyte each, so no entry counts as a zip bomb: 30 MB once unpacked
+            z.writestr(f"blank/a/{i:02d}.png", bytes(999_999))
+        z.writestr("blank/a/notes.txt", np.random.default_rng(0).bytes(10**6))  # not an image: never unpacked
+    message = _refused_upload(app_env, "blank.zip", out.getvalue())
+    assert "No readable images" in message, message
+
+
+def test_a_zip_of_huge_blank_pngs_is_refused_before_any_is_decoded(app_env, monkeypatch):
+    from vae.data import folders
+
+    one = io.BytesIO()
+    Image.new("1", (6324, 6324), 0).save(one, "PNG", optimize=True)  # 40 megapixels in 5 kB
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        for i in range(60):  # 2,400 million pixels: 2.4 GB to decode as RGB, in a 0.3 MB upload
+            z.writestr(f"bomb/blank/{i:02d}.png", one.getvalue())
+    decoded = []
+    real_read = folders._read_image
+    monkeypatch.setattr(folders, "_read_image", lambda *a: decoded.append(a) or real_read(*a))
+    message = _refused_upload(app_env, "bomb.zip", out.getvalue())
+    assert "million pixels a folder may hold" in message and decoded == [], (message, len(decoded))
 
 
 def test_a_folder_outside_the_allowed_ones_is_refused(app_env, tmp_path_factory):

@@ -12,6 +12,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import assert_no_exception, open_page
+from pages.ui.sitemap import PAGES
 from vae import checkpoint as ckpt_io
 from vae.config import ModelConfig, TrainConfig
 from vae.data import load_dataset
@@ -19,7 +20,7 @@ from vae.training.replay import ReplayRecorder
 from vae.training.trainer import Trainer
 
 APP = Path(__file__).parents[1] / "app.py"
-NEW_PAGES = ["pages/compare.py", "pages/replay.py"]
+TEACH_PAGES = [p.script for p in PAGES if p.section == "Teach"]
 
 
 @pytest.fixture(scope="session")
@@ -76,13 +77,13 @@ def _text(at: AppTest) -> str:
     return " ".join(e.value for e in [*at.markdown, *at.caption, *at.info, *at.warning])
 
 
-@pytest.mark.parametrize("page", NEW_PAGES)
+@pytest.mark.parametrize("page", TEACH_PAGES)
 def test_new_pages_without_a_model(page):
     at = _open(page, None)
     assert at.title[0].value in ("Compare", "Training replay")
 
 
-@pytest.mark.parametrize("page", NEW_PAGES)
+@pytest.mark.parametrize("page", TEACH_PAGES)
 def test_new_pages_with_a_model_without_replay(models, page):
     at = _open(page, ("path", str(models["plain"])))
     if page == "pages/replay.py":
