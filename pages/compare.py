@@ -24,7 +24,8 @@ from vae import checkpoint as ckpt_io
 from vae.config import ConfigError
 from vae.data import dataset_available
 from vae.render.figures import latent_scatter, manifold_figure, rate_distortion_figure
-from vae.training.jobs import JobLimitReached, VariantsJob
+from vae.training.registry import JobLimitReached
+from vae.training.jobs import VariantsJob
 from vae.training.view import ModelView
 from vae.analysis.encoding import decode_grid
 from vae.render.axes import grid_cell_edges

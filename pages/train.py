@@ -24,7 +24,8 @@ from vae.data import (UPLOADS, DataFolderRefused, DatasetUnavailable, allowed_da
 from vae.data.archives import ArchiveRefused, extract_image_zip, free_upload_name
 from vae.data.folders import find_image_folders
 from vae.render.figures import loss_curves
-from vae.training.jobs import JobLimitReached, TrainingJob, VariantsJob
+from vae.training.registry import JobLimitReached
+from vae.training.jobs import TrainingJob, VariantsJob
 from vae.render.pictures import class_samples
 
 POLL_SECONDS = 1.0  # the live progress line
@@ -92,8 +93,10 @@ def own_images() -> None:
             st.session_state["own_zip_seen"] = zipped.file_id
             uploads = resolve_data_dir(None) / UPLOADS
             try:
-                folder = extract_image_zip(zipped.getvalue(), uploads, free_upload_name(zipped.name, uploads))
-            except ArchiveRefused as e:
+                with st.spinner("Unpacking and reading the images…"):
+                    folder = extract_image_zip(zipped.getvalue(), uploads, free_upload_name(zipped.name, uploads),
+                                               check=lambda unpacked: _read_folder(str(unpacked), size, int(channels)))
+            except (ArchiveRefused, DatasetUnavailable) as e:  # either way nothing of the upload stays on disk
                 st.error(str(e))
                 return
             st.session_state["own_uploaded"] = str(folder)
@@ -108,13 +111,17 @@ def own_images() -> None:
             preview_folder(st.session_state["own_folder"], size, int(channels))
 
 
+def _read_folder(folder: str, size: int, channels: int) -> tuple:
+    """Both splits of a folder as the preview shows them (loaded once per process); DatasetUnavailable."""
+    return tuple(load_dataset("folder", split, folder, image_size=size, channels=channels) for split in ("train", "test"))
+
+
 def preview_folder(folder: str, size: int, channels: int) -> None:
     """A few images of each class as the model will see them, the class counts, and a button that selects
     the folder in the form."""
     try:
         with st.spinner("Reading the images…"):
-            train, test = (load_dataset("folder", split, folder, image_size=size, channels=channels)
-                           for split in ("train", "test"))
+            train, test = _read_folder(folder, size, channels)
     except DatasetUnavailable as e:
         st.error(str(e))
         return
@@ -172,9 +179,12 @@ def start_job(model_cfg: ModelConfig, train_cfg: TrainConfig, name: str) -> None
 
 def interrupted_runs() -> None:
     """Runs that stopped before their planned epochs and kept Adam's state (a server restart, a Stop), each
-    with Resume: it continues the run where it stopped, into the same checkpoint."""
-    training = {Path(j.checkpoint_path) for j in registry().running()}
-    runs = [i for i in ckpt_io.list_checkpoints(checkpoint_dir()) if i.resumable and Path(i.path) not in training]
+    with Resume: it continues the run where it stopped, into the same checkpoint. A file that a job of any
+    server or a CLI run is writing now (it holds the file's reservation) is no interrupted run."""
+    problem = st.session_state.pop("resume_problem", None)
+    if problem:
+        st.error(problem)
+    runs = [i for i in ckpt_io.list_checkpoints(checkpoint_dir()) if i.resumable and not ckpt_io.in_use(i.path)]
     if not runs:
         return
     with st.container(border=True, key="interrupted_runs"):
@@ -182,15 +192,20 @@ def interrupted_runs() -> None:
         for info in runs[:5]:
             text, button = st.columns([5, 1], vertical_alignment="center")
             text.markdown(f"{info.name} · {info.dataset} · epoch {info.epochs} of {info.planned_epochs}")
-            if button.button("Resume", key=f"resume_{info.name}", icon=":material/play_arrow:"):
-                try:
-                    job = registry().resume(info.path, data_dir=str(data_dir()))
-                except (JobLimitReached, CheckpointError) as e:
-                    st.error(str(e))
-                    return
-                st.session_state["job_id"] = job.job_id
-                use_source(ModelRef("job", job.job_id))
-                st.rerun()
+            button.button("Resume", key=f"resume_{info.name}", icon=":material/play_arrow:", on_click=_resume,
+                          args=(info.path,))
+
+
+def _resume(path: str) -> None:
+    """Resume's callback: it runs before the page is drawn again, so a press on a run that another tab or
+    process started meanwhile (no longer listed) still gets its sentence, and the sidebar shows a new job."""
+    try:
+        job = registry().resume(path, data_dir=str(data_dir()))
+    except (JobLimitReached, CheckpointError, DataFolderRefused) as e:
+        st.session_state["resume_problem"] = str(e)
+        return
+    st.session_state["job_id"] = job.job_id
+    use_source(ModelRef("job", job.job_id))
 
 
 def watched_job() -> TrainingJob | None:

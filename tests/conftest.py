@@ -172,3 +172,25 @@ def zip_bomb(inflated_mb: int = 300) -> bytes:
         for info in src.infolist():
             out.writestr(info.filename, src.read(info.filename), compress_type=zipfile.ZIP_DEFLATED, compresslevel=1)
     return bomb.getvalue()
+
+
+@pytest.fixture
+def read_only_folder(tmp_path, monkeypatch):
+    """A folder no file can be created in: mode 0o555, and, for root (whom modes do not stop), os.open
+    refusing to create anything there as a read-only filesystem does."""
+    import errno
+
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    if os.geteuid() == 0:
+        real_open = os.open
+
+        def refusing(path, flags, *args, **kwargs):
+            if flags & os.O_CREAT and Path(os.path.realpath(os.path.dirname(os.path.abspath(path)))) == folder.resolve():
+                raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+            return real_open(path, flags, *args, **kwargs)
+
+        monkeypatch.setattr(os, "open", refusing)
+    yield folder
+    folder.chmod(0o755)

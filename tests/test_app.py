@@ -3,6 +3,7 @@ caches and jobs stay bounded as sessions come and go; with no network and no dat
 import ast
 import json
 import os
+import torch
 import pickle
 import socket
 import time
@@ -16,7 +17,7 @@ from pages.ui.sitemap import PAGES as SITE
 from tests.conftest import ROOT, app_test, assert_no_exception, tiny_dataset
 from vae import checkpoint as ckpt_io
 from vae.checkpoint import listing
-from vae.training import jobs as jobs_mod
+from vae.training import registry as registry_mod
 from vae.config import ModelConfig, TrainConfig
 from vae.data import load_dataset
 from vae.training.trainer import Trainer
@@ -347,8 +348,8 @@ def test_checkpoint_listing_keeps_one_entry_per_file(tmp_path, good_checkpoint):
 def test_job_registry_keeps_only_the_newest_finished_jobs(tmp_path, monkeypatch):
     data = {"train": tiny_dataset(64, "train"), "test": tiny_dataset(32, "test", 1)}
     monkeypatch.setattr("vae.data.loading.load_dataset", lambda name, split, *args, **kwargs: data[split])
-    monkeypatch.setattr(jobs_mod, "FINISHED_JOBS_KEPT", 3)
-    registry = jobs_mod.JobRegistry(tmp_path, max_running=1)
+    monkeypatch.setattr(registry_mod, "FINISHED_JOBS_KEPT", 3)
+    registry = registry_mod.JobRegistry(tmp_path, max_running=1)
     cfgs = ModelConfig(hidden=(16,)), TrainConfig(epochs=1, batch_size=32, device="cpu")
     started = []
     for _ in range(9):
@@ -433,15 +434,20 @@ def test_the_data_folder_typed_on_home_must_be_one_the_server_allows(app_env, tm
     assert at.session_state["data_dir"] == str(inside) and not at.error
 
 
+def _cut_short(folder: Path, shapes_dir: Path, epochs: int) -> Path:
+    """A run of the shapes that stopped after 1 of `epochs` epochs (its server restarted), with Adam's state."""
+    train, test = load_dataset("shapes", "train", shapes_dir), load_dataset("shapes", "test", shapes_dir)
+    trainer = Trainer(ModelConfig(hidden=(32,)), TrainConfig(epochs=epochs, train_limit=512, batch_size=128, device="cpu"),
+                      train, test)
+    trainer.run_epoch()
+    return ckpt_io.save(trainer.checkpoint_payload(), folder / "cut-short.pt")
+
+
 def test_an_interrupted_run_is_listed_after_a_restart_and_resumes_where_it_stopped(env, shapes_dir):
     """A run that stopped after 1 of 3 epochs (its server restarted) with Adam's state: the Train page lists
     it, and Resume trains epochs 2 and 3 into the same checkpoint, its history continued."""
-    train, test = load_dataset("shapes", "train", shapes_dir), load_dataset("shapes", "test", shapes_dir)
-    trainer = Trainer(ModelConfig(hidden=(32,)), TrainConfig(epochs=3, train_limit=512, batch_size=128, device="cpu"),
-                      train, test)
-    trainer.run_epoch()
-    path = ckpt_io.save(trainer.checkpoint_payload(), env / "cut-short.pt")
-    first = [dict(r) for r in trainer.history]
+    path = _cut_short(env, shapes_dir, epochs=3)
+    first = ckpt_io.load(path).history
     at = _on(_app(), "pages/train.py")
     text = " ".join(m.value for m in at.markdown)
     assert "cut-short · shapes · epoch 1 of 3" in text, text
@@ -455,3 +461,75 @@ def test_an_interrupted_run_is_listed_after_a_restart_and_resumes_where_it_stopp
     resumed = ckpt_io.load(path)
     assert resumed.epoch == 3 and resumed.history[:len(first)] == first
     assert not resumed.resumable and "cut-short" not in " ".join(m.value for m in _on(_app(), "pages/train.py").markdown)
+
+
+def test_a_run_another_server_is_writing_is_not_offered_and_its_resume_is_refused(env, shapes_dir):
+    """Two servers (or the CLI and a server) share the checkpoints folder: a run the other one resumed is not
+    listed as interrupted here, and Resume pressed on a page drawn before it started is one sentence."""
+    from tests.conftest import assert_one_sentence
+
+    path = _cut_short(env, shapes_dir, epochs=1000)
+    at = _on(_app(), "pages/train.py")
+    assert "cut-short · shapes · epoch 1 of 1000" in " ".join(m.value for m in at.markdown)
+    other = registry_mod.JobRegistry(env).resume(path, data_dir=str(shapes_dir))  # the other server's Resume
+    try:
+        at.button(key="resume_cut-short").click().run()
+        _no_exception(at, "resume")
+        assert "job_id" not in at.session_state, "a second run started writing the same file"
+        assert [e.value for e in at.error] == [f"cut-short.pt is being written by another training run "
+                                               f"(process {os.getpid()}); wait for it to finish or choose another name."]
+        assert_one_sentence(at.error[0].value)
+        assert "cut-short" not in " ".join(m.value for m in _on(_app(), "pages/train.py").markdown)
+    finally:
+        other.stop()
+        other.join(30)
+    assert other.state().status == "stopped", other.state().message
+
+
+def _odd_folder_checkpoint(small_checkpoint: Path, folder: Path, value) -> Path:
+    """The small model as a run of the user's own images whose train_config.data_dir holds value."""
+    payload = torch.load(small_checkpoint, weights_only=True)
+    payload["dataset"] = "folder"
+    payload["train_config"].update(dataset="folder", image_size=28, channels=1, data_dir=value)
+    return ckpt_io.save(payload, folder / "odd.pt")
+
+
+def test_a_checkpoint_whose_data_folder_is_not_a_path_breaks_no_page(env, small_checkpoint, tmp_path):
+    path = _odd_folder_checkpoint(small_checkpoint, tmp_path, [1, 2])
+    at = _app(("path", str(path)))
+    for page in PAGES:
+        _on(at, page)
+        _no_exception(at, page)
+    with pytest.raises(ckpt_io.CheckpointError, match="Data folder"):
+        ckpt_io.load(path)
+
+
+@pytest.mark.parametrize("value", [3, [1, 2], 1.5, {"a": 1}, None, "", "/", "da\0ta", "x" * 5000])
+def test_the_explore_pages_data_source_takes_any_data_folder_a_view_holds(small_checkpoint, value):
+    """What a page reads from a view's train_config.data_dir: an allowed folder, or one sentence, whatever it holds."""
+    import dataclasses
+
+    from pages.ui.encodings import data_source
+    from vae.data import DatasetUnavailable
+    from vae.training.view import ModelView
+
+    view = ModelView.from_checkpoint(ckpt_io.load(small_checkpoint))
+    cfg = dataclasses.replace(view.train_config, dataset="folder")
+    object.__setattr__(cfg, "data_dir", value)  # past the config's own check, as an older object might hold it
+    view.train_config, view.dataset = cfg, "folder"
+    try:
+        data_source(view)
+    except DatasetUnavailable as e:
+        assert "\n" not in str(e) and str(e).endswith("."), str(e)
+
+
+def test_start_in_a_checkpoints_folder_that_cannot_be_written_is_a_failed_job_at_once(env, read_only_folder,
+                                                                                       monkeypatch):
+    monkeypatch.setenv("VAE_CHECKPOINT_DIR", str(read_only_folder))
+    at = _start(_app(), epochs=50)
+    _no_exception(at, "start")
+    job = _job(at)
+    assert job.state().status == "failed" and job.state().step == 0
+    [shown] = [e.value for e in at.error]
+    assert shown.startswith(f"failed: Cannot write a checkpoint into {read_only_folder} ("), shown
+    assert shown.endswith("); make the folder writable or choose another one."), shown

@@ -1,10 +1,11 @@
 """The headless CLI: a real tiny run, JSON output, eval, list, and bad arguments."""
-import torch
 import json
 import os
 import pickle
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -186,7 +187,114 @@ def test_eval_factors_without_known_factors_is_one_sentence(tmp_path, capsys):
     assert main(["train", "--dataset", "frey-face", "--data-dir", str(tmp_path), "--epochs", "1", "--hidden", "16",
                  "--quiet", "--device", "cpu", "--out", str(out)]) == 0
     capsys.readouterr()
-    assert main(["eval", str(out), "--factors"]) == 2
+    assert main(["eval", str(out), "--factors", "--data-dir", str(tmp_path)]) == 2
     message = capsys.readouterr().err.strip().removeprefix("error: ")
     assert_one_sentence(message)
     assert "frey-face has no known generative factors" in message
+
+
+# ---- a run's file and its data folder, as a file or another run may name them --------------------------
+
+@pytest.fixture
+def tiny_splits(monkeypatch):
+    """Data served from memory; `asked` records the folder each load read from."""
+    from tests.conftest import tiny_dataset
+
+    data, asked = {"train": tiny_dataset(128, "train", 0), "test": tiny_dataset(64, "test", 1)}, []
+
+    def load(name, split, data_dir=None, *args, **kwargs):
+        asked.append(None if data_dir is None else str(data_dir))
+        return data[split]
+
+    monkeypatch.setattr("vae.data.loading.load_dataset", load)
+    return asked
+
+
+def _resumable(path, **train):
+    """A run stopped after 1 of 3 planned epochs, with Adam's state, saved with train_config changed as given."""
+    from tests.conftest import tiny_dataset
+    from vae import checkpoint as ckpt_io
+    from vae.config import ModelConfig, TrainConfig
+    from vae.training.trainer import Trainer
+
+    trainer = Trainer(ModelConfig(hidden=(32,)), TrainConfig(epochs=3, batch_size=32, device="cpu"),
+                      tiny_dataset(128, "train", 0), tiny_dataset(64, "test", 1))
+    trainer.run_epoch()
+    payload = trainer.checkpoint_payload()
+    payload["train_config"].update(train)
+    return ckpt_io.save(payload, path)
+
+
+def test_an_out_that_another_run_is_writing_is_refused_before_any_work(tmp_path, data_dir, tiny_splits, capsys):
+    from tests.conftest import assert_one_sentence
+    from vae.config import ModelConfig, TrainConfig
+    from vae.training.registry import JobRegistry
+
+    job = JobRegistry(tmp_path).start(ModelConfig(hidden=(32,)), TrainConfig(epochs=1000, batch_size=32, device="cpu"),
+                                      name="busy")
+    try:
+        deadline = time.monotonic() + 30
+        while job.state().step == 0 and time.monotonic() < deadline:  # the job has loaded its data
+            time.sleep(0.01)
+        loads = len(tiny_splits)
+        assert main(["train", *TINY, "--out", str(tmp_path / "busy.pt")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(tiny_splits) == loads, "the refused run loaded its data"
+    finally:
+        job.stop()
+        job.join(30)
+    assert_one_sentence(err.removeprefix("error: "))
+    assert err.startswith("error: busy.pt is being written by another training run"), err
+    assert job.state().status == "stopped"
+
+
+@pytest.mark.parametrize("value", [3, [1, 2], 1.5, "da\0ta"])
+def test_a_data_folder_that_is_not_a_path_is_one_sentence_in_eval_and_resume(tmp_path, data_dir, tiny_splits, capsys,
+                                                                            value):
+    from tests.conftest import assert_one_sentence
+
+    path = _resumable(tmp_path / "odd.pt", data_dir=value)
+    for argv in (["eval", str(path)], ["train", "--resume", str(path), "--quiet"]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: odd.pt has settings this app cannot use: Data folder"), err
+        assert_one_sentence(err.removeprefix("error: "))
+    assert tiny_splits == []
+
+
+def test_resume_reads_the_files_own_folder_only_where_the_server_allows(tmp_path, data_dir, tiny_splits, capsys,
+                                                                         monkeypatch):
+    """--resume of a run of the user's own images: --data-dir when given, else the folder the file names when it
+    passes Home's allow-list, else one sentence (exit 2) before any data is read; '/' is never walked."""
+    from tests.conftest import assert_one_sentence
+
+    outside = tmp_path / "elsewhere"
+    for folder in ("/", str(outside)):
+        path = _resumable(tmp_path / "own.pt", dataset="folder", data_dir=folder)
+        assert main(["train", "--resume", str(path), "--quiet"]) == 2
+        err = capsys.readouterr().err.strip().removeprefix("error: ")
+        assert_one_sentence(err)
+        assert "--data-dir" in err and str(Path(folder).resolve()) in err, err
+        assert tiny_splits == []
+    mine = tmp_path / "mine"
+    path = _resumable(tmp_path / "own.pt", dataset="folder", data_dir=str(outside))
+    assert main(["train", "--resume", str(path), "--data-dir", str(mine), "--quiet"]) == 0
+    assert set(tiny_splits) == {str(mine)}
+    tiny_splits.clear()
+    monkeypatch.setenv("VAE_DATA_DIRS", str(outside))
+    path = _resumable(tmp_path / "own.pt", dataset="folder", data_dir=str(outside))
+    assert main(["train", "--resume", str(path), "--quiet"]) == 0
+    assert set(tiny_splits) == {str(outside)}
+
+
+def test_a_checkpoints_folder_that_cannot_be_written_is_refused_before_training(read_only_folder, tiny_splits,
+                                                                              monkeypatch, capsys):
+    from tests.conftest import assert_one_sentence
+
+    monkeypatch.chdir(read_only_folder.parent)
+    monkeypatch.setattr("vae.cli.DEFAULT_CHECKPOINT_DIR", Path(read_only_folder.name))
+    assert main(["train", *TINY]) == 2
+    err = capsys.readouterr().err.strip().removeprefix("error: ")
+    assert_one_sentence(err)
+    assert err.startswith(f"Cannot write a checkpoint into {read_only_folder}"), err
+    assert tiny_splits == [], "the data was loaded before the folder was found unwritable"

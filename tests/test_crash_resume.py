@@ -49,6 +49,9 @@ def test_sigkill_mid_training_leaves_a_checkpoint_that_loads_and_resumes(tmp_pat
             assert time.monotonic() < deadline, "no checkpoint with 2 epochs after 120 s"
             time.sleep(0.05)
         time.sleep(0.15)  # into the next epoch
+        with pytest.raises(ckpt_io.CheckpointInUse, match=f"killed.pt is being written by another training run "
+                                                          f"\\(process {proc.pid}\\)"):
+            ckpt_io.reserve(out)  # the running process holds the file: no other run may write it
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
     finally:
@@ -63,6 +66,9 @@ def test_sigkill_mid_training_leaves_a_checkpoint_that_loads_and_resumes(tmp_pat
     assert [r["epoch"] for r in epoch_records] == list(range(1, left.epoch + 1))
     assert left.optimizer_state is not None and left.step == left.epoch * 63  # 4000 / 64 -> 63 steps an epoch
     assert [p.name for p in out.parent.glob("*.pt")] == ["killed.pt"], "only the checkpoint is listed"
+    lock = out.parent / ".killed.pt.lock"
+    assert lock.read_text().strip() == str(proc.pid), "the killed run's reservation file stays behind"
+    assert not ckpt_io.in_use(out), "but its lock went with the process: the run can be resumed"
 
     target = left.epoch + 2
     resumed = _vae("train", "--resume", str(out), "--epochs", str(target), "--quiet", "--json", data_dir=data)
@@ -77,6 +83,7 @@ def test_sigkill_mid_training_leaves_a_checkpoint_that_loads_and_resumes(tmp_pat
     steps = [r["step"] for r in after.history]
     assert steps == sorted(steps), "step numbers go on from where the killed run stopped"
     assert after.train_config.epochs == target and after.model_config == left.model_config
+    assert not lock.exists(), "the resumed run took the reservation over and released it when it ended"
 
 
 @pytest.mark.parametrize("kind", ["torch.save zip", "raw pickle"])

@@ -1,4 +1,5 @@
-"""Background training jobs without any UI: lifecycle, snapshots, autosave, faults, the cap."""
+"""Background training jobs without any UI: lifecycle, snapshots, autosave, faults, the cap, one writer per file."""
+import dataclasses
 import os
 import sys
 import threading
@@ -11,9 +12,10 @@ import torch
 from tests.conftest import tiny_dataset
 from vae import checkpoint as ckpt_io
 from vae.training import jobs as jobs_mod
+from vae.training import registry as registry_mod
 from vae.training.threads import TRAINING_THREAD_NAME
 from vae.config import ModelConfig, TrainConfig
-from vae.training.jobs import JobLimitReached, JobRegistry
+from vae.training.registry import JobLimitReached, JobRegistry
 
 
 @pytest.fixture
@@ -160,7 +162,7 @@ def test_registry_caps_running_jobs_and_names_the_running_one(tmp_path, tiny_loa
 
 
 def test_registry_forgets_old_finished_jobs(tmp_path, tiny_loader, monkeypatch):
-    monkeypatch.setattr(jobs_mod, "FINISHED_JOBS_KEPT", 2)
+    monkeypatch.setattr(registry_mod, "FINISHED_JOBS_KEPT", 2)
     registry = JobRegistry(tmp_path, max_running=1)
     for _ in range(4):
         _wait(registry.start(*_cfgs(epochs=1)))
@@ -169,9 +171,9 @@ def test_registry_forgets_old_finished_jobs(tmp_path, tiny_loader, monkeypatch):
 
 def test_max_jobs_env(monkeypatch):
     monkeypatch.setenv("VAE_MAX_JOBS", "3")
-    assert jobs_mod.default_max_jobs() == 3
+    assert registry_mod.default_max_jobs() == 3
     monkeypatch.delenv("VAE_MAX_JOBS")
-    assert jobs_mod.default_max_jobs() == (2 if torch.cuda.is_available() else 1)
+    assert registry_mod.default_max_jobs() == (2 if torch.cuda.is_available() else 1)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread priorities are a Linux feature")
@@ -247,3 +249,175 @@ def test_torchs_worker_threads_inherit_the_training_threads_name():
     assert done.is_set()
     named = [tid for tid, name in names.items() if name == TRAINING_THREAD_NAME]
     assert len(named) >= (2 if torch.get_num_threads() > 1 else 1), names
+
+
+# ---- one run per checkpoint file: a run reserves its file when it starts ----------------------------
+
+def _interrupted(folder: Path, name: str = "cut", **train) -> Path:
+    """A run that stopped after 1 of 1000 planned epochs, with Adam's state: one the Train page offers to resume."""
+    from vae.training.trainer import Trainer
+
+    model_cfg, train_cfg = _cfgs(epochs=1000, **train)
+    trainer = Trainer(model_cfg, train_cfg, tiny_dataset(256, "train", 0), tiny_dataset(64, "test", 1))
+    trainer.run_epoch()
+    return ckpt_io.save(trainer.checkpoint_payload(), folder / f"{name}.pt")
+
+
+def _saved_once(job, timeout=30):
+    deadline = time.monotonic() + timeout
+    while not Path(job.state().checkpoint_path).exists():
+        assert job.state().active and time.monotonic() < deadline, job.state().message
+        time.sleep(0.01)
+
+
+def test_three_writers_to_one_name_give_three_files_or_a_refusal(tmp_path, tiny_loader, monkeypatch, capsys):
+    """Two tabs name their run "same" and `python -m vae train --out same.pt` runs beside them, with two jobs
+    allowed (a GPU server's default): each writer saves its own run or is refused in one sentence; no
+    writer reports a save that another run overwrote."""
+    from tests.conftest import assert_one_sentence
+    from vae.cli import main
+
+    monkeypatch.setenv("VAE_DATA_DIR", str(tmp_path / "data"))
+    registry = JobRegistry(tmp_path, max_running=2)
+    saved, refused = {}, []  # writer -> (the file it says it saved, its seed); the sentences of the refused
+    first = registry.start(*_cfgs(epochs=1000, seed=1), name="same")
+    try:
+        second = registry.start(*_cfgs(epochs=2, seed=2), name="same")
+    except ckpt_io.CheckpointError as e:
+        second = refused.append(str(e))
+    code = main(["train", "--dataset", "shapes", "--epochs", "2", "--batch-size", "32", "--hidden", "32", "--seed", "3",
+                 "--device", "cpu", "--quiet", "--out", str(tmp_path / "same.pt")])
+    err = capsys.readouterr().err.strip()
+    if code == 0:
+        saved["cli"] = (tmp_path / "same.pt", 3)
+    else:
+        assert code == 2 and len(err.splitlines()) == 1, err
+        refused.append(err.removeprefix("error: "))
+    first.stop()
+    for writer, job, seed in (("tab 1", first, 1), ("tab 2", second, 2)):
+        if job is not None:
+            state = _wait(job)
+            assert state.status in ("finished", "stopped"), state.message
+            saved[writer] = (Path(state.checkpoint_path), seed)
+    for sentence in refused:
+        assert_one_sentence(sentence)
+        assert "same.pt is being written by another training run" in sentence, sentence
+    paths = [path.resolve() for path, _ in saved.values()]
+    assert len(set(paths)) == len(paths), f"two runs reported saving the same file: {saved}"
+    for writer, (path, seed) in saved.items():
+        assert ckpt_io.load(path).train_config.seed == seed, f"{writer}'s run was overwritten in {path.name}"
+    assert len(saved) + len(refused) == 3 and "tab 1" in saved
+
+
+@pytest.mark.parametrize("servers", [1, 2])
+def test_two_unnamed_starts_at_the_same_moment_get_two_files(tmp_path, tiny_loader, servers):
+    """Two tabs press Start with no name at once, on one server (one registry) or two sharing the folder."""
+    registries = [JobRegistry(tmp_path, max_running=2) for _ in range(servers)]
+    barrier, jobs = threading.Barrier(2), {}
+
+    def press(seed):
+        barrier.wait()
+        jobs[seed] = registries[seed % servers].start(*_cfgs(epochs=2, seed=seed))
+
+    threads = [threading.Thread(target=press, args=(seed,)) for seed in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    states = {seed: _wait(job) for seed, job in jobs.items()}
+    assert all(s.status == "finished" for s in states.values()), [s.message for s in states.values()]
+    assert sorted(p.name for p in tmp_path.glob("*.pt")) == ["shapes-2d-2.pt", "shapes-2d.pt"]
+    for seed, state in states.items():
+        assert ckpt_io.load(state.checkpoint_path).train_config.seed == seed
+
+
+def test_one_interrupted_run_resumed_twice_trains_once(tmp_path, tiny_loader):
+    """Two tabs press Resume on one interrupted run, on one server or two sharing the folder: one run trains,
+    the other tab gets a sentence; once the run stopped it can be resumed again."""
+    from tests.conftest import assert_one_sentence
+
+    path = _interrupted(tmp_path)
+    first = JobRegistry(tmp_path).resume(path)
+    for other in (JobRegistry(tmp_path), JobRegistry(tmp_path, max_running=2)):
+        with pytest.raises((ckpt_io.CheckpointError, JobLimitReached)) as refused:
+            other.resume(path)
+        assert_one_sentence(str(refused.value))
+        assert "cut.pt is being written by another training run" in str(refused.value)
+    first.stop()
+    assert _wait(first).status == "stopped"
+    again = JobRegistry(tmp_path).resume(path)
+    again.stop()
+    assert _wait(again).status == "stopped"
+
+
+def test_a_reservation_lasts_the_run_and_the_listing_ignores_it(tmp_path, tiny_loader):
+    """While a run trains its file is reserved (a hidden lock beside it that no listing shows and no clean-up of
+    killed saves removes, however old); when it ends, finished, stopped or failed, the reservation goes."""
+    job = JobRegistry(tmp_path).start(*_cfgs(epochs=1000), name="held")
+    _saved_once(job)
+    path = Path(job.state().checkpoint_path)
+    assert ckpt_io.in_use(path)
+    hidden = [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert [p.name for p in hidden] == [".held.pt.lock"]
+    hour_ago = time.time() - 3600
+    os.utime(hidden[0], (hour_ago, hour_ago))
+    assert [i.name for i in ckpt_io.list_checkpoints(tmp_path)] == ["held"] and hidden[0].exists()
+    job.stop()
+    assert _wait(job).status == "stopped"
+    assert not ckpt_io.in_use(path) and sorted(p.name for p in tmp_path.iterdir()) == ["held.pt"]
+    colour = ModelConfig(hidden=(32,), image_shape=(3, 32, 32))  # the grey tiny images do not fit it: the job fails
+    failed = JobRegistry(tmp_path).start(colour, _cfgs()[1], name="no-data")
+    assert _wait(failed).status == "failed" and not list(tmp_path.glob(".*.lock"))
+
+
+def test_two_groups_of_variants_started_together_get_their_own_files(tmp_path, tiny_loader):
+    model_cfg, train_cfg = _cfgs(epochs=2)
+    variants = [("a", train_cfg), ("b", dataclasses.replace(train_cfg, beta=0.0))]
+    groups = [JobRegistry(tmp_path).start_variants(model_cfg, variants, name="lec") for _ in range(2)]
+    assert all(_wait(group).status == "finished" for group in groups)
+    assert sorted(p.name for p in tmp_path.glob("*.pt")) == ["lec-2-a.pt", "lec-2-b.pt", "lec-a.pt", "lec-b.pt"]
+    assert not list(tmp_path.glob(".*"))
+
+
+def test_a_checkpoint_folder_that_cannot_be_written_fails_the_job_before_training(read_only_folder, tiny_loader):
+    """The job, or a group of variants, fails at once with the sentence; no data is read and nothing trains."""
+    from tests.conftest import assert_one_sentence
+
+    registry = JobRegistry(read_only_folder, max_running=1)
+    job = registry.start(*_cfgs(epochs=2))
+    group = registry.start_variants(_cfgs()[0], [("a", _cfgs()[1]), ("b", _cfgs()[1])], name="lec")
+    for ended in (job, group, *group.members):
+        state = _wait(ended)
+        assert state.status == "failed" and state.step == 0 and ended.history() == [], state
+        message = state.message.removeprefix("failed: ")
+        assert_one_sentence(message)
+        assert message.startswith(f"Cannot write a checkpoint into {read_only_folder.resolve()}"), message
+
+
+def test_resume_reads_the_files_own_image_folder_only_where_home_would(tmp_path, tiny_loader, monkeypatch):
+    """A checkpoint of the user's own images names their folder; Resume reads it only when the server allows
+    that folder (as Home's data folder input does), else one sentence and no data is read."""
+    from tests.conftest import assert_one_sentence
+    from vae.data import DataFolderRefused
+
+    monkeypatch.setenv("VAE_DATA_DIR", str(tmp_path / "data"))
+    asked = []
+    real = jobs_mod.TrainingJob._load_data
+
+    def spy(self):
+        asked.append(self.train_cfg.data_dir)
+        return real(self)
+
+    monkeypatch.setattr(jobs_mod.TrainingJob, "_load_data", spy)
+    for folder in ("/", str(tmp_path / "elsewhere")):
+        path = _interrupted(tmp_path, "own", dataset="folder", data_dir=folder)
+        with pytest.raises(DataFolderRefused) as refused:
+            JobRegistry(tmp_path).resume(path, data_dir=str(tmp_path / "data"))
+        assert_one_sentence(str(refused.value))
+        assert asked == [] and not ckpt_io.in_use(path)
+    allowed = tmp_path / "data" / "mine"
+    path = _interrupted(tmp_path, "own", dataset="folder", data_dir=str(allowed))
+    job = JobRegistry(tmp_path).resume(path, data_dir=str(tmp_path / "data"))
+    job.stop()
+    _wait(job)
+    assert asked == [str(allowed)]

@@ -12,7 +12,8 @@ from vae import checkpoint as ckpt_io
 from vae.training import jobs as jobs_mod
 from vae.config import ModelConfig, TrainConfig
 from vae.render.figures import rate_distortion_figure, rate_distortion_points
-from vae.training.jobs import JobLimitReached, JobRegistry, VariantsJob
+from vae.training.registry import JobLimitReached, JobRegistry
+from vae.training.jobs import VariantsJob
 from vae.training.replay import planned_epochs
 from vae.checkpoint.replay import replay_from_extras
 from vae.analysis.teaching import LECTURE_VARIANTS, lecture_variants, loss_numbers, math_lines, variant_of

@@ -20,7 +20,8 @@ import torch
 
 from vae import checkpoint as ckpt_io
 from vae.config import LIKELIHOOD_NAMES, ConfigError, ModelConfig, Setting, TrainConfig, configs_from, settings_of
-from vae.data import DatasetUnavailable, load_dataset, load_for
+from vae.data import (ALLOWED_DATA_DIRS_ENV, DataFolderRefused, DatasetUnavailable, check_data_dir, load_dataset,
+                      load_for, resolve_data_dir)
 from vae.analysis.disentangle import mutual_info_gap, probe_scores
 from vae.training.distributed import World, digests, leave, world_from_env
 from vae.analysis.encoding import encode_dataset
@@ -151,34 +152,61 @@ class ProgressBar:
             )
 
 
-def _output_path(args, train_cfg: TrainConfig, model_cfg: ModelConfig) -> Path:
-    if args.out:
-        return Path(args.out)
-    if args.resume:
-        return Path(args.resume)
+def _reserve_output(args, train_cfg: TrainConfig, model_cfg: ModelConfig) -> ckpt_io.Reservation:
+    """The checkpoint this run writes, reserved until it ends: --out, else the resumed file, else the next free
+    checkpoints/<dataset>-<dim>d.pt. Another run writing it, or a folder that cannot take it, is one sentence."""
+    if args.out or args.resume:
+        return ckpt_io.reserve(args.out or args.resume)
     return ckpt_io.unique_checkpoint_path(f"{train_cfg.dataset}-{model_cfg.latent_dim}d", DEFAULT_CHECKPOINT_DIR)
 
 
-def _prepare_trainer(args) -> tuple[Trainer, Path]:
+def _data_dir_of(args, cfg: TrainConfig) -> str:
+    """Where a checkpoint's data is read: --data-dir when given; else the folder the file names when it passes
+    the allow-list Home applies (a file may name any folder, '/' included); else the configured data folder,
+    or, for the user's own images, which are nowhere else, one sentence."""
+    if args.data_dir:
+        return args.data_dir
+    try:
+        return str(check_data_dir(cfg.data_dir or ""))
+    except DataFolderRefused:
+        if cfg.dataset != "folder":
+            return str(resolve_data_dir(None))  # not None: load_for would read the file's folder then
+    where = resolve_data_dir(cfg.data_dir) if cfg.data_dir else "a folder it does not name"
+    raise UsageError(f"This checkpoint's images were in {where}, which is not an allowed data folder; pass --data-dir "
+                     f"with the folder of its images (or allow that one with ${ALLOWED_DATA_DIRS_ENV}).")
+
+
+def _prepare_trainer(args) -> tuple[Trainer, Path, ckpt_io.Reservation | None]:
+    """The trainer, its checkpoint's path and, in the process that saves it, the checkpoint's reservation,
+    taken before any data loads."""
     resumed = ckpt_io.load(args.resume) if args.resume else None
     if resumed is not None:
         if resumed.train_config is None:
             raise UsageError(f"{args.resume} has no training settings to resume from; train a new model instead.")
         model_cfg = resumed.model_config
         epochs = args.epochs if args.epochs is not None else TrainConfig().epochs
-        folder = resumed.train_config.data_dir if resumed.train_config.dataset == "folder" else None  # its images
-        train_cfg = TrainConfig(**{**resumed.train_config.to_dict(), "epochs": epochs, "data_dir": args.data_dir or folder})
+        data_dir = _data_dir_of(args, resumed.train_config)
+        train_cfg = TrainConfig(**{**resumed.train_config.to_dict(), "epochs": epochs, "data_dir": data_dir})
     else:
         model_cfg, train_cfg = configs_from_args(args)
         if train_cfg.dataset == "folder" and not args.data_dir:
             raise UsageError("--dataset folder needs --data-dir: the folder of your images, one subfolder per class.")
     world = world_from_env(pick_device(train_cfg.device))  # one process, or torchrun's N
-    # Under torchrun only rank 0 may download: the others wait for it, then read the same files.
-    train, test = _load_splits(args, train_cfg, model_cfg, world)
-    trainer = Trainer(model_cfg, train_cfg, train, test, world=world)
-    if resumed is not None:
-        trainer.restore(resumed)
-    return trainer, _output_path(args, train_cfg, model_cfg)
+    reservation = _reserve_output(args, train_cfg, model_cfg) if world.main else None  # rank 0 alone saves
+    try:
+        if reservation is not None and args.resume and reservation.path == Path(args.resume).resolve():
+            resumed = ckpt_io.load(reservation.path)  # its latest epoch: another run may have written it meanwhile
+        # Under torchrun only rank 0 may download: the others wait for it, then read the same files.
+        train, test = _load_splits(args, train_cfg, model_cfg, world)
+        trainer = Trainer(model_cfg, train_cfg, train, test, world=world)
+        if resumed is not None:
+            trainer.restore(resumed)
+    except BaseException:
+        if reservation is not None:
+            reservation.release()
+        raise
+    out = reservation.path if reservation is not None else Path(args.out or args.resume or DEFAULT_CHECKPOINT_DIR)
+    return trainer, out, reservation
 
 
 def _load_splits(args, train_cfg: TrainConfig, model_cfg: ModelConfig, world: World):
@@ -195,7 +223,7 @@ def _load_splits(args, train_cfg: TrainConfig, model_cfg: ModelConfig, world: Wo
 
 def cmd_train(args) -> dict:
     frames = _int_arg("--replay-frames", args.replay_frames, 2, MAX_FRAMES) or MAX_FRAMES
-    trainer, out = _prepare_trainer(args)
+    trainer, out, reservation = _prepare_trainer(args)
     world = trainer.world
     lost = (f"another training process ended or the launcher stopped the run, so rank {world.rank} stopped too; "
             f"the last finished epoch is saved in {out}.")
@@ -216,6 +244,8 @@ def cmd_train(args) -> dict:
         raise PeerLost(f"{lost[:-1]} ({detail[:120].rstrip('.')}).") from None
     finally:
         leave(world)
+        if reservation is not None:
+            reservation.release()
 
 
 class PeerLost(Exception):
@@ -268,11 +298,11 @@ def _samples_per_sec(trainer: Trainer) -> float:
 
 def cmd_eval(args) -> dict:
     ckpt = ckpt_io.load(args.path)
-    data_dir = args.data_dir or (ckpt.train_config.data_dir if ckpt.train_config else None)
     if ckpt.train_config is not None:
-        test = load_for(ckpt.train_config, "test", data_dir, image_shape=ckpt.model_config.image_shape)
+        test = load_for(ckpt.train_config, "test", _data_dir_of(args, ckpt.train_config),
+                        image_shape=ckpt.model_config.image_shape)
     else:
-        test = load_dataset(ckpt.dataset, "test", data_dir)
+        test = load_dataset(ckpt.dataset, "test", args.data_dir)
     limit = _int_arg("--limit", args.limit, 1, 10**7)
     x = test.float_images()[:limit] if limit else test.float_images()
     metrics = evaluate_model(ckpt.model, x)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -35,6 +36,7 @@ CONV_MAX_CHANNELS = 128
 # Weights a model may have: its checkpoint with Adam's two moments (3 x 4 bytes a weight) stays under the
 # loader's 100 MB limit (vae/checkpoint/files.py), so every model that can be trained can be saved and resumed.
 MAX_PARAMS = 8_000_000
+MAX_PATH_CHARS = 4096  # the longest path Linux takes: a longer data folder can only come from a crafted file
 
 
 class ConfigError(ValueError):
@@ -76,6 +78,20 @@ def _check_float(name: str, value: Any, lo: float, hi: float, lo_open: bool = Fa
     if too_low or value > hi:
         low_word = f"above {lo:g}" if lo_open else f"at least {lo:g}"
         raise ConfigError(f"{name} must be {low_word} and at most {hi:g}; you gave {value:g}.")
+    return value
+
+
+def _check_path_text(name: str, value: Any) -> str | None:
+    """A folder path as text (a Path becomes its text), or None; a checkpoint may hold any plain value here."""
+    if value is None:
+        return None
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str):
+        raise ConfigError(f"{name} must be a folder path written as text, not {_shown(value)}.")
+    if "\0" in value or len(value) > MAX_PATH_CHARS:
+        raise ConfigError(f"{name} must be a folder path of at most {MAX_PATH_CHARS} characters without a NUL "
+                          f"character; you gave {_shown(value)}.")
     return value
 
 
@@ -342,6 +358,7 @@ class TrainConfig:
     def __post_init__(self):
         _check_fields(self)
         object.__setattr__(self, "log_every", _check_int("Log interval", self.log_every, 1, 100_000))
+        object.__setattr__(self, "data_dir", _check_path_text("Data folder", self.data_dir))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -44,8 +44,9 @@ def data_source(view: ModelView) -> tuple[str, str, int, int]:
         load_dataset(view.dataset)  # an unknown name: its one sentence
     if cfg.dataset != "folder":
         return cfg.dataset, str(data_dir()), cfg.image_size, cfg.channels
+    folder = cfg.data_dir if isinstance(cfg.data_dir, str) else ""  # a config checks it; a page never trusts it
     try:
-        return cfg.dataset, str(check_data_dir(cfg.data_dir or "")), cfg.image_size, cfg.channels
+        return cfg.dataset, str(check_data_dir(folder)), cfg.image_size, cfg.channels
     except DataFolderRefused as e:
         raise DatasetUnavailable(f"This model's images were in {cfg.data_dir}: {e}") from None
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import streamlit as st
 
 from vae.data import resolve_data_dir
-from vae.training.jobs import JobRegistry
+from vae.training.registry import JobRegistry
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository: pages/ui/places.py
 MAX_UPLOAD_MB = 50  # MB of 10^6 bytes: also server.maxUploadSize in .streamlit/config.toml, which the browser enforces

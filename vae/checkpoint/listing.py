@@ -1,4 +1,6 @@
-"""Checkpoints by name and by folder: the path a typed name may have (never outside the folder), a free\nname for a new run, and the folder's listing with what each file holds (cached per file version)."""
+"""Checkpoints by name and by folder: the path a typed name may have (never outside the folder), a name
+reserved for a new run (vae/checkpoint/reservation.py), and the folder's listing with what each file holds
+(cached per file version)."""
 from __future__ import annotations
 
 import math
@@ -10,6 +12,7 @@ from pathlib import Path
 
 from vae.checkpoint.files import load, remove_stale_temp_files
 from vae.checkpoint.format import Checkpoint, CheckpointError
+from vae.checkpoint.reservation import CheckpointExists, CheckpointInUse, Reservation, already_exists, reserve
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
@@ -28,18 +31,28 @@ def checkpoint_path(name: str, directory: str | os.PathLike, overwrite: bool = F
     if path.parent != directory:  # belt and braces: the pattern already forbids separators and dots
         raise CheckpointError("That checkpoint name points outside the checkpoints folder; choose a plain name.")
     if path.exists() and not overwrite:
-        raise CheckpointError(f"A checkpoint named {stem!r} already exists; choose another name or delete the old one.")
+        raise already_exists(stem)
     return path
 
 
-def unique_checkpoint_path(base: str, directory: str | os.PathLike) -> Path:
-    """A free checkpoints/<base>[-N].pt, never overwriting an existing file."""
+def reserve_checkpoint(name: str, directory: str | os.PathLike) -> Reservation:
+    """checkpoints/<name>.pt for a new run, reserved: refused in one sentence when the file exists or another
+    run is writing it."""
+    return reserve(checkpoint_path(name, directory), new=True)
+
+
+def unique_checkpoint_path(base: str, directory: str | os.PathLike) -> Reservation:
+    """The first checkpoints/<base>[-N].pt that is neither on disk nor reserved by another run, reserved as it
+    is found (two runs starting at once get two names); never an existing file."""
     directory = Path(directory)
     for i in range(1, 10_000):
         stem = base if i == 1 else f"{base}-{i}"
-        candidate = directory / f"{stem}.pt"
-        if not candidate.exists():
-            return checkpoint_path(stem, directory)
+        if (directory / f"{stem}.pt").exists():
+            continue
+        try:
+            return reserve_checkpoint(stem, directory)
+        except (CheckpointExists, CheckpointInUse):
+            continue
     raise CheckpointError(f"Too many checkpoints named {base!r}; delete some old ones from {directory}.")
 
 

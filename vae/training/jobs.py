@@ -1,12 +1,12 @@
-"""Training that lives beside the UI: a TrainingJob runs a Trainer in a daemon thread and
-publishes copies (status, progress, history, a weights snapshot with a version) under a
-lock; a JobRegistry holds every job of the process. Nothing here calls streamlit: the app
-creates one registry with st.cache_resource and only reads from it."""
+"""Training that lives beside the UI: a TrainingJob runs a Trainer in a daemon thread and publishes
+copies (status, progress, history, a weights snapshot with a version) under a lock; a VariantsJob trains
+several models side by side; registry.py holds every job of the process. A job holds its checkpoint's
+reservation (vae/checkpoint/reservation.py) from its start to its end, so no other job, server or CLI run
+writes that file meanwhile. Nothing here calls streamlit: the app creates one registry with
+st.cache_resource and only reads from it."""
 from __future__ import annotations
 
 import dataclasses
-import itertools
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -26,7 +26,7 @@ from vae.training.trainer import Trainer, TrainingDiverged
 from vae.training.view import ModelView
 
 SNAPSHOT_SECONDS = 3.0  # also publish weights mid-epoch, so long epochs still animate the explore pages
-FINISHED_JOBS_KEPT = 10
+ENDED = ("finished", "stopped", "failed")
 
 
 @dataclass(frozen=True)
@@ -58,12 +58,14 @@ class JobState:
 
 class TrainingJob:
     def __init__(self, job_id: str, name: str, model_cfg: ModelConfig, train_cfg: TrainConfig, checkpoint_path: Path,
-                 resume_from: Checkpoint | None = None):
-        """resume_from: a checkpoint whose run this job continues (its weights, Adam's state, history, RNG)."""
+                 resume_from: Checkpoint | None = None, reservation: ckpt_io.Reservation | None = None):
+        """resume_from: a checkpoint whose run this job continues (its weights, Adam's state, history, RNG);
+        reservation: the checkpoint's, released when the job ends."""
         self.job_id, self.name = job_id, name
         self.model_cfg, self.train_cfg = model_cfg, train_cfg
         self.checkpoint_path = Path(checkpoint_path)
         self.resume_from = resume_from
+        self._reservation = reservation
         self.stop_event = threading.Event()
         self._lock = threading.Lock()
         self._status, self._message = "starting", ""
@@ -94,7 +96,8 @@ class TrainingJob:
         self.stop_event.set()
 
     def join(self, timeout: float | None = None) -> None:
-        self._thread.join(timeout)
+        if self._thread.ident is not None:  # a job that failed before it started has no thread to wait for
+            self._thread.join(timeout)
 
     # ---- readings (any thread) ----
     def state(self) -> JobState:
@@ -141,6 +144,13 @@ class TrainingJob:
             self.finish(trainer, "stopped" if self.stop_event.is_set() else "finished")
         except Exception as e:  # the thread must never die silently: the UI shows the sentence
             self.fail(e)
+        finally:
+            self.release()
+
+    def release(self) -> None:
+        """Gives up the checkpoint's reservation (ending the job does; a second call does nothing)."""
+        if self._reservation is not None:
+            self._reservation.release()
 
     def fail(self, e: Exception) -> None:
         """Ends the job as failed, with the error as one sentence (a diverged run names the epoch kept)."""
@@ -232,6 +242,8 @@ class TrainingJob:
                          f"{status}, but the model could not be saved: {failed}")
 
     def _set_status(self, status: str, message: str) -> None:
+        if status in ENDED:  # first: a tab that sees the job ended may resume its file at once
+            self.release()
         with self._lock:
             self._status, self._message = status, message
             if status in ("finished",):
@@ -320,126 +332,12 @@ class VariantsJob(TrainingJob):
                     member.fail(e)
             self.fail(e)
             return
+        finally:
+            for member in self.members:
+                member.release()
         status = "stopped" if self.stop_event.is_set() else "finished"
         failed = [f"{m.name} {m.state().message}" for m in self.members if m.state().status == "failed"]
         saved = ", ".join(Path(m.checkpoint_path).name for m in self.members if m.state().status != "failed")
         self._set_status(status, f"{status}: saved {saved}" + "".join(f"; {f}" for f in failed))
 
 
-class JobLimitReached(RuntimeError):
-    """Starting one more job would exceed the cap; the message names the running job."""
-
-
-def default_max_jobs() -> int:
-    """VAE_MAX_JOBS, else 1 on a CPU-only machine (training already uses every core), else 2."""
-    env = os.environ.get("VAE_MAX_JOBS", "").strip()
-    if env.isdigit() and int(env) > 0:
-        return int(env)
-    return 2 if torch.cuda.is_available() else 1
-
-
-class JobRegistry:
-    """Every training job of this process, shared by all pages and browser tabs."""
-
-    def __init__(self, checkpoint_dir: str | os.PathLike = "checkpoints", max_running: int | None = None):
-        self.checkpoint_dir = Path(checkpoint_dir)
-        self.max_running = max_running or default_max_jobs()
-        self._jobs: dict[str, TrainingJob] = {}
-        self._lock = threading.Lock()
-        self._ids = itertools.count(1)
-
-    def start(self, model_cfg: ModelConfig, train_cfg: TrainConfig, name: str | None = None) -> TrainingJob:
-        """Names the checkpoint (never overwriting) and starts the thread."""
-        with self._lock:
-            self._check_capacity()
-            base = name or f"{train_cfg.dataset}-{model_cfg.latent_dim}d"
-            path = (ckpt_io.checkpoint_path(base, self.checkpoint_dir) if name
-                    else ckpt_io.unique_checkpoint_path(base, self.checkpoint_dir))
-            path.parent.mkdir(parents=True, exist_ok=True)
-            job = TrainingJob(str(next(self._ids)), path.stem, model_cfg, train_cfg, path)
-            self._jobs[job.job_id] = job
-            self._forget_old()
-        return job.start()
-
-    def resume(self, path: str | os.PathLike, data_dir: str | None = None) -> TrainingJob:
-        """Continues an interrupted run from its checkpoint (which it keeps writing), to its planned epochs;
-        data_dir: where to read its data now (the file may name another machine's folder)."""
-        ckpt = ckpt_io.load(path)
-        if not ckpt.resumable:
-            raise CheckpointError(f"{Path(path).name} cannot be resumed: it has no optimizer state, or it finished.")
-        folder = ckpt.train_config.data_dir if ckpt.train_config.dataset == "folder" else None  # its images
-        train_cfg = dataclasses.replace(ckpt.train_config, data_dir=folder or data_dir)
-        with self._lock:
-            self._check_capacity()
-            if any(j.state().active and Path(j.checkpoint_path) == Path(path) for j in self._jobs.values()):
-                raise JobLimitReached(f"{Path(path).stem} is already training.")
-            job = TrainingJob(str(next(self._ids)), Path(path).stem, ckpt.model_config, train_cfg, Path(path), ckpt)
-            self._jobs[job.job_id] = job
-            self._forget_old()
-        return job.start()
-
-    def start_variants(self, model_cfg: ModelConfig, variants: list[tuple[str, TrainConfig]], name: str) -> VariantsJob:
-        """One job training every (suffix, train config) variant in turn, epoch by epoch, each to
-        checkpoints/<name>-<suffix>.pt (with the same number after name when one is taken)."""
-        with self._lock:
-            self._check_capacity()
-            base = self._free_base(name, [suffix for suffix, _ in variants])
-            group_id = str(next(self._ids))
-            members = [
-                TrainingJob(f"{group_id}.{i}", f"{base}-{suffix}", model_cfg, cfg,
-                            ckpt_io.checkpoint_path(f"{base}-{suffix}", self.checkpoint_dir))
-                for i, (suffix, cfg) in enumerate(variants, start=1)
-            ]
-            self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-            job = VariantsJob(group_id, base, members)
-            self._jobs[job.job_id] = job
-            self._forget_old()
-        return job.start()
-
-    def _check_capacity(self) -> None:
-        """Raises JobLimitReached when max_running jobs already run (call holding the lock)."""
-        running = [j for j in self._jobs.values() if j.state().active]
-        if len(running) >= self.max_running:
-            names = ", ".join(j.name for j in running)
-            raise JobLimitReached(
-                f"{len(running)} training job{'s are' if len(running) > 1 else ' is'} already running ({names}) "
-                f"and this machine allows {self.max_running}; stop it or wait for it to finish."
-            )
-
-    def _free_base(self, name: str, suffixes: list[str]) -> str:
-        """name, or name-2, name-3 ...: the first for which no <base>-<suffix>.pt exists yet."""
-        for i in range(1, 10_000):
-            base = name if i == 1 else f"{name}-{i}"
-            if not any((self.checkpoint_dir / f"{base}-{suffix}.pt").exists() for suffix in suffixes):
-                return base
-        raise CheckpointError(f"Too many checkpoints named {name!r}; delete some old ones from {self.checkpoint_dir}.")
-
-    def get(self, job_id: str | None) -> TrainingJob | None:
-        """A job by id, or a member of a group of variants by its '<group id>.<n>' id."""
-        if not job_id:
-            return None
-        with self._lock:
-            job = self._jobs.get(job_id)
-            if job is None and "." in job_id:
-                group = self._jobs.get(job_id.split(".", 1)[0])
-                job = next((m for m in getattr(group, "members", ()) if m.job_id == job_id), None)
-            return job
-
-    def jobs(self) -> list[TrainingJob]:
-        with self._lock:
-            return list(self._jobs.values())
-
-    def running(self) -> list[TrainingJob]:
-        return [j for j in self.jobs() if j.state().active]
-
-    def stop_all(self, timeout: float = 5.0) -> None:
-        for job in self.jobs():
-            job.stop()
-        for job in self.jobs():
-            job.join(timeout)
-
-    def _forget_old(self) -> None:
-        """Keeps memory bounded: only the newest finished jobs stay (their checkpoints stay on disk)."""
-        finished = [j for j in self._jobs.values() if not j.state().active]
-        for job in finished[:-FINISHED_JOBS_KEPT]:
-            del self._jobs[job.job_id]
