@@ -178,7 +178,33 @@ def test_safe_names_stay_inside_and_never_overwrite(tmp_path):
     path.write_bytes(b"x")
     with pytest.raises(CheckpointError, match="already exists"):
         ckpt_io.checkpoint_path("mnist-2d", tmp_path)
-    assert ckpt_io.unique_checkpoint_path("mnist-2d", tmp_path).name == "mnist-2d-2.pt"
+    with ckpt_io.unique_checkpoint_path("mnist-2d", tmp_path) as reserved:
+        assert reserved.path.name == "mnist-2d-2.pt"
+
+
+def test_a_free_name_is_reserved_as_it_is_found(tmp_path):
+    """Two runs asking for a free name before either has saved get two names: the first one's is reserved."""
+    with ckpt_io.unique_checkpoint_path("mnist-2d", tmp_path) as first, \
+            ckpt_io.unique_checkpoint_path("mnist-2d", tmp_path) as second:
+        assert (first.path.name, second.path.name) == ("mnist-2d.pt", "mnist-2d-2.pt")
+        with pytest.raises(ckpt_io.CheckpointInUse):
+            ckpt_io.reserve_checkpoint("mnist-2d", tmp_path)
+    with ckpt_io.unique_checkpoint_path("mnist-2d", tmp_path) as again:  # released, and nothing was saved
+        assert again.path.name == "mnist-2d.pt"
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("value", [3, [1, 2], 1.5, True, "da\0ta", "x" * 5000])
+def test_a_data_folder_that_is_not_a_path_is_refused_by_the_loader(tiny_data, tiny_cfg, tmp_path, value):
+    """train_config.data_dir is a folder path as text, or None; anything else makes the file one sentence."""
+    _, path = _saved(tiny_data, tiny_cfg, tmp_path)
+    payload = torch.load(path, weights_only=True)
+    payload["train_config"]["data_dir"] = value
+    ckpt_io.save(payload, path)
+    with pytest.raises(CheckpointError) as refused:
+        ckpt_io.load(path)
+    assert_one_sentence(str(refused.value))
+    assert str(refused.value).startswith("model.pt has settings this app cannot use: Data folder"), refused.value
 
 
 def test_list_checkpoints_reports_metadata_and_errors(tiny_data, tiny_cfg, tmp_path):
@@ -286,7 +312,8 @@ def test_unique_names_skip_every_existing_file(tmp_path, taken):
     folder = Path(tempfile.mkdtemp(dir=tmp_path))
     for i in taken:
         (folder / ("mnist-2d.pt" if i == 1 else f"mnist-2d-{i}.pt")).write_bytes(b"x")
-    path = ckpt_io.unique_checkpoint_path("mnist-2d", folder)
+    with ckpt_io.unique_checkpoint_path("mnist-2d", folder) as reserved:
+        path = reserved.path
     assert path.parent == folder.resolve() and not path.exists()
     free = min(set(range(1, 14)) - set(taken))
     assert path.name == ("mnist-2d.pt" if free == 1 else f"mnist-2d-{free}.pt")
@@ -442,7 +469,8 @@ def _largest_model_config() -> ModelConfig:
 
 def test_the_largest_model_the_settings_allow_saves_loads_and_resumes(tiny_data, tmp_path):
     from vae.checkpoint.replay import MAX_FRAMES, TILE
-    from vae.training.replay import REPLAY_CODES, REPLAY_GRID, ReplayRecorder
+    from vae.checkpoint.replay import REPLAY_CODES, REPLAY_GRID
+    from vae.training.replay import ReplayRecorder
 
     train_cfg = TrainConfig(dataset="shapes", epochs=3, batch_size=32, seed=0, log_every=1, device="cpu")
     first = Trainer(_largest_model_config(), TrainConfig(**{**train_cfg.to_dict(), "epochs": 1}), *tiny_data)

@@ -1,10 +1,13 @@
 """One schema for a checkpoint, checked whole at load: a valid checkpoint with any one field removed,
 retyped, pushed to an extreme or nested deep either is refused with one sentence, or loads and then
-every CLI command and every page works with it. Several hundred mutants, each field of the file."""
+every CLI command and every page works with it. Several hundred mutants, each field of the file; and the
+largest fields the loader accepts, alone and together, work everywhere within seconds."""
 from __future__ import annotations
 
 import contextlib
 import io
+import itertools
+import time
 import math
 from pathlib import Path
 
@@ -16,6 +19,7 @@ from streamlit.testing.v1 import AppTest
 import vae.cli as cli
 from pages.ui.sitemap import PAGES as SITE
 from tests.conftest import ROOT, assert_one_sentence, tiny_dataset
+from tests.crafted import LARGEST
 from vae import checkpoint as ckpt_io
 from vae.config import ModelConfig, TrainConfig
 from vae.training.replay import ReplayRecorder
@@ -84,8 +88,9 @@ def _mutant(payload: dict, path: tuple, mutation: str) -> dict:
     return mutant
 
 
-def _consumers_work(ckpt: ckpt_io.Checkpoint, path: Path, tmp: Path) -> None:
-    """Every CLI command on the file, then every page with it as the tab's model: none raises."""
+def _consumers_work(ckpt: ckpt_io.Checkpoint, path: Path, tmp: Path, page_seconds: float | None = None) -> None:
+    """Every CLI command on the file, then every page with it as the tab's model: none raises (and each page
+    is drawn within page_seconds, when given)."""
     data = str(tmp / "data")
     for argv in (["eval", str(path), "--data-dir", data, "--limit", "32", "--json"], ["list", str(path.parent), "--json"],
                  ["replay", str(path), "--gif", str(tmp / "replay.gif")],
@@ -100,8 +105,11 @@ def _consumers_work(ckpt: ckpt_io.Checkpoint, path: Path, tmp: Path) -> None:
     at.session_state["uploaded_checkpoint"] = ckpt
     at.run()
     for page in PAGES:
+        start = time.perf_counter()
         at.switch_page(page).run()
+        took = time.perf_counter() - start
         assert not at.exception, (page, [e.value for e in at.exception][:1])
+        assert page_seconds is None or took < page_seconds, f"{page} took {took:.1f} s"
 
 
 @pytest.mark.timeout(1200)
@@ -130,3 +138,27 @@ def test_a_mutant_checkpoint_is_refused_in_one_sentence_or_works_everywhere(orig
             _consumers_work(ckpt, folder / "mutant.pt", folder)
     assert outcomes["refused"] + outcomes["loaded"] >= 300, outcomes
     print(f"mutants: {outcomes}; run through every command and page: {len(checked)}")
+
+
+PAGE_SECONDS = 5.0  # the most one page may take with the largest file the loader accepts
+COMBINATIONS = [(name,) for name in LARGEST] + [tuple(pair) for pair in itertools.combinations(LARGEST, 2)] + \
+    [tuple(LARGEST)]
+
+
+@pytest.mark.timeout(1200)
+@pytest.mark.parametrize("fields", COMBINATIONS, ids="+".join)
+def test_the_largest_files_the_loader_accepts_work_everywhere_in_seconds(original, tmp_path, monkeypatch, fields):
+    """Each field pushed to the largest the loader accepts (the longest history its counters allow, a full
+    replay, a full set of stored codes), alone, in pairs and all together: the file loads, every command runs
+    and every page draws without an exception, each in under PAGE_SECONDS."""
+    import copy
+
+    monkeypatch.setenv("VAE_CHECKPOINT_DIR", str(tmp_path / "checkpoints"))
+    monkeypatch.setenv("VAE_DATA_DIR", str(tmp_path / "data"))
+    payload = copy.deepcopy(original)
+    for field in fields:
+        payload = LARGEST[field](payload)
+    path = tmp_path / "largest.pt"
+    torch.save(payload, path)
+    ckpt = ckpt_io.load(path)
+    _consumers_work(ckpt, path, tmp_path, page_seconds=PAGE_SECONDS)

@@ -22,6 +22,7 @@ STORED_TEST = 5_000  # the Explore pages show at most this many test codes; 20 k
 STORED_TRAIN = 2_000  # a few thousand training codes for the scatter's label map offline; 4 kB per latent dimension
 MAX_STORED = 10_000
 MAX_FACTORS = 16
+MAX_TEST_SIZE = 10**7  # images in the test split the codes came from: far more than any dataset here
 FACTOR_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
 
@@ -66,7 +67,7 @@ def check_stored_codes(value, latent_dim: int, n_classes: int | None = None) -> 
     expected = {"version", "mu", "logvar", "labels", "factors", "train_mu", "train_labels", "test_size"}
     if not isinstance(value, dict) or set(value) != expected:
         raise StoredCodesError(f"its entries are not {sorted(expected)}")
-    if value["version"] != CODES_VERSION or type(value["test_size"]) is not int:
+    if value["version"] != CODES_VERSION or type(value["test_size"]) is not int or not 0 < value["test_size"] <= MAX_TEST_SIZE:
         raise StoredCodesError("its version or test size is not one this app writes")
     factors = value["factors"]
     if not isinstance(factors, dict) or len(factors) > MAX_FACTORS or not all(

@@ -16,6 +16,7 @@ from typing import Any, BinaryIO
 
 import torch
 
+from vae.checkpoint.budget import fresh_copy
 from vae.checkpoint.format import FORMAT, FORMAT_VERSION, Checkpoint, CheckpointError, validate
 from vae.checkpoint.replay import REPLAY_KEY, pack_replay
 from vae.config import TrainConfig
@@ -113,7 +114,7 @@ def load(source: str | os.PathLike | bytes | BinaryIO, label: str | None = None)
         label = Path(source).name or f"The path {str(source)!r}"  # '' or '/' have no file name
     label = label or "The uploaded file"
     raw = _read_raw(source, label)
-    payload = _unpickle_safely(raw, label)
+    payload = fresh_copy(_unpickle_safely(raw, label), label)  # bounded, and no tensor as the file laid it out
     ckpt = validate(payload, label)
     if isinstance(source, (str, os.PathLike)):
         ckpt.path = str(source)

@@ -23,6 +23,17 @@ MAX_EPOCH, MAX_STEP = EPOCHS_RANGE[1], 10**9  # counters: the most epochs a run 
 MAX_EXTRAS_DEPTH, MAX_EXTRAS_ITEMS = 16, 200_000
 DATASET_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}")  # ours, or any other shown as a plain label
 HISTORY_KEYS = {"step": {"epoch", "step", "recon", "kl", "total"}, "epoch": {"epoch", "step"}}  # what the pages read
+# Every field a history record may have: what the trainer and the app's jobs write (vae/training/).
+HISTORY_FIELDS = frozenset({"kind", "epoch", "step", "recon", "kl", "total", "beta", "samples_per_sec", "train_recon",
+                            "train_kl", "train_total", "seconds", "world_size", "test_recon", "test_kl", "test_elbo",
+                            "partial"})
+MAX_STOPS = 1_000  # partial-epoch records, one each time a run is stopped or interrupted and saved
+# Adam's param_group as this project's optimizer writes it: each flag at the value the trainer uses (the
+# implementation flags foreach and fused are the trainer's own choice on resume and may be anything).
+ADAM_FLAGS = {"amsgrad": False, "maximize": False, "capturable": False, "differentiable": False,
+              "decoupled_weight_decay": False, "weight_decay": 0}
+ADAM_GROUP_KEYS = frozenset({"lr", "betas", "eps", "params", "foreach", "fused", "initial_lr", *ADAM_FLAGS})
+ADAM_STATE_KEYS = frozenset({"step", "exp_avg", "exp_avg_sq"})
 REQUIRED_KEYS = ("format", "format_version", "model_config", "state_dict", "dataset", "class_names", "history")
 
 
@@ -81,7 +92,7 @@ def validate(payload: Any, label: str) -> Checkpoint:
         train_config=train_cfg,
         dataset=_check_dataset(payload["dataset"], label),
         class_names=_check_str_list(payload["class_names"], label),
-        history=_check_history(payload["history"], label),
+        history=_check_history(payload["history"], _bound_of(payload, train_cfg), label),
         test_metrics=_check_metrics(payload.get("test_metrics", {}), label),
         epoch=_check_count(payload.get("epoch", 0), "epoch", label, MAX_EPOCH),
         step=_check_count(payload.get("step", 0), "step", label, MAX_STEP),
@@ -91,6 +102,16 @@ def validate(payload: Any, label: str) -> Checkpoint:
         rng_state=_check_rng(payload.get("rng_state"), label),
         extras=_check_extras(payload.get("extras"), model_cfg, payload["class_names"], label),
     )
+
+
+def _bound_of(payload: dict, train_cfg: TrainConfig | None) -> dict[str, int]:
+    """history_bound for the counters the file states (checked as counters first)."""
+    epoch = payload.get("epoch", 0)
+    step = payload.get("step", 0)
+    if not (type(epoch) is int and type(step) is int):  # the counters' own checks say what is wrong
+        return {"epoch": 0, "step": 0}
+    return history_bound(min(max(epoch, 0), MAX_EPOCH), min(max(step, 0), MAX_STEP),
+                         train_cfg.log_every if train_cfg else 1)
 
 
 def _model_from_state(model_cfg: ModelConfig, state: Any, label: str) -> VAE:
@@ -155,34 +176,59 @@ def _check_dataset(value: Any, label: str) -> str:
 
 
 def _check_optimizer(value: Any, model: VAE, label: str) -> dict | None:
-    """Adam's state as torch.optim.Adam.state_dict() writes it for this model's parameters, or None."""
+    """Adam's state exactly as this project's torch.optim.Adam writes it for this model's parameters, or None:
+    one param group with the trainer's flags, and per parameter a step and two finite float32 moments."""
     if value is None:
         return None
-    params = list(model.parameters())
-    try:
-        (group,) = value["param_groups"] if isinstance(value, dict) else ()  # a tensor indexed by a str warns
-        ok = (isinstance(value["state"], dict) and isinstance(group, dict) and group["params"] == list(range(len(params)))
-              and all(_is_number(group.get(k)) and 0 <= group[k] < 1e3 for k in ("lr", "eps", "weight_decay"))
-              and isinstance(group.get("betas"), (tuple, list)) and len(group["betas"]) == 2
-              and all(_is_number(b) and 0 <= b < 1 for b in group["betas"]))
-        for index, state in value["state"].items() if ok else ():
-            shape = params[index].shape
-            ok = ok and isinstance(state, dict) and isinstance(state.get("step"), torch.Tensor) and state["step"].numel() == 1 \
-                and all(isinstance(state.get(k), torch.Tensor) and state[k].shape == shape and state[k].dtype == torch.float32
-                        and bool(torch.isfinite(state[k]).all()) for k in ("exp_avg", "exp_avg_sq"))
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError):
-        ok = False
-    if not ok:
-        raise CheckpointError(f"{label} has an optimizer state that does not fit its model; it may be damaged.")
+    if not _adam_state_ok(value, [p.shape for p in model.parameters()]):
+        raise CheckpointError(f"{label} has an optimizer state that is not the one this app's Adam writes for its "
+                              f"model (other flags, keys or shapes); it may be damaged: load the model without "
+                              f"resuming, or train it again.")
     return value
 
 
+def _adam_state_ok(value: Any, shapes: list[torch.Size]) -> bool:
+    if type(value) is not dict or set(value) != {"state", "param_groups"} or type(value["param_groups"]) is not list:
+        return False
+    if len(value["param_groups"]) != 1 or type(value["state"]) is not dict:
+        return False
+    (group,) = value["param_groups"]
+    if type(group) is not dict or not group.keys() <= ADAM_GROUP_KEYS or not ADAM_GROUP_KEYS - {"initial_lr"} - \
+            {"foreach", "fused", "decoupled_weight_decay"} <= group.keys():
+        return False
+    flags_ok = all(group.get(k, v) == v and isinstance(group.get(k, v), (bool, int, float)) for k, v in ADAM_FLAGS.items())
+    numbers_ok = (group["params"] == list(range(len(shapes))) and _is_number(group["lr"]) and 0 < group["lr"] <= 1
+                  and group["betas"] in ((0.9, 0.999), [0.9, 0.999]) and group["eps"] == 1e-8
+                  and group.get("foreach") in (None, False, True) and group.get("fused") in (None, False, True))
+    return flags_ok and numbers_ok and all(
+        type(i) is int and 0 <= i < len(shapes) and _adam_moments_ok(state, shapes[i])
+        for i, state in value["state"].items())
+
+
+def _adam_moments_ok(state: Any, shape: torch.Size) -> bool:
+    if type(state) is not dict or set(state) != ADAM_STATE_KEYS:
+        return False
+    step = state["step"]
+    if not (isinstance(step, torch.Tensor) and step.numel() == 1 and step.dtype == torch.float32
+            and 0 <= float(step) <= MAX_STEP):
+        return False
+    moments = [state["exp_avg"], state["exp_avg_sq"]]
+    return all(isinstance(m, torch.Tensor) and m.shape == shape and m.dtype == torch.float32
+               and bool(torch.isfinite(m).all()) for m in moments) and bool((moments[1] >= 0).all())
+
+
 def _check_rng(value: Any, label: str) -> torch.Tensor | None:
-    """The CPU generator's state: a uint8 tensor of the length torch's generator keeps, or None."""
+    """The CPU generator's state: a uint8 tensor of the length torch's generator keeps, that a generator takes,
+    or None."""
     if value is None:
         return None
     expected = torch.Generator().get_state()
-    if not isinstance(value, torch.Tensor) or value.dtype != expected.dtype or value.shape != expected.shape:
+    ok = isinstance(value, torch.Tensor) and value.dtype == expected.dtype and value.shape == expected.shape
+    try:
+        ok = ok and torch.Generator().set_state(value) is not None
+    except (RuntimeError, ValueError, KeyError, TypeError):
+        ok = False
+    if not ok:
         raise CheckpointError(f"{label} has a random-number state this version of torch cannot restore; it may be damaged.")
     return value
 
@@ -205,21 +251,37 @@ def _check_metrics(value: Any, label: str) -> dict[str, float]:
 
 def _history_record_ok(record: Any) -> bool:
     """A step record (epoch, step, recon, kl, total) or an epoch record (epoch, step; test_recon, test_kl
-    and test_elbo together or not at all): its kind as text, every other value a finite number."""
-    if not isinstance(record, dict) or not isinstance(record.get("kind"), str) or record["kind"] not in HISTORY_KEYS:
+    and test_elbo together or not at all): its kind as text, known fields only, every other value a finite
+    number."""
+    if type(record) is not dict or not isinstance(record.get("kind"), str) or record["kind"] not in HISTORY_KEYS:
+        return False
+    if not record.keys() <= HISTORY_FIELDS:
         return False
     numbers = {k: v for k, v in record.items() if k != "kind"}
     test = {"test_recon", "test_kl", "test_elbo"} & set(numbers)
-    return (all(isinstance(k, str) and _is_number(v) and math.isfinite(v) and abs(v) < 1e12 for k, v in numbers.items())
+    return (all(_is_number(v) and math.isfinite(v) and abs(v) < 1e12 for v in numbers.values())
             and HISTORY_KEYS[record["kind"]] <= set(numbers) and len(test) in (0, 3)
             and 0 <= numbers["epoch"] <= MAX_EPOCH and 0 <= numbers["step"] <= MAX_STEP)
 
 
-def _check_history(value: Any, label: str) -> list[dict]:
-    if not isinstance(value, list) or len(value) > MAX_HISTORY:
+def history_bound(epoch: int, step: int, log_every: int) -> dict[str, int]:
+    """The most records of each kind a run at this epoch and step writes: an epoch record per finished epoch
+    (and per stop), a step record every log_every steps and at each epoch's end (and around each stop)."""
+    return {"epoch": epoch + 1 + MAX_STOPS, "step": step // max(log_every, 1) + 2 * (epoch + 1) + MAX_STOPS}
+
+
+def _check_history(value: Any, bound: dict[str, int], label: str) -> list[dict]:
+    if type(value) is not list or len(value) > MAX_HISTORY:
         raise CheckpointError(f"{label} has an invalid training history; it may be damaged.")
+    if len(value) > sum(bound.values()):
+        raise CheckpointError(f"{label} has more history records than its epochs and steps allow; it may be damaged.")
+    if len(set(map(id, value))) != len(value):  # the trainer writes each record once; pickle's memo repeats one
+        raise CheckpointError(f"{label} has a training history that repeats one record by reference, which no run "
+                              f"writes; it may be damaged.")
     if not all(_history_record_ok(record) for record in value):
         raise CheckpointError(f"{label} has an invalid training history record; it may be damaged.")
+    for kind, most in bound.items():
+        if sum(record["kind"] == kind for record in value) > most:
+            raise CheckpointError(f"{label} has more {kind} records in its history than its {kind}s allow; it may be "
+                                  f"damaged.")
     return value
-
-

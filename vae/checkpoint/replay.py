@@ -15,8 +15,8 @@ REPLAY_KEY = "replay"  # in trainer.extras and the checkpoint's extras
 REPLAY_VERSION = 1  # in memory, and on disk before manifolds were packed
 PACKED_VERSION = 2  # on disk: "manifolds" is the zlib stream of the uint8 (T, H, W[, 3]) array
 MAX_FRAMES = 50  # longer runs keep a log-even choice of epochs (planned_epochs)
-MAX_REPLAY_CODES = 10_000
-MAX_REPLAY_GRID = 32
+REPLAY_CODES = 500  # test images the recorder follows through training: the most a replay holds
+REPLAY_GRID = 8  # manifold tiles per side, at most: 224 x 224 px of uint8 (x 3 in colour), 50-150 kB a frame
 TILE = 28  # a replay tile's longest side, pixels: larger images are shrunk (area average) to fit
 
 
@@ -92,7 +92,7 @@ def check_replay(value, latent_dim: int, n_classes: int | None = None,
     if value["version"] == PACKED_VERSION:
         epochs, grid = value["epochs"], value["grid"]
         if not all(isinstance(t, torch.Tensor) and t.dim() == 1 for t in (epochs, grid)) or not (
-                1 <= len(epochs) <= 10 * MAX_FRAMES and 1 <= len(grid) <= MAX_REPLAY_GRID):
+                1 <= len(epochs) <= MAX_FRAMES and 1 <= len(grid) <= REPLAY_GRID):
             raise ReplayError("its arrays have shapes that do not fit together or this model")
         manifolds = _unpack_manifolds(value["manifolds"], manifold_shape(len(epochs), len(grid), latent_dim, image_shape))
         value = {**value, "version": REPLAY_VERSION, "manifolds": manifolds}
@@ -108,8 +108,8 @@ def check_replay(value, latent_dim: int, n_classes: int | None = None,
         tensors[k] for k in ("epochs", "indices", "labels", "codes", "manifolds", "grid", "metrics"))
     t, n, p, g = len(epochs), len(indices), min(latent_dim, 2), len(grid)
     shapes_ok = (
-        epochs.dim() == 1 and 1 <= t <= 10 * MAX_FRAMES and indices.dim() == 1 and 1 <= n <= MAX_REPLAY_CODES
-        and labels.shape == (n,) and codes.shape == (t, n, p) and grid.dim() == 1 and 1 <= g <= MAX_REPLAY_GRID
+        epochs.dim() == 1 and 1 <= t <= MAX_FRAMES and indices.dim() == 1 and 1 <= n <= REPLAY_CODES
+        and labels.shape == (n,) and codes.shape == (t, n, p) and grid.dim() == 1 and 1 <= g <= REPLAY_GRID
         and manifolds.shape == manifold_shape(t, g, latent_dim, image_shape) and metrics.shape == (t, 2)
     )
     if not shapes_ok:

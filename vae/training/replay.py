@@ -12,6 +12,8 @@ import torch
 from vae.analysis.encoding import grid_axis, grid_codes, sample_indices
 from vae.checkpoint.replay import (
     MAX_FRAMES,
+    REPLAY_CODES,
+    REPLAY_GRID,
     REPLAY_KEY,
     REPLAY_VERSION,
     Replay,
@@ -24,8 +26,6 @@ from vae.render.images import tile_images, to_pictures, upscale_nearest
 from vae.render.palette import PALETTE
 from vae.render.pictures import FOOTER, HEADER, MARGIN, PANEL, font, gif_palette, hex_rgb, scatter_panel
 
-REPLAY_CODES = 500  # test images followed through training
-REPLAY_GRID = 8  # manifold tiles per side: 224 x 224 px of uint8 (x 3 in colour), 50-150 kB a frame
 REPLAY_RADIUS = 3.0  # the manifold covers [-3, 3] on z1 and z2: the prior's 3-sigma square
 
 

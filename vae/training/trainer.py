@@ -243,17 +243,30 @@ class Trainer:
             raise ValueError("The checkpoint's architecture differs from this trainer's; resume with its own settings.")
         self.model.load_state_dict(ckpt.model.state_dict())
         if ckpt.optimizer_state is not None:
-            # Saved param_groups carry the implementation flags; keep this trainer's (fused where it can).
-            state = dict(ckpt.optimizer_state)
-            state["param_groups"] = [
-                {**group, "fused": self._fused_adam or None, "foreach": None} for group in state.get("param_groups", [])
-            ]
-            self.optimizer.load_state_dict(state)
+            self.optimizer.load_state_dict(self._adam_state_from(ckpt.optimizer_state))
         if ckpt.rng_state is not None:
-            self.generator.set_state(ckpt.rng_state)
+            try:
+                self.generator.set_state(ckpt.rng_state.contiguous().clone())
+            except RuntimeError:
+                raise ValueError("The checkpoint's random-number state is not one torch can restore; load the model "
+                                 "without resuming, or train it again.") from None
         self.epoch, self.step = ckpt.epoch, ckpt.step
         self.history = [dict(r) for r in ckpt.history]
         self.extras = dict(ckpt.extras)
+
+    def _adam_state_from(self, saved: dict) -> dict:
+        """Saved Adam moments under this trainer's own param group: its flags (fused where it can, never
+        amsgrad or maximize), the saved learning rate, and per parameter only step, exp_avg and exp_avg_sq as
+        fresh contiguous float32 tensors of the parameter's shape, so no saved flag or layout reaches the
+        fused kernel."""
+        own = self.optimizer.state_dict()["param_groups"][0]
+        group = {**own, "lr": float(saved["param_groups"][0]["lr"])}
+        params = list(self.model.parameters())
+        state = {int(i): {k: torch.as_tensor(s[k], dtype=torch.float32).reshape(shape).contiguous().clone()
+                          for k, shape in (("step", ()), ("exp_avg", params[int(i)].shape),
+                                           ("exp_avg_sq", params[int(i)].shape))}
+                 for i, s in saved["state"].items()}
+        return {"state": state, "param_groups": [group]}
 
     @torch.no_grad()
     def evaluate_test(self) -> dict:
