@@ -83,7 +83,11 @@ def freeze_import_heap() -> None:
     with _freeze_lock:
         if _heap_frozen:
             return
-        import plotly.graph_objects  # noqa: F401  (imported here so its objects are frozen too)
+        # Imported here, under the lock, so their objects are frozen too, and so two sessions' first runs never
+        # import one of them at once: pandas, which st.dataframe imports on first use, is otherwise found
+        # half-initialized by a second thread importing it at the same moment.
+        import pandas  # noqa: F401
+        import plotly.graph_objects  # noqa: F401
 
         import pages.ui.encodings  # noqa: F401
         import pages.ui.explore  # noqa: F401
