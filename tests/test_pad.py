@@ -13,7 +13,8 @@ from vae.config import ModelConfig
 from vae.render.images import to_uint8
 from vae.nets.model import VAE
 from vae.browser.ops import LINEAR, OPS, Op
-from vae.browser.pad import (MAX_BROWSER_PARAMS, PadCodes, UnsupportedDecoder, choose_dtype, decoder_program,
+from vae.browser.pad import (MAX_BROWSER_PARAMS, PadCodes, UnsupportedDecoder, UnsupportedEncoder, choose_dtype,
+                             decoder_program, encoder_program,
     float16_error, pack, pad_payload, thumbnail_sprite, unpack, weights_blob)
 
 
@@ -50,12 +51,32 @@ def test_a_conv_decoder_becomes_linear_and_transposed_convolution_ops():
 
 @pytest.mark.parametrize("arch, hidden", [("mlp", (32, 16)), ("conv", (48,))])
 def test_every_op_emitted_is_declared_with_exactly_its_fields_and_tensors(arch, hidden):
-    program = decoder_program(_model(arch, hidden=hidden))
-    for op in program.ops:
-        spec = OPS[op["op"]]
-        assert list(op) == ["op", *spec.fields, *spec.tensors]
-        assert all(0 <= op[t] < len(program.tensors) for t in spec.tensors)
-    assert sorted(op[t] for op in program.ops for t in OPS[op["op"]].tensors) == list(range(len(program.tensors)))
+    model = _model(arch, hidden=hidden)
+    for program in (decoder_program(model), encoder_program(model)):
+        for op in program.ops:
+            spec = OPS[op["op"]]
+            assert list(op) == ["op", *spec.fields, *spec.tensors]
+            assert all(0 <= op[t] < len(program.tensors) for t in spec.tensors)
+        assert sorted(op[t] for op in program.ops for t in OPS[op["op"]].tensors) == list(range(len(program.tensors)))
+
+
+def test_the_encoder_program_ends_in_both_posterior_heads():
+    """The last op is to_mu and to_logvar as one linear: its 2D outputs are mu, then logvar."""
+    model = _model("conv")
+    program = encoder_program(model)
+    head = program.ops[-1]
+    d = model.config.latent_dim
+    assert head["op"] == "linear" and head["out"] == 2 * d
+    weight = program.tensors[head["w"]]
+    np.testing.assert_array_equal(weight[:, :d], model.to_mu.weight.detach().numpy().T)
+    np.testing.assert_array_equal(weight[:, d:], model.to_logvar.weight.detach().numpy().T)
+
+
+def test_an_encoder_layer_the_browser_cannot_run_is_named_in_one_sentence():
+    model = _model()
+    model.encoder = nn.Sequential(nn.Flatten(), nn.Linear(784, model.to_mu.in_features), nn.Tanh())
+    with pytest.raises(UnsupportedEncoder, match=r"a layer the browser cannot run \(Tanh\)"):
+        encoder_program(model)
 
 
 def test_an_op_outside_the_table_or_with_other_fields_is_refused():

@@ -5,6 +5,7 @@ JS tests."""
 from __future__ import annotations
 
 import base64
+import contextlib
 
 import numpy as np
 
@@ -45,6 +46,20 @@ def import_module(page) -> None:
         const url = URL.createObjectURL(new Blob([src], {type: 'text/javascript'}));
         window.__pad = await import(url);
     }""", PAD_JS.read_text())
+
+
+@contextlib.contextmanager
+def module_page():
+    """A Chromium page holding the pad's module (import_module), its page errors kept in page.errors."""
+    from tests.e2e.conftest import chromium, require_browser
+
+    require_browser()
+    with chromium() as browser:
+        page = browser.new_page()
+        page.errors = []
+        page.on("pageerror", lambda e: page.errors.append(str(e)))
+        import_module(page)
+        yield page
 
 
 def send(page, payload: bytes) -> None:

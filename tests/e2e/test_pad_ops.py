@@ -1,4 +1,4 @@
-"""The decoder ops of vae/browser/ops.py in a real Chromium, without Streamlit: the browser's decoder
+"""The ops of vae/browser/ops.py in a real Chromium, without Streamlit: the browser
 (vae/browser/latent_pad.js) runs exactly the ops Python declares, no fewer and no more, and each one
 alone, as a one-op program through the page's compileDecoder, gives torch's numbers for that op."""
 from __future__ import annotations
@@ -13,9 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from tests.e2e import pad_harness as harness
-from tests.e2e.conftest import chromium, require_browser
-from vae.browser.ops import CONV_T, LINEAR, OPS, RELU, RESHAPE, SIGMOID
-from vae.browser.pad import DecoderProgram, weights_blob
+from vae.browser.ops import CONV, CONV_T, LINEAR, OPS, RELU, RESHAPE, SIGMOID
+from vae.browser.pad import Program, weights_blob
 
 pytestmark = pytest.mark.e2e
 
@@ -82,6 +81,20 @@ def _conv_t(cin: int, cout: int, size, k, stride, pad, dil, out_pad) -> Callable
     return case
 
 
+def _conv(cin: int, cout: int, size, k, stride, pad, dil) -> Callable:
+    """A Conv2d case (zero padding); every geometry argument is (h, w)."""
+    def case(rng) -> Case:
+        weight = rng.normal(size=(cout, cin, *k)).astype(np.float32)  # as torch keeps it
+        bias = rng.normal(size=cout).astype(np.float32)
+        x, tensors = _input(rng, cin * size[0] * size[1]), []
+        want = F.conv2d(torch.from_numpy(x).reshape(1, cin, *size), torch.from_numpy(weight), torch.from_numpy(bias),
+                        stride, pad, dil)[0]
+        fields = {"cin": cin, "cout": cout, "in": list(size), "out": list(want.shape[1:]), "k": list(k),
+                  "stride": list(stride), "pad": list(pad), "dil": list(dil)}
+        return Case(CONV.make(tensors, (weight, bias), fields), tensors, x, want.numpy().ravel(), tuple(want.shape))
+    return case
+
+
 # A reference for every declared op; several for the ops with geometry.
 CASES: dict[str, list[Callable]] = {
     "linear": [_linear],
@@ -91,6 +104,11 @@ CASES: dict[str, list[Callable]] = {
         _conv_t(3, 2, size=(4, 5), k=(3, 2), stride=(2, 1), pad=(1, 0), dil=(1, 1), out_pad=(1, 0)),
         _conv_t(2, 3, size=(3, 3), k=(2, 3), stride=(1, 2), pad=(0, 1), dil=(2, 1), out_pad=(0, 1)),
         _conv_t(4, 1, size=(7, 7), k=(4, 4), stride=(2, 2), pad=(1, 1), dil=(1, 1), out_pad=(0, 0)),  # the default decoder's
+    ],
+    "conv2d": [
+        _conv(3, 2, size=(9, 7), k=(3, 2), stride=(2, 1), pad=(1, 0), dil=(1, 1)),
+        _conv(2, 3, size=(8, 9), k=(2, 3), stride=(1, 2), pad=(0, 1), dil=(2, 1)),
+        _conv(1, 4, size=(28, 20), k=(4, 4), stride=(2, 2), pad=(1, 1), dil=(1, 1)),  # the default encoder's
     ],
     "sigmoid": [_sigmoid],
 }
@@ -104,7 +122,7 @@ _RUN_JS = """([model, b64, x]) => {
 
 def _run(page, case: Case) -> np.ndarray:
     """The page's decoder, compiled from the one-op program, at case.x; float32 weights, as a payload sends them."""
-    program = DecoderProgram([case.op], case.tensors, case.shape, len(case.x))
+    program = Program([case.op], case.tensors, case.shape, len(case.x))
     blob, offsets = weights_blob(program, "float32")
     model = {"latentDim": len(case.x), "shape": list(case.shape), "dtype": "float32", "ops": [case.op], "offsets": offsets}
     got = page.evaluate(_RUN_JS, [model, base64.b64encode(blob).decode(), case.x.astype(float).tolist()])
@@ -113,12 +131,7 @@ def _run(page, case: Case) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def page():
-    require_browser()
-    with chromium() as browser:
-        page = browser.new_page()
-        page.errors = []
-        page.on("pageerror", lambda e: page.errors.append(str(e)))
-        harness.import_module(page)
+    with harness.module_page() as page:
         yield page
 
 

@@ -68,24 +68,37 @@ function linear(x, nIn, wt, b, out, nOut) {
   return out;
 }
 
-// ConvTranspose2d: x (cin, h, w) -> out (cout, oh, ow). Input pixel (iy, ix) adds into output
-// (iy * stride - pad + ky * dil, ix * stride - pad + kx * dil). The sums run in acc, laid out (oh, ow, cout),
-// over the weight as wt (cin, kh, kw, cout), so the innermost loop walks both contiguously.
-function convTranspose(x, op, wt, bias, acc, out) {
+// A convolution's sums, laid out (plane, cout), start at the bias of each output channel.
+function startSums(acc, bias, plane) {
+  for (let p = 0; p < plane; p++) acc.set(bias, p * bias.length);
+}
+
+// The sums (plane, cout) as channel planes (cout, plane), the layout every op passes on.
+function toPlanes(acc, out, plane, cout) {
+  for (let p = 0; p < plane; p++) for (let co = 0; co < cout; co++) out[co * plane + p] = acc[p * cout + co];
+  return out;
+}
+
+// Both convolutions run from the input's side: each nonzero input pixel adds into the outputs it reaches,
+// so the zeros a ReLU left, or the blank of a drawing, cost nothing. The sums run in acc, laid out
+// (oh, ow, cout), over the weight as wt (cin, kh, kw, cout), so the innermost loop walks both contiguously.
+// tap(i, k, stride, pad, dil, n) is the output coordinate input coordinate i reaches through kernel tap k
+// (n outputs along that axis), or -1.
+function scatterConv(x, op, wt, bias, acc, out, tap) {
   const [h, w] = op.in, [oh, ow] = op.out, [kh, kw] = op.k, [sh, sw] = op.stride, [ph, pw] = op.pad, [dh, dw] = op.dil;
   const cout = op.cout, plane = oh * ow;
-  for (let p = 0; p < plane; p++) acc.set(bias, p * cout);
+  startSums(acc, bias, plane);
   for (let ci = 0; ci < op.cin; ci++) {
     for (let iy = 0; iy < h; iy++) {
       for (let ix = 0; ix < w; ix++) {
         const v = x[(ci * h + iy) * w + ix];
         if (v === 0) continue;
         for (let ky = 0; ky < kh; ky++) {
-          const oy = iy * sh - ph + ky * dh;
-          if (oy < 0 || oy >= oh) continue;
+          const oy = tap(iy, ky, sh, ph, dh, oh);
+          if (oy < 0) continue;
           for (let kx = 0; kx < kw; kx++) {
-            const ox = ix * sw - pw + kx * dw;
-            if (ox < 0 || ox >= ow) continue;
+            const ox = tap(ix, kx, sw, pw, dw, ow);
+            if (ox < 0) continue;
             const a = (oy * ow + ox) * cout, b = ((ci * kh + ky) * kw + kx) * cout;
             for (let co = 0; co < cout; co++) acc[a + co] += v * wt[b + co];
           }
@@ -93,7 +106,27 @@ function convTranspose(x, op, wt, bias, acc, out) {
       }
     }
   }
-  for (let p = 0; p < plane; p++) for (let co = 0; co < cout; co++) out[co * plane + p] = acc[p * cout + co];
+  return toPlanes(acc, out, plane, cout);
+}
+
+// ConvTranspose2d: input i adds into output i * stride - pad + k * dil.
+function transposedTap(i, k, s, p, d, n) {
+  const o = i * s - p + k * d;
+  return o >= 0 && o < n ? o : -1;
+}
+
+// Conv2d (zero padding): output o reads input o * stride - pad + k * dil, so input i reaches the o that solves it.
+function directTap(i, k, s, p, d, n) {
+  const t = i + p - k * d;
+  return t >= 0 && t % s === 0 && t / s < n ? t / s : -1;
+}
+
+// torch's Conv2d weight (cout, cin, kh, kw) as (cin, kh, kw, cout).
+function convChannelsLast(weight, op) {
+  const [kh, kw] = op.k, taps = kh * kw, out = new Float32Array(weight.length);
+  for (let co = 0; co < op.cout; co++)
+    for (let ci = 0; ci < op.cin; ci++)
+      for (let t = 0; t < taps; t++) out[(ci * taps + t) * op.cout + co] = weight[(co * op.cin + ci) * taps + t];
   return out;
 }
 
@@ -125,35 +158,101 @@ export const OPS = {
   convT(op, tensor) {
     const wt = channelsLast(tensor(op.w), op), bias = tensor(op.b);
     const acc = new Float32Array(op.cout * op.out[0] * op.out[1]), out = new Float32Array(acc.length);
-    return [(x) => convTranspose(x, op, wt, bias, acc, out), out.length];
+    return [(x) => scatterConv(x, op, wt, bias, acc, out, transposedTap), out.length];
+  },
+  conv2d(op, tensor) {
+    const wt = convChannelsLast(tensor(op.w), op), bias = tensor(op.b);
+    const acc = new Float32Array(op.cout * op.out[0] * op.out[1]), out = new Float32Array(acc.length);
+    return [(x) => scatterConv(x, op, wt, bias, acc, out, directTap), out.length];
   },
   sigmoid(op, tensor, size) {
     return [(x) => { for (let i = 0; i < x.length; i++) x[i] = 1 / (1 + Math.exp(-x[i])); return x; }, size];
   },
 };
 
-// The model's decoder as a function z (latentDim) -> picture (C * H * W, in [0, 1]). The returned
-// array is reused by the next call.
-export function compileDecoder(model, weights) {
-  const offsets = model.offsets;
+// A program's ops (vae/browser/ops.py) over its flat weights as one function x (inSize values) -> y; returns
+// [run, output size]. The returned array is reused by the next call.
+function compileProgram(ops, offsets, weights, inSize, what) {
   const tensor = (i) => weights.subarray(offsets[i], i + 1 < offsets.length ? offsets[i + 1] : weights.length);
   const steps = [];
-  let size = model.latentDim;
-  for (const op of model.ops) {
-    if (!Object.hasOwn(OPS, op.op)) throw new Error(`the decoder has a layer this page cannot run (${op.op})`);
+  let size = inSize;
+  for (const op of ops) {
+    if (!Object.hasOwn(OPS, op.op)) throw new Error(`the ${what} has a layer this page cannot run (${op.op})`);
     const [step, out] = OPS[op.op](op, tensor, size);
     if (step) steps.push(step);
     size = out;
   }
-  const [c, h, w] = model.shape;
-  if (size !== c * h * w) throw new Error("the decoder's output does not have the picture's shape");
-  const input = new Float32Array(model.latentDim);
-  return (z) => {
-    input.set(z);
+  const input = new Float32Array(inSize);
+  const run = (values) => {
+    input.set(values);
     let x = input;
     for (const step of steps) x = step(x);
     return x;
   };
+  return [run, size];
+}
+
+// The model's decoder as a function z (latentDim) -> picture (C * H * W, in [0, 1]). The returned
+// array is reused by the next call.
+export function compileDecoder(model, weights) {
+  const [run, size] = compileProgram(model.ops, model.offsets, weights, model.latentDim, "decoder");
+  const [c, h, w] = model.shape;
+  if (size !== c * h * w) throw new Error("the decoder's output does not have the picture's shape");
+  return run;
+}
+
+// The model's encoder as a function x (C * H * W in [0, 1], channel planes) -> {mu, logvar} (latentDim
+// each): the diagonal Gaussian posterior q(z|x). model: {shape, latentDim, ops, offsets} of its encoder
+// program. The returned arrays are reused by the next call.
+export function compileEncoder(model, weights) {
+  const [c, h, w] = model.shape, d = model.latentDim;
+  const [run, size] = compileProgram(model.ops, model.offsets, weights, c * h * w, "encoder");
+  if (size !== 2 * d) throw new Error("the encoder's output is not a mean and a log-variance per dimension");
+  return (x) => {
+    const y = run(x);
+    return {mu: y.subarray(0, d), logvar: y.subarray(d, 2 * d)};
+  };
+}
+
+// --- the posterior ------------------------------------------------------------------------------------
+
+// KL(N(mu, diag(exp(logvar))) || N(0, I)) in nats, summed over every dimension: the closed form of Kingma &
+// Welling 2013, appendix B, as vae/nets/loss.py's kl_divergence.
+export function klToPrior(mu, logvar) {
+  let kl = 0;
+  for (let i = 0; i < mu.length; i++) kl += 0.5 * (mu[i] * mu[i] + Math.exp(logvar[i]) - 1 - logvar[i]);
+  return kl;
+}
+
+// A seeded source of standard normal numbers (mulberry32 for uniforms, Box-Muller for pairs of normals),
+// so a Resample is a new seed and a test can draw the same eps twice.
+export function normalSource(seed) {
+  let state = seed >>> 0, spare = null;
+  const uniform = () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  return () => {
+    if (spare !== null) { const v = spare; spare = null; return v; }
+    const u = 1 - uniform(), v = uniform(), r = Math.sqrt(-2 * Math.log(u));
+    spare = r * Math.sin(2 * Math.PI * v);
+    return r * Math.cos(2 * Math.PI * v);
+  };
+}
+
+// k samples of z = mu + sigma * eps, eps ~ N(0, I) (the reparameterization, Kingma & Welling 2013, sec. 2.4),
+// as one Float32Array (k * D, row-major), with the eps that made them.
+export function samplePosterior(mu, logvar, k, normal) {
+  const d = mu.length, z = new Float32Array(k * d), eps = new Float32Array(k * d);
+  for (let s = 0; s < k; s++)
+    for (let i = 0; i < d; i++) {
+      eps[s * d + i] = normal();
+      z[s * d + i] = mu[i] + Math.exp(0.5 * logvar[i]) * eps[s * d + i];
+    }
+  return {z, eps};
 }
 
 // pixels (C * H * W in [0, 1], channel planes) -> the RGBA of an ImageData; returns a checksum of it.

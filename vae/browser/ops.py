@@ -1,6 +1,6 @@
-"""The ops a decoder program may hold, declared once: what vae/browser/pad.py emits, what the browser's
-decoder (vae/browser/latent_pad.js, its `OPS`) runs, and what tests/e2e/test_pad_ops.py checks the two
-agree on, op by op.
+"""The ops a program may hold, declared once: what vae/browser/pad.py emits for a model's decoder and its
+encoder, what the browser (vae/browser/latent_pad.js, its `OPS`) runs, and what tests/e2e/test_pad_ops.py
+checks the two agree on, op by op.
 
 An op travels in the payload's header as JSON: {"op": name, then its fields, then its tensors}, each
 tensor named by its index into the program's tensors (flat float32 or float16, in the layout given).
@@ -40,10 +40,14 @@ LINEAR = Op("linear", ("in", "out"), ("w", "b"),
             "x (in,) -> x @ w + b (out,); w is torch's weight transposed, (in, out), so the browser skips "
             "the rows of the zeros a ReLU left; b (out,)")
 RELU = Op("relu", (), (), "x -> max(x, 0), elementwise, any shape")
-RESHAPE = Op("reshape", ("shape",), (), "x (n,) -> x as shape [C, H, W] (n = C * H * W); the buffer is unchanged")
+RESHAPE = Op("reshape", ("shape",), (), "x (n,) -> x as shape [C, H, W] or [n] (n = C * H * W); the buffer is "
+             "unchanged")
 CONV_T = Op("convT", ("cin", "cout", "in", "out", "k", "stride", "pad", "dil"), ("w", "b"),
             "torch's ConvTranspose2d, x (cin, *in) -> (cout, *out), in/out/k/stride/pad/dil as [h, w]; "
             "w (cin, cout, *k) as torch keeps it, b (cout,); output padding is implied by out")
+CONV = Op("conv2d", ("cin", "cout", "in", "out", "k", "stride", "pad", "dil"), ("w", "b"),
+          "torch's Conv2d, x (cin, *in) -> (cout, *out), in/out/k/stride/pad/dil as [h, w], zero padding; "
+          "w (cout, cin, *k) as torch keeps it, b (cout,)")
 SIGMOID = Op("sigmoid", (), (), "x -> 1 / (1 + exp(-x)), elementwise: the picture's mean in [0, 1]")
 
-OPS: dict[str, Op] = {op.name: op for op in (LINEAR, RELU, RESHAPE, CONV_T, SIGMOID)}
+OPS: dict[str, Op] = {op.name: op for op in (LINEAR, RELU, RESHAPE, CONV_T, CONV, SIGMOID)}

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from vae.browser.ops import CONV_T, LINEAR, RELU, RESHAPE, SIGMOID
+from vae.browser.ops import CONV, CONV_T, LINEAR, RELU, RESHAPE, SIGMOID
 from vae.nets.model import VAE
 from vae.render.images import png_bytes
 
@@ -47,9 +47,14 @@ class UnsupportedDecoder(ValueError):
     """The browser cannot run this decoder; the message is the sentence the page shows."""
 
 
+class UnsupportedEncoder(ValueError):
+    """The browser cannot run this encoder; the message is the sentence the page shows."""
+
+
 @dataclass
-class DecoderProgram:
-    """The decoder as the browser runs it: layer descriptions (JSON) and their tensors, in order."""
+class Program:
+    """A model's decoder or encoder as the browser runs it: layer descriptions (JSON) and their tensors, in
+    order, over this model's image shape and latent size."""
 
     ops: list[dict]  # each made by its vae.browser.ops.Op
     tensors: list[np.ndarray]  # float32, in the layout each op names
@@ -89,7 +94,7 @@ def _conv_transpose_op(layer: nn.ConvTranspose2d, shape: tuple[int, ...], tensor
     return op, (layer.out_channels, out_h, out_w)
 
 
-def decoder_program(model: VAE) -> DecoderProgram:
+def decoder_program(model: VAE) -> Program:
     """The model's decoder, z (D,) -> sigmoid(logits) (C, H, W), as the browser ops of
     vae/browser/ops.py: linear, relu, reshape and convT per layer, and a final sigmoid (the picture's
     mean under either likelihood, as VAE.decode).
@@ -102,9 +107,7 @@ def decoder_program(model: VAE) -> DecoderProgram:
     tensors: list[np.ndarray] = []
     for layer in _layers(model.decoder):
         if isinstance(layer, nn.Linear) and len(shape) == 1 and shape[0] == layer.in_features:
-            weight = layer.weight.detach().float().cpu().numpy().T.copy()  # (in, out)
-            ops.append(LINEAR.make(tensors, (weight, _bias(layer, layer.out_features)),
-                                   {"in": layer.in_features, "out": layer.out_features}))
+            ops.append(_linear_op(layer, tensors))
             shape = (layer.out_features,)
         elif isinstance(layer, nn.ReLU):
             ops.append(RELU.make(tensors))
@@ -119,12 +122,70 @@ def decoder_program(model: VAE) -> DecoderProgram:
     if int(np.prod(shape)) != int(np.prod(model.config.image_shape)):
         raise UnsupportedDecoder("its decoder's output does not have the image's shape")
     ops.append(SIGMOID.make(tensors))
-    program = DecoderProgram(ops, [np.ascontiguousarray(t, np.float32) for t in tensors],
+    program = Program(ops, [np.ascontiguousarray(t, np.float32) for t in tensors],
                              tuple(model.config.image_shape), d)
     if program.n_params > MAX_BROWSER_PARAMS:
         raise UnsupportedDecoder(f"its decoder has {program.n_params / 1e6:.1f} M weights, more than the browser "
                                  f"can run on every pointer move (up to {MAX_BROWSER_PARAMS / 1e6:.0f} M)")
     return program
+
+
+def _conv_op(layer: nn.Conv2d, shape: tuple[int, ...], tensors: list) -> tuple[dict, tuple]:
+    """(op, output shape (C, H, W)) for a Conv2d on an input of shape (C, H, W)."""
+    if layer.groups != 1 or layer.padding_mode != "zeros" or not isinstance(layer.padding, tuple):
+        raise UnsupportedEncoder("its encoder has a grouped or specially padded convolution")
+    c, h, w = shape
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = layer.kernel_size, layer.stride, layer.padding, layer.dilation
+    out_h, out_w = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    op = CONV.make(tensors, (layer.weight.detach().float().cpu().numpy(), _bias(layer, layer.out_channels)),
+                   {"cin": c, "cout": layer.out_channels, "in": [h, w], "out": [out_h, out_w], "k": [kh, kw],
+                    "stride": [sh, sw], "pad": [ph, pw], "dil": [dh, dw]})
+    return op, (layer.out_channels, out_h, out_w)
+
+
+def encoder_program(model: VAE) -> Program:
+    """The model's encoder, x (C, H, W) in [0, 1] -> [mu (D), logvar (D)], as the browser ops of
+    vae/browser/ops.py: reshape, conv2d, relu and linear per layer, then the two heads to_mu and to_logvar as
+    one linear of 2D outputs (the posterior q(z|x) = N(mu, diag(exp(logvar))), Kingma & Welling 2013).
+
+    Raises UnsupportedEncoder, with the sentence to show, for any other layer or an encoder too large to
+    run on every stroke."""
+    shape: tuple[int, ...] = tuple(model.config.image_shape)
+    ops: list[dict] = []
+    tensors: list[np.ndarray] = []
+    for layer in _layers(model.encoder):
+        if isinstance(layer, nn.Flatten) and layer.start_dim == 1:
+            shape = (int(np.prod(shape)),)
+            ops.append(RESHAPE.make(tensors, (), {"shape": list(shape)}))
+        elif isinstance(layer, nn.Conv2d) and len(shape) == 3 and shape[0] == layer.in_channels:
+            op, shape = _conv_op(layer, shape, tensors)
+            ops.append(op)
+        elif isinstance(layer, nn.ReLU):
+            ops.append(RELU.make(tensors))
+        elif isinstance(layer, nn.Linear) and len(shape) == 1 and shape[0] == layer.in_features:
+            ops.append(_linear_op(layer, tensors))
+            shape = (layer.out_features,)
+        else:
+            raise UnsupportedEncoder(f"its encoder has a layer the browser cannot run ({type(layer).__name__})")
+    heads = [model.to_mu, model.to_logvar]
+    if shape != (heads[0].in_features,):
+        raise UnsupportedEncoder("its encoder's output does not fit the posterior's heads")
+    weight = torch.cat([h.weight for h in heads]).detach().float().cpu().numpy().T.copy()  # (in, 2D)
+    bias = np.concatenate([_bias(h, h.out_features) for h in heads])
+    ops.append(LINEAR.make(tensors, (weight, bias), {"in": shape[0], "out": 2 * model.config.latent_dim}))
+    program = Program(ops, [np.ascontiguousarray(t, np.float32) for t in tensors], tuple(model.config.image_shape),
+                      model.config.latent_dim)
+    if program.n_params > MAX_BROWSER_PARAMS:
+        raise UnsupportedEncoder(f"its encoder has {program.n_params / 1e6:.1f} M weights, more than the browser "
+                                 f"can run on every stroke (up to {MAX_BROWSER_PARAMS / 1e6:.0f} M)")
+    return program
+
+
+def _linear_op(layer: nn.Linear, tensors: list) -> dict:
+    """A Linear as the browser's linear op: its weight sent transposed, (in, out)."""
+    weight = layer.weight.detach().float().cpu().numpy().T.copy()
+    return LINEAR.make(tensors, (weight, _bias(layer, layer.out_features)),
+                       {"in": layer.in_features, "out": layer.out_features})
 
 
 @torch.no_grad()
@@ -139,7 +200,7 @@ def float16_error(model: VAE, probe: int = FLOAT16_PROBE, radius: float = 3.0) -
     return float((exact - approx).abs().mean())
 
 
-def weights_blob(program: DecoderProgram, dtype: str) -> tuple[bytes, list[int]]:
+def weights_blob(program: Program, dtype: str) -> tuple[bytes, list[int]]:
     """Every tensor of the program, flat and concatenated in `dtype` ('float16' or 'float32'), and the
     element offset where each starts."""
     offsets = np.cumsum([0] + [t.size for t in program.tensors])[:-1].tolist()
@@ -147,7 +208,7 @@ def weights_blob(program: DecoderProgram, dtype: str) -> tuple[bytes, list[int]]
     return flat.astype("<f2" if dtype == "float16" else "<f4").tobytes(), [int(o) for o in offsets]
 
 
-def choose_dtype(model: VAE, program: DecoderProgram) -> str:
+def choose_dtype(model: VAE, program: Program) -> str:
     """float16 when it fits every weight and keeps the pictures within FLOAT16_TOLERANCE, else float32."""
     fits = all(np.abs(t).max(initial=0.0) <= np.finfo(np.float16).max for t in program.tensors)
     return "float16" if fits and float16_error(model) <= FLOAT16_TOLERANCE else "float32"
@@ -198,7 +259,7 @@ class PadCodes:
     images: np.ndarray | None
 
 
-def pad_payload(model: VAE, program: DecoderProgram, *, model_key: str, dims: tuple[int, ...],
+def pad_payload(model: VAE, program: Program, *, model_key: str, dims: tuple[int, ...],
                 base: np.ndarray | None, point: tuple[float, ...], limit: float, classes: list[tuple[str, str]],
                 codes: PadCodes | None, sprite: bytes | None = None, dtype: str | None = None) -> bytes:
     """Everything the pad needs for one model version and plane, as one payload.
