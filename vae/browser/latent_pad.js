@@ -121,21 +121,15 @@ function directTap(i, k, s, p, d, n) {
   return t >= 0 && t % s === 0 && t / s < n ? t / s : -1;
 }
 
-// torch's Conv2d weight (cout, cin, kh, kw) as (cin, kh, kw, cout).
-function convChannelsLast(weight, op) {
-  const [kh, kw] = op.k, taps = kh * kw, out = new Float32Array(weight.length);
-  for (let co = 0; co < op.cout; co++)
-    for (let ci = 0; ci < op.cin; ci++)
-      for (let t = 0; t < taps; t++) out[(ci * taps + t) * op.cout + co] = weight[(co * op.cin + ci) * taps + t];
-  return out;
-}
-
-// torch's ConvTranspose2d weight (cin, cout, kh, kw) as (cin, kh, kw, cout).
-function channelsLast(weight, op) {
+// A convolution's weight as (cin, kh, kw, cout), the layout scatterConv reads: torch keeps a Conv2d's as
+// (cout, cin, kh, kw) (outFirst) and a ConvTranspose2d's as (cin, cout, kh, kw).
+function channelsLast(weight, op, outFirst) {
   const [kh, kw] = op.k, taps = kh * kw, out = new Float32Array(weight.length);
   for (let ci = 0; ci < op.cin; ci++)
-    for (let co = 0; co < op.cout; co++)
-      for (let t = 0; t < taps; t++) out[(ci * taps + t) * op.cout + co] = weight[(ci * op.cout + co) * taps + t];
+    for (let co = 0; co < op.cout; co++) {
+      const from = (outFirst ? co * op.cin + ci : ci * op.cout + co) * taps;
+      for (let t = 0; t < taps; t++) out[(ci * taps + t) * op.cout + co] = weight[from + t];
+    }
   return out;
 }
 
@@ -156,12 +150,12 @@ export const OPS = {
     return [null, size]; // the buffer is already in the shape's (C, H, W) order
   },
   convT(op, tensor) {
-    const wt = channelsLast(tensor(op.w), op), bias = tensor(op.b);
+    const wt = channelsLast(tensor(op.w), op, false), bias = tensor(op.b);
     const acc = new Float32Array(op.cout * op.out[0] * op.out[1]), out = new Float32Array(acc.length);
     return [(x) => scatterConv(x, op, wt, bias, acc, out, transposedTap), out.length];
   },
   conv2d(op, tensor) {
-    const wt = convChannelsLast(tensor(op.w), op), bias = tensor(op.b);
+    const wt = channelsLast(tensor(op.w), op, true), bias = tensor(op.b);
     const acc = new Float32Array(op.cout * op.out[0] * op.out[1]), out = new Float32Array(acc.length);
     return [(x) => scatterConv(x, op, wt, bias, acc, out, directTap), out.length];
   },

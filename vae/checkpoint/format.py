@@ -32,7 +32,9 @@ MAX_STOPS = 1_000  # partial-epoch records, one each time a run is stopped or in
 # implementation flags foreach and fused are the trainer's own choice on resume and may be anything).
 ADAM_FLAGS = {"amsgrad": False, "maximize": False, "capturable": False, "differentiable": False,
               "decoupled_weight_decay": False, "weight_decay": 0}
-ADAM_GROUP_KEYS = frozenset({"lr", "betas", "eps", "params", "foreach", "fused", "initial_lr", *ADAM_FLAGS})
+ADAM_REQUIRED_KEYS = frozenset({"lr", "betas", "eps", "params", *ADAM_FLAGS} - {"decoupled_weight_decay"})
+# and those a group may lack (older torch writes no decoupled_weight_decay)
+ADAM_GROUP_KEYS = ADAM_REQUIRED_KEYS | {"foreach", "fused", "initial_lr", "decoupled_weight_decay"}
 ADAM_STATE_KEYS = frozenset({"step", "exp_avg", "exp_avg_sq"})
 REQUIRED_KEYS = ("format", "format_version", "model_config", "state_dict", "dataset", "class_names", "history")
 
@@ -193,8 +195,7 @@ def _adam_state_ok(value: Any, shapes: list[torch.Size]) -> bool:
     if len(value["param_groups"]) != 1 or type(value["state"]) is not dict:
         return False
     (group,) = value["param_groups"]
-    if type(group) is not dict or not group.keys() <= ADAM_GROUP_KEYS or not ADAM_GROUP_KEYS - {"initial_lr"} - \
-            {"foreach", "fused", "decoupled_weight_decay"} <= group.keys():
+    if type(group) is not dict or not ADAM_REQUIRED_KEYS <= group.keys() <= ADAM_GROUP_KEYS:
         return False
     flags_ok = all(group.get(k, v) == v and isinstance(group.get(k, v), (bool, int, float)) for k, v in ADAM_FLAGS.items())
     numbers_ok = (group["params"] == list(range(len(shapes))) and _is_number(group["lr"]) and 0 < group["lr"] <= 1

@@ -317,6 +317,11 @@ def _measure(listing: _Listing, root: Path) -> None:
         group.files = kept
 
 
+def _decodable(width: int, height: int) -> bool:
+    """A source image this app decodes: at least a pixel, at most MAX_PIXELS_PER_IMAGE."""
+    return width >= 1 and height >= 1 and width * height <= MAX_PIXELS_PER_IMAGE
+
+
 def _header_pixels(path: Path) -> int | None:
     """width x height from the file's header (PIL's open decodes nothing), or None when it is unreadable or
     larger than MAX_PIXELS_PER_IMAGE."""
@@ -325,15 +330,14 @@ def _header_pixels(path: Path) -> int | None:
             width, height = img.size
     except Exception:  # PIL raises many kinds for damaged files (OSError, SyntaxError, struct.error, its bomb error)
         return None
-    return width * height if width >= 1 and height >= 1 and width * height <= MAX_PIXELS_PER_IMAGE else None
+    return width * height if _decodable(width, height) else None
 
 
 def _read_image(path: Path, size: int, mode: str) -> np.ndarray | None:
     """uint8 (C, size, size) of one image file, or None when it is unreadable or too large to decode."""
     try:
         with Image.open(path) as img:
-            width, height = img.size  # from the header: nothing is decoded yet
-            if width < 1 or height < 1 or width * height > MAX_PIXELS_PER_IMAGE:
+            if not _decodable(*img.size):  # read again: the file may have changed since it was measured
                 return None
             img.draft(mode, (size, size))  # JPEG: decode at a reduced scale still at least size x size
             picture = ImageOps.exif_transpose(img)  # phones store rotation in EXIF rather than in the pixels
