@@ -1,7 +1,7 @@
 """What reading a checkpoint may cost, whatever its size on disk.
 
 The unpickled structure is walked once, before any other check. Every container is counted each time it is
-reached (pickle's memo lets a 1 MB file reference one large record 200,000 times, so shared references
+reached (pickle's memo lets a small file reference one large record many thousand times, so shared references
 count every time, while each distinct container is looked inside only once), and every tensor is checked to
 be dense (its storage holds each element once, as torch.save writes parameters) and then copied into fresh
 contiguous storage: nothing the file chose about memory layout (a zero stride, an offset past the end)

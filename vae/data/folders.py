@@ -28,10 +28,10 @@ MAX_IMAGES = 100_000  # image files read at most: at 128x128 RGB that is 4.9 GB 
 MAX_CLASSES = 1000  # class subfolders at most, as many as ImageNet has
 MAX_PIXELS_PER_IMAGE = 40_000_000  # width x height of a source image; larger ones are skipped undecoded
 # Width x height summed over a folder's source images, read from their headers before any is decoded. A model
-# sees at most 128x128 px, so this is MAX_IMAGES images of 141x141, or 50 at MAX_PIXELS_PER_IMAGE; decoding
-# that much keeps one core busy 15 s (JPEG, 1-bit PNG) to 90 s (RGB photos as PNG), while 300 blank 40 MP
-# PNGs, 1.5 MB zipped, would cost 12,000 million. Past it the folder is refused, not cut short: a model of
-# whichever files sort first would be silently lopsided.
+# sees at most 128x128 px, so this is MAX_IMAGES images of 141x141, or 50 at MAX_PIXELS_PER_IMAGE: seconds to
+# a minute and a half of one core's decoding (docs/reliability.md), where a small zip of blank giant PNGs
+# asks for several times more. Past it the folder is refused, not cut short: a model of whichever files sort
+# first would be silently lopsided.
 MAX_FOLDER_PIXELS = 2_000_000_000
 MAX_EXAMPLES = 3  # skipped files the summary names
 SPLIT_FOLDERS = ("train", "test")  # subfolders of the root that, both present, are the splits
