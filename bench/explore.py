@@ -25,7 +25,8 @@ from bench.harness import ROOT, VIEWPORT, chromium, machine_line, median, open_a
 from vae import checkpoint as ckpt_io
 from vae.config import ModelConfig
 from vae.nets.model import VAE
-from vae.browser.pad import PAD_JS, decoder_program, pad_payload
+from vae.browser.pad import pad_js, pad_payload
+from vae.browser.programs import decoder_program
 
 SECTION = "## Latent pad (browser)"
 SCREENSHOT = ROOT / "docs" / "screenshots" / "latent-pad.png"
@@ -100,7 +101,7 @@ class DragTarget:
 def decode_times(browser, model: VAE) -> dict:
     payload = pad_payload(model, decoder_program(model), model_key="bench", dims=(0, 1), base=None, point=(0.0, 0.0),
                           limit=4.0, classes=[], codes=None)
-    src = PAD_JS.read_text()
+    src = pad_js()
     times = browser.new_page().evaluate(DECODE_TIMES_JS, [src, base64.b64encode(payload).decode(), DECODES])
     return {"median": median(times), "p90": float(np.percentile(times, 90)), "params": decoder_program(model).n_params,
             "bytes": len(payload)}

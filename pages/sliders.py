@@ -1,8 +1,11 @@
 """Latent sliders: the latent pad. A point dragged over the latent plane, decoded in the browser at
 every pointer move (pages/ui/latent_pad.py), among the label-coloured test codes; hovering a code
-shows its test image and reconstruction. The page lives in a fragment: while a job trains it polls
-and hands each new weights snapshot to the pad, which keeps its point. A decoder the browser cannot
-run falls back to server-drawn sliders, with one sentence saying why."""
+shows its test image and reconstruction. Beside it, the encoder's side: an input drawn, dropped or taken
+from a test image is encoded in the browser at every stroke, its posterior drawn on the plane with its
+samples, and samples from the prior below. The page lives in a fragment: while a job trains it polls
+and hands each new weights snapshot to the pad, which keeps its point and its input. A decoder the
+browser cannot run falls back to server-drawn sliders, an encoder to encoding on the server, each with one
+sentence saying why."""
 from __future__ import annotations
 
 from pages.ui.shell import enter_app
@@ -21,7 +24,8 @@ from pages.ui.latent_pad import latent_pad
 from vae.render.palette import class_color
 from vae.analysis.encoding import decode_codes, grid_codes
 from vae.render.images import to_uint8, upscale_factor, upscale_nearest
-from vae.browser.pad import PadCodes, UnsupportedDecoder, decoder_program, pad_payload, thumbnail_sprite, unpack
+from vae.browser.pad import PadCodes, Posterior, pad_payload, server_posterior, thumbnail_sprite, unpack
+from vae.browser.programs import Program, UnsupportedDecoder, UnsupportedEncoder, decoder_program, encoder_program
 from vae.render.pictures import MarkablePanel, scatter_panel
 
 LIMIT = 4.0  # the plane and the sliders span +/- 4 prior standard deviations
@@ -36,6 +40,17 @@ def browser_decoding() -> bool:
     """False when the server sets VAE_BROWSER_DECODE=0: the picture is then drawn on the server, as before
     the pad (for a browser that cannot run it, or to compare the two)."""
     return os.environ.get("VAE_BROWSER_DECODE", "1").strip() != "0"
+
+
+def browser_encoder(view) -> tuple[Program | None, str]:
+    """The encoder's program for the page, or None and the sentence saying the server encodes instead
+    (VAE_BROWSER_ENCODE=0, or an encoder the page cannot run)."""
+    try:
+        if os.environ.get("VAE_BROWSER_ENCODE", "1").strip() == "0":
+            raise UnsupportedEncoder("VAE_BROWSER_ENCODE is 0 on this server")
+        return encoder_program(view.model), ""
+    except UnsupportedEncoder as e:
+        return None, f"This model's encoder runs on the server ({e}): the posterior appears when you lift the pen."
 
 
 def held_code(view, encoded, dims: tuple[int, int]) -> tuple[np.ndarray | None, str]:
@@ -60,11 +75,15 @@ def _sprite(source: tuple, n: int, _images) -> bytes:
     return thumbnail_sprite(to_uint8(_images[:n].numpy()))
 
 
-def pad_data(view, encoded, program, dims: tuple[int, ...], base: np.ndarray | None) -> bytes:
-    """The pad's payload for this model version, plane and held code, kept in the tab's session: a rerun
-    that changes none of them hands the pad the very same bytes (which Streamlit then does not resend)."""
+def pad_data(view, encoded, program, dims: tuple[int, ...], base: np.ndarray | None,
+             posterior: Posterior | None) -> bytes:
+    """The pad's payload for this model version, plane and held code (and the server's posterior of the
+    input the page sent, where the server encodes), kept in the tab's session: a rerun that changes none of
+    them hands the pad the very same bytes (which Streamlit then does not resend)."""
     n = 0 if encoded is None else min(PAD_CODES, len(encoded.mu))
-    key = (view.key, tuple(dims), None if base is None else base.tobytes(), n, view.dataset)
+    encoder, note = browser_encoder(view)
+    answer = None if encoder is not None or posterior is None else (posterior.input, posterior.mu.tobytes())
+    key = (view.key, tuple(dims), None if base is None else base.tobytes(), n, view.dataset, answer)
     kept = st.session_state.get("_sl_pad")
     if kept is not None and kept[0] == key:
         return kept[1]
@@ -77,7 +96,8 @@ def pad_data(view, encoded, program, dims: tuple[int, ...], base: np.ndarray | N
     point = released.get("z") if released.get("dims") == list(dims) else None
     payload = pad_payload(view.model, program, model_key=view.key, dims=dims, base=base,
                           point=point or [0.0] * len(dims), limit=LIMIT,
-                          classes=[(name, class_color(i)) for i, name in enumerate(names)], codes=codes, sprite=sprite)
+                          classes=[(name, class_color(i)) for i, name in enumerate(names)], codes=codes, sprite=sprite,
+                          encoder=encoder, encoder_note=note, posterior=None if encoder is not None else posterior)
     st.session_state["_sl_pad"] = (key, payload)
     return payload
 
@@ -95,8 +115,9 @@ def fmt_code(values) -> str:
 
 
 def draw_pad(view, encoded, program, dims: tuple[int, ...], base, held: str) -> None:
-    payload = pad_data(view, encoded, program, dims, base)
-    point = latent_pad(payload, key="latent_pad")
+    sent = (st.session_state.get("latent_pad") or {}).get("input")  # the component's state, before it redraws
+    payload = pad_data(view, encoded, program, dims, base, server_posterior(view.model, sent) if sent else None)
+    point, _ = latent_pad(payload, key="latent_pad")
     if point:
         st.session_state["latent_point"] = point
     weights, rest, dtype = payload_sizes(payload)

@@ -20,7 +20,8 @@ from vae.analysis.encoding import decode_codes, decode_grid, encode_dataset, rec
 from vae.render.images import png_bytes, tile_images, tile_rows, to_pictures, upscale_nearest
 from vae.nets.loss import elbo_terms, iw_log_likelihood
 from vae.nets.model import VAE
-from vae.browser.pad import PadCodes, decoder_program, pad_payload, thumbnail_sprite, unpack
+from vae.browser.pad import PadCodes, pad_payload, thumbnail_sprite, unpack
+from vae.browser.programs import decoder_program
 from vae.render.pictures import class_samples
 from vae.training.replay import replay_frame_image, replay_gif
 from vae.training.replay import ReplayRecorder

@@ -1,6 +1,8 @@
-"""The latent pad's payload (vae/browser/pad.py): the decoder as browser ops (vae/browser/ops.py),
-float16 only where it is harmless, the binary layout, and the thumbnails. The browser's arithmetic over
+"""The latent pad's payload (vae/browser/pad.py): the decoder and the encoder as browser ops
+(vae/browser/programs.py, vae/browser/ops.py), float16 only where it is harmless, the binary layout, the
+thumbnails, the likelihood, and the input a page sends for the server to encode. The browser's arithmetic over
 these is tested in tests/e2e/test_latent_pad_js.py (whole decoders) and tests/e2e/test_pad_ops.py (each op)."""
+import base64
 import io
 
 import numpy as np
@@ -13,9 +15,9 @@ from vae.config import ModelConfig
 from vae.render.images import to_uint8
 from vae.nets.model import VAE
 from vae.browser.ops import LINEAR, OPS, Op
-from vae.browser.pad import (MAX_BROWSER_PARAMS, PadCodes, UnsupportedDecoder, UnsupportedEncoder, choose_dtype,
-                             decoder_program, encoder_program,
-    float16_error, pack, pad_payload, thumbnail_sprite, unpack, weights_blob)
+from vae.browser.pad import PadCodes, pack, pad_payload, sent_input, server_posterior, thumbnail_sprite, unpack
+from vae.browser.programs import (MAX_BROWSER_PARAMS, UnsupportedDecoder, UnsupportedEncoder, choose_dtype,
+                                  decoder_program, encoder_program, float16_error, weights_blob)
 
 
 def _model(arch: str = "mlp", latent_dim: int = 2, hidden=(32, 16), seed: int = 0, **kw) -> VAE:
@@ -177,3 +179,55 @@ def test_a_payload_without_codes_still_carries_the_decoder():
                                           point=(0.0, 0.0), limit=4.0, classes=[], codes=None))
     assert header["codes"] is None and set(sections) == {"weights"}
     assert header["plane"]["base"] == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian", "gaussian-pixel"])
+def test_a_payload_carries_the_encoder_and_the_likelihood_the_page_needs_for_the_elbo(likelihood):
+    model = _model(latent_dim=3, likelihood=likelihood)
+    encoder = encoder_program(model)
+    header, sections = unpack(pad_payload(model, decoder_program(model), model_key="k", dims=(0, 1), base=None,
+                                          point=(0.0, 0.0), limit=4.0, classes=[], codes=None, encoder=encoder))
+    enc = header["encoder"]
+    assert enc["ops"] == encoder.ops and enc["latentDim"] == 3 and enc["shape"] == [1, 28, 28]
+    width = 2 if enc["dtype"] == "float16" else 4
+    assert len(sections["encoderWeights"]) == width * encoder.n_params
+    assert enc["dtype"] == "float16" and 0 < enc["float16Error"] <= 1e-3  # a small model: float16 is harmless
+    assert header["likelihood"]["kind"] == likelihood and header["posterior"] is None
+    if likelihood == "gaussian":
+        assert header["likelihood"]["logSigma"] == pytest.approx(float(model.log_sigma.detach()))
+    if likelihood == "gaussian-pixel":
+        np.testing.assert_array_equal(np.frombuffer(sections["logSigma"], "<f4"),
+                                      model.log_sigma.detach().numpy().ravel())
+    else:
+        assert "logSigma" not in sections
+
+
+def test_without_an_encoder_the_payload_says_why_and_carries_the_servers_posterior():
+    model = _model(latent_dim=2)
+    x = np.zeros((1, 28, 28), np.uint8)
+    x[0, 8:20, 12:15] = 255
+    sent = {"input": 3, "shape": [1, 28, 28], "pixels": base64.b64encode(x.tobytes()).decode()}
+    posterior = server_posterior(model, sent)
+    with torch.no_grad():
+        mu, logvar = model.encode(torch.from_numpy(x.astype(np.float32) / 255)[None])
+    assert posterior.input == 3
+    np.testing.assert_allclose(posterior.mu, mu[0].numpy(), atol=1e-6)
+    np.testing.assert_allclose(posterior.logvar, logvar[0].numpy(), atol=1e-6)
+    header, sections = unpack(pad_payload(model, decoder_program(model), model_key="k", dims=(0, 1), base=None,
+                                          point=(0.0, 0.0), limit=4.0, classes=[], codes=None,
+                                          encoder_note="The server encodes.", posterior=posterior))
+    assert header["encoder"] is None and header["encoderNote"] == "The server encodes."
+    assert header["posterior"]["input"] == 3 and header["posterior"]["mu"] == pytest.approx(mu[0].tolist(), abs=1e-6)
+    assert "encoderWeights" not in sections
+
+
+@pytest.mark.parametrize("sent", [
+    None, [], "pixels", {"input": 1, "shape": [1, 28, 28]},
+    {"input": 1, "shape": [3, 28, 28], "pixels": base64.b64encode(bytes(3 * 784)).decode()},  # another shape
+    {"input": 1, "shape": [1, 28, 28], "pixels": base64.b64encode(bytes(783)).decode()},  # one byte short
+    {"input": 1, "shape": [1, 28, 28], "pixels": "not base64 at all!"},
+    {"input": "1", "shape": [1, 28, 28], "pixels": base64.b64encode(bytes(784)).decode()},
+    {"input": 1, "shape": [1, 28, 28], "pixels": "A" * 10_000_000},  # far too long: refused before decoding
+], ids=["none", "list", "str", "no-pixels", "other-shape", "short", "bad-base64", "bad-number", "huge"])
+def test_what_the_page_sends_for_the_server_to_encode_is_checked_not_trusted(sent):
+    assert sent_input(_model(), sent) is None and server_posterior(_model(), sent) is None

@@ -1,27 +1,31 @@
 """The latent pad: a Streamlit v2 component that decodes the latent plane in the browser on every
-pointer move (vae/browser/latent_pad.js, styled by vae/browser/latent_pad.css; plain files, no build
-step, kept with the library so the app, an exported page and a notebook share one source).
+pointer move and encodes a drawn input on every stroke (vae/browser/*.js, joined by vae.browser.pad.pad_js,
+styled by vae/browser/latent_pad.css; plain files, no build step, kept with the library so the app, an
+exported page and a notebook share one source).
 
 Python hands it one binary payload per model version and plane (vae/browser/pad.py: the decoder's
 weights, test codes, labels and thumbnails); Streamlit sends an element whose payload is unchanged as
 a reference to the copy the browser holds, so a rerun with the same model costs no weights. The pad
-sends its point back only when the pointer is released (or the arrow keys rest).
+sends its point back only when the pointer is released (or the arrow keys rest), and a drawn input only
+when the server must encode it (an encoder the page cannot run).
 """
 from __future__ import annotations
 
 import streamlit as st
 
-from vae.browser.pad import PAD_CSS, PAD_JS
+from vae.browser.pad import PAD_CSS, pad_js
 
 # Inline source, not paths: st.components.v2 resolves paths only under a packaged component's asset_dir.
 _component = st.components.v2.component(
-    "latent_explorer.latent_pad", js=PAD_JS.read_text(), css=PAD_CSS.read_text(),
+    "latent_explorer.latent_pad", js=pad_js(), css=PAD_CSS.read_text(),
     isolate_styles=False,  # tests and the page's own CSS reach the pad's elements (class latent-pad)
 )
 
 
-def latent_pad(payload: bytes, key: str) -> dict | None:
+def latent_pad(payload: bytes, key: str) -> tuple[dict | None, dict | None]:
     """Draws the pad for a vae.browser.pad.pad_payload; returns the point it last sent, {"dims": [i, j],
-    "z": [zi, zj], "code": the full code}, or None before the first release."""
-    result = _component(key=key, data=payload, default={"point": None}, on_point_change=lambda: None)
-    return result.point
+    "z": [zi, zj], "code": the full code}, or None before the first release; and the input it last sent for
+    the server to encode (vae.browser.pad.sent_input reads it), or None."""
+    result = _component(key=key, data=payload, default={"point": None, "input": None},
+                        on_point_change=lambda: None, on_input_change=lambda: None)
+    return result.point, result.input

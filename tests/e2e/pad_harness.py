@@ -1,4 +1,4 @@
-"""The latent pad's JavaScript (vae/browser/latent_pad.js) in a bare Chromium page, without Streamlit:
+"""The latent pad's JavaScript (vae/browser/*.js, joined by pad_js) in a bare Chromium page, without Streamlit:
 the module is imported from a blob URL and mounted as Streamlit mounts a v2 component (data,
 parentElement, setStateValue), with a payload made in Python by vae/browser/pad.py. Used by the pad's
 JS tests."""
@@ -9,7 +9,7 @@ import contextlib
 
 import numpy as np
 
-from vae.browser.pad import PAD_CSS, PAD_JS
+from vae.browser.pad import PAD_CSS, pad_js
 
 HOST_WIDTH = 1100  # CSS px: room for the pad beside the picture, as in the app's wide layout
 
@@ -34,7 +34,7 @@ def mount(page, payload: bytes) -> None:
     """A fresh bare page holding the pad, mounted with `payload`."""
     page.set_content(f"<style>body {{ margin: 20px; font-family: sans-serif; }}\n{PAD_CSS.read_text()}</style>"
                      f"<div id='host' style='width: {HOST_WIDTH}px'></div>")
-    page.evaluate(_MOUNT_JS, [PAD_JS.read_text(), base64.b64encode(payload).decode()])
+    page.evaluate(_MOUNT_JS, [pad_js(), base64.b64encode(payload).decode()])
     page.wait_for_function(f"() => {PAD} && {PAD}.header !== null")
 
 
@@ -45,7 +45,7 @@ def import_module(page) -> None:
     page.evaluate("""async (src) => {
         const url = URL.createObjectURL(new Blob([src], {type: 'text/javascript'}));
         window.__pad = await import(url);
-    }""", PAD_JS.read_text())
+    }""", pad_js())
 
 
 @contextlib.contextmanager

@@ -1,4 +1,4 @@
-"""The encoder in the page (vae/browser/latent_pad.js's compileEncoder over vae/browser/pad.py's
+"""The encoder in the page (vae/browser/programs.js's compileEncoder over vae/browser/programs.py's
 encoder_program) gives the model's own posterior, mu and log sigma^2, as torch's VAE.encode does, for the
 MLP and the conv net at every image shape the app trains (grey and colour, square or not), with the weights
 sent as float32 and as float16."""
@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from tests.e2e import pad_harness as harness
-from vae.browser.pad import encoder_program, weights_blob
+from vae.browser.programs import encoder_program, weights_blob
 from vae.config import ModelConfig
 from vae.nets.model import VAE
 

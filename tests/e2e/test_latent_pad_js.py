@@ -19,7 +19,8 @@ from vae.config import ModelConfig
 from vae.analysis.encoding import decode_codes
 from vae.render.images import to_uint8
 from vae.nets.model import VAE
-from vae.browser.pad import PadCodes, decoder_program, pad_payload, unpack
+from vae.browser.pad import PadCodes, pad_payload, unpack
+from vae.browser.programs import decoder_program
 
 pytestmark = pytest.mark.e2e
 

@@ -1,6 +1,6 @@
 """The ops of vae/browser/ops.py in a real Chromium, without Streamlit: the browser
-(vae/browser/latent_pad.js) runs exactly the ops Python declares, no fewer and no more, and each one
-alone, as a one-op program through the page's compileDecoder, gives torch's numbers for that op."""
+(vae/browser/programs.js) runs exactly the ops Python declares, no fewer and no more, and each one
+alone, as a one-op program through the page's compileProgram, gives torch's numbers for that op."""
 from __future__ import annotations
 
 import base64
@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from tests.e2e import pad_harness as harness
 from vae.browser.ops import CONV, CONV_T, LINEAR, OPS, RELU, RESHAPE, SIGMOID
-from vae.browser.pad import Program, weights_blob
+from vae.browser.programs import Program, weights_blob
 
 pytestmark = pytest.mark.e2e
 
@@ -115,13 +115,15 @@ CASES: dict[str, list[Callable]] = {
 
 _RUN_JS = """([model, b64, x]) => {
     const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-    const decode = window.__pad.compileDecoder(model, window.__pad.weightsOf(model, bytes));
-    return Array.from(decode(Float32Array.from(x)));
+    const [run] = window.__pad.compileProgram(model.ops, model.offsets, window.__pad.weightsOf(model, bytes),
+                                              model.latentDim, "one-op program");
+    return Array.from(run(Float32Array.from(x)));
 }"""
 
 
 def _run(page, case: Case) -> np.ndarray:
-    """The page's decoder, compiled from the one-op program, at case.x; float32 weights, as a payload sends them."""
+    """The page's program runner (compileProgram, under compileDecoder and compileEncoder), compiled from the
+    one-op program, at case.x; float32 weights, as a payload sends them."""
     program = Program([case.op], case.tensors, case.shape, len(case.x))
     blob, offsets = weights_blob(program, "float32")
     model = {"latentDim": len(case.x), "shape": list(case.shape), "dtype": "float32", "ops": [case.op], "offsets": offsets}
@@ -137,7 +139,7 @@ def page():
 
 def test_the_browser_runs_exactly_the_ops_python_declares(page):
     js = set(page.evaluate("() => Object.keys(window.__pad.OPS)"))
-    assert js == set(OPS), (f"declared in vae/browser/ops.py but not in latent_pad.js's OPS: {sorted(set(OPS) - js)}; "
+    assert js == set(OPS), (f"declared in vae/browser/ops.py but not in programs.js's OPS: {sorted(set(OPS) - js)}; "
                             f"in the JS but never declared: {sorted(js - set(OPS))}")
 
 

@@ -1,10 +1,11 @@
 // The latent pad: a plane over one or two latent dimensions whose point follows the pointer, and the
-// decoder's picture of that point, decoded here, in the page, on every pointer move.
+// decoder's picture of that point, decoded here, in the page, on every pointer move; beside it an input
+// to encode (input_panel.js), whose posterior the plane draws (posterior_view.js).
 // Mounted by pages/ui/latent_pad.py (st.components.v2); the payload's layout is vae/browser/pad.py's and
-// its decoder ops are vae/browser/ops.py's. Nothing is fetched: the weights, codes and thumbnails all
-// come in the payload.
+// its ops are vae/browser/ops.py's. Nothing is fetched: the weights, codes and thumbnails all come in the
+// payload. The last of the files vae/browser/pad.py joins into one module.
 
-const PICTURE_PX = 392; // the decoded picture's largest side on screen, in CSS pixels
+const PICTURE_PX = 232; // the decoded picture's largest side on screen, in CSS pixels
 const THUMB_PX = 112; // hover thumbnails
 const MARGIN = { left: 34, right: 10, top: 10, bottom: 28 }; // around the plot area, CSS pixels
 const STRIP_HEIGHT = 120; // a 1-D latent space's pad
@@ -13,261 +14,17 @@ const HOVER_RADIUS = 8; // how near a dot the pointer must be to pick it, CSS pi
 const KEY_STEP = 0.1; // an arrow key on the pad (0.5 with Shift)
 const COMMIT_DELAY_MS = 250; // keyboard moves reach Python once the keys rest
 const LATENCY_SAMPLES = 4096;
-
-// --- the payload -----------------------------------------------------------------------------------
-
-export function parsePayload(data) {
-  const bytes = data instanceof Uint8Array ? data : new Uint8Array(data);
-  const magic = String.fromCharCode(bytes[0], bytes[1], bytes[2], bytes[3]);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (magic !== "LPAD" || view.getUint32(4, true) !== 1) throw new Error("the payload is not a latent pad's");
-  const length = view.getUint32(8, true);
-  const text = new TextDecoder().decode(bytes.subarray(12, 12 + length));
-  const header = JSON.parse(text);
-  const start = 12 + length;
-  // slice() copies into a buffer of its own, at offset 0, so typed arrays over it are aligned.
-  const section = (name) => {
-    const s = header.sections[name];
-    return s ? bytes.slice(start + s[0], start + s[0] + s[1]) : null;
-  };
-  return { header, text, section };
-}
-
-let float16Table = null;
-
-function halfToFloat(bytes) {
-  if (!float16Table) {
-    float16Table = new Float32Array(65536);
-    for (let h = 0; h < 65536; h++) {
-      const sign = h & 0x8000 ? -1 : 1, e = (h >> 10) & 0x1f, f = h & 0x3ff;
-      float16Table[h] = e === 0 ? sign * f * 2 ** -24
-        : e === 31 ? (f ? NaN : sign * Infinity) : sign * (1 + f / 1024) * 2 ** (e - 15);
-    }
-  }
-  const half = new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2);
-  const out = new Float32Array(half.length);
-  for (let i = 0; i < half.length; i++) out[i] = float16Table[half[i]];
-  return out;
-}
-
-export function weightsOf(model, bytes) {
-  return model.dtype === "float16" ? halfToFloat(bytes) : new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
-}
-
-// --- the decoder -----------------------------------------------------------------------------------
-
-// out (n_out) = b + x (n_in) @ Wt (n_in, n_out); the zeros a ReLU left in x cost nothing.
-function linear(x, nIn, wt, b, out, nOut) {
-  out.set(b);
-  for (let i = 0; i < nIn; i++) {
-    const v = x[i];
-    if (v === 0) continue;
-    const row = i * nOut;
-    for (let o = 0; o < nOut; o++) out[o] += v * wt[row + o];
-  }
-  return out;
-}
-
-// A convolution's sums, laid out (plane, cout), start at the bias of each output channel.
-function startSums(acc, bias, plane) {
-  for (let p = 0; p < plane; p++) acc.set(bias, p * bias.length);
-}
-
-// The sums (plane, cout) as channel planes (cout, plane), the layout every op passes on.
-function toPlanes(acc, out, plane, cout) {
-  for (let p = 0; p < plane; p++) for (let co = 0; co < cout; co++) out[co * plane + p] = acc[p * cout + co];
-  return out;
-}
-
-// Both convolutions run from the input's side: each nonzero input pixel adds into the outputs it reaches,
-// so the zeros a ReLU left, or the blank of a drawing, cost nothing. The sums run in acc, laid out
-// (oh, ow, cout), over the weight as wt (cin, kh, kw, cout), so the innermost loop walks both contiguously.
-// tap(i, k, stride, pad, dil, n) is the output coordinate input coordinate i reaches through kernel tap k
-// (n outputs along that axis), or -1.
-function scatterConv(x, op, wt, bias, acc, out, tap) {
-  const [h, w] = op.in, [oh, ow] = op.out, [kh, kw] = op.k, [sh, sw] = op.stride, [ph, pw] = op.pad, [dh, dw] = op.dil;
-  const cout = op.cout, plane = oh * ow;
-  startSums(acc, bias, plane);
-  for (let ci = 0; ci < op.cin; ci++) {
-    for (let iy = 0; iy < h; iy++) {
-      for (let ix = 0; ix < w; ix++) {
-        const v = x[(ci * h + iy) * w + ix];
-        if (v === 0) continue;
-        for (let ky = 0; ky < kh; ky++) {
-          const oy = tap(iy, ky, sh, ph, dh, oh);
-          if (oy < 0) continue;
-          for (let kx = 0; kx < kw; kx++) {
-            const ox = tap(ix, kx, sw, pw, dw, ow);
-            if (ox < 0) continue;
-            const a = (oy * ow + ox) * cout, b = ((ci * kh + ky) * kw + kx) * cout;
-            for (let co = 0; co < cout; co++) acc[a + co] += v * wt[b + co];
-          }
-        }
-      }
-    }
-  }
-  return toPlanes(acc, out, plane, cout);
-}
-
-// ConvTranspose2d: input i adds into output i * stride - pad + k * dil.
-function transposedTap(i, k, s, p, d, n) {
-  const o = i * s - p + k * d;
-  return o >= 0 && o < n ? o : -1;
-}
-
-// Conv2d (zero padding): output o reads input o * stride - pad + k * dil, so input i reaches the o that solves it.
-function directTap(i, k, s, p, d, n) {
-  const t = i + p - k * d;
-  return t >= 0 && t % s === 0 && t / s < n ? t / s : -1;
-}
-
-// A convolution's weight as (cin, kh, kw, cout), the layout scatterConv reads: torch keeps a Conv2d's as
-// (cout, cin, kh, kw) (outFirst) and a ConvTranspose2d's as (cin, cout, kh, kw).
-function channelsLast(weight, op, outFirst) {
-  const [kh, kw] = op.k, taps = kh * kw, out = new Float32Array(weight.length);
-  for (let ci = 0; ci < op.cin; ci++)
-    for (let co = 0; co < op.cout; co++) {
-      const from = (outFirst ? co * op.cin + ci : ci * op.cout + co) * taps;
-      for (let t = 0; t < taps; t++) out[(ci * taps + t) * op.cout + co] = weight[from + t];
-    }
-  return out;
-}
-
-// Every op a payload may hold, keyed by name: exactly vae/browser/ops.py's OPS (tests/e2e/test_pad_ops.py
-// checks both the set and each op's numbers). Each gets the op's JSON, tensor(i) (the program's i-th
-// tensor, flat) and its input's size, once per model, and returns [step, output size]: step(x) -> y
-// may write into x and returns y; a null step leaves x as it is.
-export const OPS = {
-  linear(op, tensor) {
-    const wt = tensor(op.w), b = tensor(op.b), out = new Float32Array(op.out);
-    return [(x) => linear(x, op.in, wt, b, out, op.out), op.out];
-  },
-  relu(op, tensor, size) {
-    return [(x) => { for (let i = 0; i < x.length; i++) if (x[i] < 0) x[i] = 0; return x; }, size];
-  },
-  reshape(op, tensor, size) {
-    if (op.shape.reduce((a, b) => a * b, 1) !== size) throw new Error(`a reshape of ${size} values to ${op.shape}`);
-    return [null, size]; // the buffer is already in the shape's (C, H, W) order
-  },
-  convT(op, tensor) {
-    const wt = channelsLast(tensor(op.w), op, false), bias = tensor(op.b);
-    const acc = new Float32Array(op.cout * op.out[0] * op.out[1]), out = new Float32Array(acc.length);
-    return [(x) => scatterConv(x, op, wt, bias, acc, out, transposedTap), out.length];
-  },
-  conv2d(op, tensor) {
-    const wt = channelsLast(tensor(op.w), op, true), bias = tensor(op.b);
-    const acc = new Float32Array(op.cout * op.out[0] * op.out[1]), out = new Float32Array(acc.length);
-    return [(x) => scatterConv(x, op, wt, bias, acc, out, directTap), out.length];
-  },
-  sigmoid(op, tensor, size) {
-    return [(x) => { for (let i = 0; i < x.length; i++) x[i] = 1 / (1 + Math.exp(-x[i])); return x; }, size];
-  },
-};
-
-// A program's ops (vae/browser/ops.py) over its flat weights as one function x (inSize values) -> y; returns
-// [run, output size]. The returned array is reused by the next call.
-function compileProgram(ops, offsets, weights, inSize, what) {
-  const tensor = (i) => weights.subarray(offsets[i], i + 1 < offsets.length ? offsets[i + 1] : weights.length);
-  const steps = [];
-  let size = inSize;
-  for (const op of ops) {
-    if (!Object.hasOwn(OPS, op.op)) throw new Error(`the ${what} has a layer this page cannot run (${op.op})`);
-    const [step, out] = OPS[op.op](op, tensor, size);
-    if (step) steps.push(step);
-    size = out;
-  }
-  const input = new Float32Array(inSize);
-  const run = (values) => {
-    input.set(values);
-    let x = input;
-    for (const step of steps) x = step(x);
-    return x;
-  };
-  return [run, size];
-}
-
-// The model's decoder as a function z (latentDim) -> picture (C * H * W, in [0, 1]). The returned
-// array is reused by the next call.
-export function compileDecoder(model, weights) {
-  const [run, size] = compileProgram(model.ops, model.offsets, weights, model.latentDim, "decoder");
-  const [c, h, w] = model.shape;
-  if (size !== c * h * w) throw new Error("the decoder's output does not have the picture's shape");
-  return run;
-}
-
-// The model's encoder as a function x (C * H * W in [0, 1], channel planes) -> {mu, logvar} (latentDim
-// each): the diagonal Gaussian posterior q(z|x). model: {shape, latentDim, ops, offsets} of its encoder
-// program. The returned arrays are reused by the next call.
-export function compileEncoder(model, weights) {
-  const [c, h, w] = model.shape, d = model.latentDim;
-  const [run, size] = compileProgram(model.ops, model.offsets, weights, c * h * w, "encoder");
-  if (size !== 2 * d) throw new Error("the encoder's output is not a mean and a log-variance per dimension");
-  return (x) => {
-    const y = run(x);
-    return {mu: y.subarray(0, d), logvar: y.subarray(d, 2 * d)};
-  };
-}
-
-// --- the posterior ------------------------------------------------------------------------------------
-
-// KL(N(mu, diag(exp(logvar))) || N(0, I)) in nats, summed over every dimension: the closed form of Kingma &
-// Welling 2013, appendix B, as vae/nets/loss.py's kl_divergence.
-export function klToPrior(mu, logvar) {
-  let kl = 0;
-  for (let i = 0; i < mu.length; i++) kl += 0.5 * (mu[i] * mu[i] + Math.exp(logvar[i]) - 1 - logvar[i]);
-  return kl;
-}
-
-// A seeded source of standard normal numbers (mulberry32 for uniforms, Box-Muller for pairs of normals),
-// so a Resample is a new seed and a test can draw the same eps twice.
-export function normalSource(seed) {
-  let state = seed >>> 0, spare = null;
-  const uniform = () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return () => {
-    if (spare !== null) { const v = spare; spare = null; return v; }
-    const u = 1 - uniform(), v = uniform(), r = Math.sqrt(-2 * Math.log(u));
-    spare = r * Math.sin(2 * Math.PI * v);
-    return r * Math.cos(2 * Math.PI * v);
-  };
-}
-
-// k samples of z = mu + sigma * eps, eps ~ N(0, I) (the reparameterization, Kingma & Welling 2013, sec. 2.4),
-// as one Float32Array (k * D, row-major), with the eps that made them.
-export function samplePosterior(mu, logvar, k, normal) {
-  const d = mu.length, z = new Float32Array(k * d), eps = new Float32Array(k * d);
-  for (let s = 0; s < k; s++)
-    for (let i = 0; i < d; i++) {
-      eps[s * d + i] = normal();
-      z[s * d + i] = mu[i] + Math.exp(0.5 * logvar[i]) * eps[s * d + i];
-    }
-  return {z, eps};
-}
-
-// pixels (C * H * W in [0, 1], channel planes) -> the RGBA of an ImageData; returns a checksum of it.
-function paint(image, pixels, channels) {
-  const rgba = image.data, n = image.width * image.height;
-  let sum = 0;
-  for (let i = 0; i < n; i++) {
-    for (let k = 0; k < 3; k++) {
-      const v = pixels[(channels === 3 ? k * n : 0) + i];
-      const byte = v >= 1 ? 255 : v <= 0 ? 0 : Math.round(v * 255);
-      rgba[4 * i + k] = byte;
-      sum = (sum * 31 + byte) | 0;
-    }
-    rgba[4 * i + 3] = 255;
-  }
-  return sum;
-}
+const CLICK_SLOP_PX = 4; // a press that moves less than this on a dot takes its test image
+const POSTERIOR_COLOUR = "#C2185B";
 
 // --- the view --------------------------------------------------------------------------------------
 
-const HTML = `
+const HTML = `<div class="lp-grid">
+<div class="lp-encode">
+  <div class="lp-head">Encode: an input x</div>
+  <div class="lp-input"></div>
+  <div class="lp-q"></div>
+</div>
 <div class="lp-left">
   <div class="latent-pad" tabindex="0" role="application"
        aria-label="Latent plane: drag or click to move the point, arrow keys nudge it">
@@ -287,6 +44,8 @@ const HTML = `
     </div>
     <div class="lp-hover-text">Hover a dot to see its test image and its reconstruction.</div>
   </div>
+</div>
+<div class="lp-below"><div class="lp-samples"></div><div class="lp-prior"></div></div>
 </div>`;
 
 function sameBytes(a, b) {
@@ -314,10 +73,15 @@ class Pad {
     this.versions = 0;
     this.stats = { draws: 0, distinct: 0, lastSum: null, latencies: [], decodeMs: [] };
     this.memory = (window.__latentPadPoints = window.__latentPadPoints || {});
+    this.strokes = { encodes: 0, distinct: 0, lastSum: null, latencies: [], encodeMs: [] };
+    this.inputNumber = 0; // inputs sent to a server that encodes them
+    this.input = new InputPanel($(".lp-input"), (t, final) => this.inputChanged(t, final));
+    this.post = new PosteriorView({ numbers: $(".lp-q"), strip: $(".lp-samples"), prior: $(".lp-prior") },
+                                  (t) => this.posteriorChanged(t));
     this.bind();
     this.resize = new ResizeObserver(() => this.layout());
     this.resize.observe(this.el.pad);
-    root.latentPad = this; // for tests and benchmarks: decodeAt, point, stats, versions
+    root.latentPad = this; // for tests and benchmarks: decodeAt, point, stats, strokes, versions, post, input
   }
 
   // A new payload: the same one again costs nothing; a new model version swaps the weights in place
@@ -329,6 +93,12 @@ class Pad {
     const newModel = !this.header || this.header.model.key !== header.model.key;
     if (newModel) {
       this.decoder = compileDecoder(header.model, weightsOf(header.model, section("weights")));
+      const enc = header.encoder;
+      this.encoder = enc ? compileEncoder(enc, weightsOf(enc, section("encoderWeights"))) : null;
+      const perPixel = section("logSigma");
+      this.input.setShape(header.model.shape);
+      this.post.setModel(header.model, this.decoder, header.likelihood,
+                         perPixel ? new Float32Array(perPixel.buffer) : null, header.plane.dims);
       this.versions += 1;
     }
     const codes = header.codes;
@@ -343,7 +113,7 @@ class Pad {
     }
     // Codes stored with the model come without their images: only the reconstruction is shown.
     this.el.original.parentElement.hidden = !sprite;
-    this.el.hoverText.dataset.idle = sprite ? "Hover a dot to see its test image and its reconstruction."
+    this.el.hoverText.dataset.idle = sprite ? "Hover a dot to see its test image and its reconstruction; click it to encode it."
       : "Hover a dot to see its reconstruction (the test images are not on this machine).";
     if (this.hovered === undefined || this.hovered < 0) this.el.hoverText.textContent = this.el.hoverText.dataset.idle;
     const planeChanged = !this.header || this.header.plane.dims.join() !== header.plane.dims.join();
@@ -356,15 +126,85 @@ class Pad {
     this.buildSliders(planeChanged);
     this.buildLegend();
     this.hovered = -1;
+    this.post.dims = header.plane.dims;
+    this.input.say(header.encoder ? "" : header.encoderNote);
+    if (newModel) this.encodeInput(null); // the drawn input stays; its posterior follows the new weights
+    else if (!this.encoder) this.takeServerPosterior(header.posterior);
     this.layout();
     this.showError(null);
   }
 
+  // --- the encoder's side ---
+
+  // The input changed (a stroke, a file, a test image, Undo, Clear): encode it in this event, or, for an
+  // encoder the page cannot run, send it to the server when the stroke ends.
+  inputChanged(eventTime, final) {
+    if (!this.header) return;
+    if (!this.input.filled) {
+      this.post.clear();
+      return;
+    }
+    if (this.encoder) this.encodeInput(eventTime);
+    else if (final) this.sendInput();
+  }
+
+  encodeInput(eventTime) {
+    if (!this.input.filled || !this.header) return;
+    if (!this.encoder) {
+      this.sendInput();
+      return;
+    }
+    const t = performance.now(), x = this.input.pixels(), q = this.encoder(x);
+    this.post.set(q.mu, q.logvar, x, eventTime);
+    const s = this.strokes;
+    s.encodeMs.push(performance.now() - t);
+    if (s.encodeMs.length > LATENCY_SAMPLES) s.encodeMs.shift();
+  }
+
+  sendInput() {
+    if (!this.setStateValue) return;
+    this.inputNumber += 1;
+    const bytes = this.input.bytes();
+    let text = "";
+    for (let i = 0; i < bytes.length; i += 8192) text += String.fromCharCode(...bytes.subarray(i, i + 8192));
+    this.setStateValue("input", { input: this.inputNumber, shape: this.header.model.shape, pixels: btoa(text) });
+  }
+
+  // The server's answer for the input this page last sent (older answers are dropped).
+  takeServerPosterior(posterior) {
+    if (!posterior || posterior.input !== this.inputNumber || !this.input.filled) return;
+    this.post.set(Float32Array.from(posterior.mu), Float32Array.from(posterior.logvar), this.input.pixels(), null);
+  }
+
+  // The posterior moved (or its samples did): the point's picture (its held code follows mu), the plane's
+  // marks and the pad's data-mu and data-sigma, in this event.
+  posteriorChanged(eventTime) {
+    const q = this.post.q, pad = this.el.pad, dims = this.header.plane.dims;
+    if (q) {
+      pad.dataset.mu = JSON.stringify(dims.map((i) => q.mu[i]));
+      pad.dataset.sigma = JSON.stringify(dims.map((i) => q.sigma[i]));
+    } else {
+      delete pad.dataset.mu;
+      delete pad.dataset.sigma;
+    }
+    if (!this.size) return;
+    this.update(null);
+    if (eventTime != null && q) {
+      const s = this.strokes, sum = this.post.reconSum;
+      s.encodes += 1;
+      if (sum !== s.lastSum) s.distinct += 1;
+      s.lastSum = sum;
+      s.latencies.push(performance.now() - eventTime);
+      if (s.latencies.length > LATENCY_SAMPLES) s.latencies.shift();
+    }
+  }
+
   get oneD() { return this.header.plane.dims.length === 1; }
 
-  // The full code at the pad's point: the plane's dimensions from the point, the others from base.
+  // The full code at the pad's point: the plane's dimensions from the point, the others from base, or from the
+  // drawn input's mu once there is one.
   code(point = this.point) {
-    const z = Float32Array.from(this.header.plane.base);
+    const q = this.post.q, z = Float32Array.from(q ? q.mu : this.header.plane.base);
     this.header.plane.dims.forEach((d, i) => { z[d] = point[i]; });
     return z;
   }
@@ -510,6 +350,7 @@ class Pad {
       ctx.strokeStyle = "#111"; ctx.lineWidth = 2;
       ctx.beginPath(); ctx.arc(hx, hy, DOT_RADIUS + 3, 0, 2 * Math.PI); ctx.stroke();
     }
+    if (this.post.q) this.drawPosterior(ctx, f);
     const [px, py] = this.toPixels(this.point[0], this.oneD ? 0 : this.point[1], f);
     ctx.strokeStyle = "rgba(0, 0, 0, 0.28)"; ctx.lineWidth = 1;
     ctx.beginPath();
@@ -520,6 +361,40 @@ class Pad {
       ctx.fillStyle = fill;
       ctx.beginPath(); ctx.arc(px, py, r, 0, 2 * Math.PI); ctx.fill();
     }
+  }
+
+  // q(z|x) on the plane: mu, the 1 sigma and 2 sigma ellipses (axis-aligned: the posterior is a diagonal
+  // Gaussian), or intervals on a strip, and the samples z, sample 1 ringed.
+  drawPosterior(ctx, f) {
+    const { mu, sigma } = this.post.q, [dx, dy] = this.header.plane.dims, d = mu.length;
+    const [cx, cy] = this.toPixels(mu[dx], this.oneD ? 0 : mu[dy], f);
+    ctx.save();
+    ctx.beginPath(); ctx.rect(f.x0, f.y0, f.x1 - f.x0, f.y1 - f.y0); ctx.clip();
+    ctx.strokeStyle = POSTERIOR_COLOUR; ctx.fillStyle = POSTERIOR_COLOUR;
+    for (const [s, alpha, width] of [[2, 0.10, 1.5], [1, 0.16, 2.5]]) {
+      ctx.beginPath();
+      if (this.oneD) {
+        const band = (f.y1 - f.y0) * (s === 1 ? 0.36 : 0.5);
+        ctx.rect(cx - s * sigma[dx] * f.sx, cy - band / 2, 2 * s * sigma[dx] * f.sx, band);
+      } else {
+        ctx.ellipse(cx, cy, Math.max(0.5, s * sigma[dx] * f.sx), Math.max(0.5, s * sigma[dy] * f.sy), 0, 0, 2 * Math.PI);
+      }
+      ctx.globalAlpha = alpha; ctx.fill();
+      ctx.globalAlpha = 1; ctx.lineWidth = width; ctx.stroke();
+    }
+    const z = this.post.z;
+    for (let k = z.length / d - 1; k >= 0; k--) {
+      const [sx, sy] = this.toPixels(z[k * d + dx], this.oneD ? 0 : z[k * d + dy], f);
+      ctx.beginPath(); ctx.arc(sx, sy, k === 0 ? 4.5 : 3.2, 0, 2 * Math.PI);
+      ctx.fillStyle = "#FFF"; ctx.fill();
+      ctx.lineWidth = k === 0 ? 2.5 : 1.5; ctx.stroke();
+    }
+    ctx.beginPath(); ctx.moveTo(cx - 7, cy); ctx.lineTo(cx + 7, cy); ctx.moveTo(cx, cy - 7); ctx.lineTo(cx, cy + 7);
+    ctx.lineWidth = 3; ctx.stroke();
+    ctx.fillStyle = POSTERIOR_COLOUR;
+    ctx.font = `bold 14px ${this.colours().font}`; ctx.textAlign = "left"; ctx.textBaseline = "bottom";
+    ctx.fillText("q(z|x)", cx + 6 + (this.oneD ? 0 : sigma[dx] * f.sx * 0.72), cy - 4 - (this.oneD ? 0 : sigma[dy] * f.sy * 0.72));
+    ctx.restore();
   }
 
   drawPicture() {
@@ -636,6 +511,7 @@ class Pad {
       pad.classList.add("lp-pointer"); // focused for the arrow keys, without the keyboard's focus ring
       pad.focus({ preventScroll: true });
       this.dragging = true;
+      this.pressed = { dot: this.nearestDot(e), x: e.clientX, y: e.clientY };
       this.hovered = -1;
       pad.classList.add("lp-dragging");
       this.pointerTo(e);
@@ -652,7 +528,11 @@ class Pad {
       pad.classList.remove("lp-dragging");
       this.commit();
     };
-    pad.addEventListener("pointerup", end);
+    pad.addEventListener("pointerup", (e) => {
+      const p = this.dragging && this.pressed;
+      end();
+      if (p && p.dot >= 0 && Math.hypot(e.clientX - p.x, e.clientY - p.y) < CLICK_SLOP_PX) this.takeTestImage(p.dot);
+    });
     pad.addEventListener("pointercancel", end);
     pad.addEventListener("lostpointercapture", end);
     pad.addEventListener("pointerleave", () => {
@@ -671,14 +551,29 @@ class Pad {
     });
   }
 
-  hoverAt(event) {
-    if (!this.dots || !this.dots.length) return;
+  // The test code whose dot is nearest the pointer, within HOVER_RADIUS, or -1.
+  nearestDot(event) {
+    if (!this.dots || !this.dots.length) return -1;
     const r = this.el.pad.getBoundingClientRect(), x = event.clientX - r.left, y = event.clientY - r.top;
     let best = -1, bestD = HOVER_RADIUS * HOVER_RADIUS;
     for (let k = 0; k < this.dots.length / 2; k++) {
       const dx = this.dots[2 * k] - x, dy = this.dots[2 * k + 1] - y, dd = dx * dx + dy * dy;
       if (dd < bestD) { bestD = dd; best = k; }
     }
+    return best;
+  }
+
+  // Test image k into the input panel, pixel for pixel from the thumbnails (where the images are here).
+  takeTestImage(k) {
+    if (!this.sprite) return;
+    const columns = this.header.codes.sprite.columns, [, h, w] = this.header.model.shape;
+    this.sprite.then((bitmap) => {
+      if (bitmap) this.input.loadCell(bitmap, (k % columns) * w, Math.floor(k / columns) * h);
+    });
+  }
+
+  hoverAt(event) {
+    const best = this.nearestDot(event);
     if (best === this.hovered) return;
     this.hovered = best;
     this.drawMarks();
@@ -711,7 +606,8 @@ class Pad {
     const name = document.createElement("b");
     name.textContent = cls.name;
     const shown = Array.from(mu.slice(0, 6), fmt).join(", ") + (d > 6 ? ", \u2026" : "");
-    text.append(dot, name, document.createTextNode(` \u00b7 test image #${k} \u00b7 \u03bc = (${shown})`));
+    text.append(dot, name, document.createTextNode(` \u00b7 test image #${k} \u00b7 \u03bc = (${shown})`
+                                                   + (this.sprite ? " \u00b7 click to encode it" : "")));
     this.root.dataset.hovered = String(k);
   }
 
@@ -732,6 +628,8 @@ class Pad {
   }
 
   destroy() {
+    this.input.destroy();
+    this.post.destroy();
     this.resize.disconnect();
     clearTimeout(this.commitTimer);
   }
@@ -752,5 +650,7 @@ export default function (component) {
   } catch (e) {
     pad.showError(e);
   }
-  return () => pad.destroy();
+  // Streamlit may call this before each new payload as well as on unmount: the pad stops only once its root
+  // has left the page.
+  return () => setTimeout(() => { if (!root.isConnected) pad.destroy(); }, 0);
 }

@@ -1,5 +1,5 @@
-"""The ops a program may hold, declared once: what vae/browser/pad.py emits for a model's decoder and its
-encoder, what the browser (vae/browser/latent_pad.js, its `OPS`) runs, and what tests/e2e/test_pad_ops.py
+"""The ops a program may hold, declared once: what vae/browser/programs.py emits for a model's decoder and its
+encoder, what the browser (vae/browser/programs.js, its `OPS`) runs, and what tests/e2e/test_pad_ops.py
 checks the two agree on, op by op.
 
 An op travels in the payload's header as JSON: {"op": name, then its fields, then its tensors}, each

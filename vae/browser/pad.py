@@ -1,13 +1,17 @@
-"""What the latent pad sends to the browser, which decodes the latent plane on every pointer move
-(latent_pad.js, beside this file): the decoder as a short program of ops (vae/browser/ops.py) over its
-own weights, a bounded set of test codes with their labels and thumbnails, packed as one binary payload.
+"""What the latent pad sends to the browser, which decodes the latent plane on every pointer move and
+encodes what is drawn on every stroke (the JS sources below): the decoder and the encoder as programs of
+ops over the model's own weights (vae/browser/programs.py), the model's likelihood, a bounded set of test
+codes with their labels and thumbnails, packed as one binary payload.
 
 A payload (little-endian) is b"LPAD", uint32 format, uint32 header length, the header as UTF-8 JSON
-padded to 4 bytes, then the sections it points at, each 4-byte aligned: the weights (float16 or
-float32), the codes (float32, (N, D)), the labels (int32, (N,)) and the thumbnails (one PNG).
+padded to 4 bytes, then the sections it points at, each 4-byte aligned: the decoder's weights and the
+encoder's (float16 or float32), a per-pixel log sigma (float32, (C*H*W,)), the codes (float32, (N, D)), the
+labels (int32, (N,)) and the thumbnails (one PNG).
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import struct
 from dataclasses import dataclass
@@ -15,203 +19,27 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
-from vae.browser.ops import CONV, CONV_T, LINEAR, RELU, RESHAPE, SIGMOID
+from vae.browser.programs import Program, choose_dtype, choose_encoder_dtype, weights_blob
 from vae.nets.model import VAE
 from vae.render.images import png_bytes
 
 MAGIC = b"LPAD"
 FORMAT = 1
 
-# The pad's browser side, plain files with no build step: the module that reads the payload and runs
-# the ops, and its style.
-PAD_JS = Path(__file__).with_name("latent_pad.js")
+# The pad's browser side, plain files with no build step, in the order they join into one ES module: the
+# programs and the posterior's arithmetic, the input panel, the posterior's view, the pad. One source for every host.
+PAD_JS_FILES = tuple(Path(__file__).with_name(name) for name in ("programs.js", "input_panel.js", "posterior_view.js",
+                                                                     "latent_pad.js"))
 PAD_CSS = Path(__file__).with_name("latent_pad.css")
 
 
-# Weights a browser can run on every pointer move and receive every few seconds while a job trains:
-# the default MLP decoder has 0.6 M, the default conv decoder 1.6 M.
-MAX_BROWSER_PARAMS = 3_000_000
+def pad_js() -> str:
+    """The pad's module: its files joined (each declares distinct names; only the last has a default export)."""
+    return "\n".join(f.read_text() for f in PAD_JS_FILES)
 
 
-# Weights go as float16 (half the bytes) when that moves the decoded pictures by less than this, mean
-# absolute difference per pixel in [0, 1] over FLOAT16_PROBE codes (a grey level is 1/255 = 3.9e-3);
-# otherwise as float32.
-FLOAT16_TOLERANCE = 5e-5
-FLOAT16_PROBE = 64
 SPRITE_COLUMNS = 40
-
-
-class UnsupportedDecoder(ValueError):
-    """The browser cannot run this decoder; the message is the sentence the page shows."""
-
-
-class UnsupportedEncoder(ValueError):
-    """The browser cannot run this encoder; the message is the sentence the page shows."""
-
-
-@dataclass
-class Program:
-    """A model's decoder or encoder as the browser runs it: layer descriptions (JSON) and their tensors, in
-    order, over this model's image shape and latent size."""
-
-    ops: list[dict]  # each made by its vae.browser.ops.Op
-    tensors: list[np.ndarray]  # float32, in the layout each op names
-    image_shape: tuple[int, int, int]  # (C, H, W) of the output
-    latent_dim: int
-
-    @property
-    def n_params(self) -> int:
-        return int(sum(t.size for t in self.tensors))
-
-
-def _layers(module: nn.Module) -> list[nn.Module]:
-    """The leaf modules of nested nn.Sequential containers, in the order they run."""
-    if isinstance(module, nn.Sequential):
-        return [leaf for child in module for leaf in _layers(child)]
-    return [module]
-
-
-def _bias(layer: nn.Module, size: int) -> np.ndarray:
-    """The layer's bias (size,), zeros when it has none."""
-    return np.zeros(size, np.float32) if layer.bias is None else layer.bias.detach().float().cpu().numpy()
-
-
-def _conv_transpose_op(layer: nn.ConvTranspose2d, shape: tuple[int, ...], tensors: list) -> tuple[dict, tuple]:
-    """(op, output shape (C, H, W)) for a ConvTranspose2d on an input of shape (C, H, W)."""
-    if layer.groups != 1 or layer.padding_mode != "zeros" or not isinstance(layer.padding, tuple):
-        raise UnsupportedDecoder("its decoder has a grouped or specially padded transposed convolution")
-    c, h, w = shape
-    (kh, kw), (sh, sw), (ph, pw) = layer.kernel_size, layer.stride, layer.padding
-    (dh, dw), (oph, opw) = layer.dilation, layer.output_padding
-    out_h = (h - 1) * sh - 2 * ph + dh * (kh - 1) + oph + 1
-    out_w = (w - 1) * sw - 2 * pw + dw * (kw - 1) + opw + 1
-    weight = layer.weight.detach().float().cpu().numpy()  # (C_in, C_out, kh, kw), as torch keeps it
-    op = CONV_T.make(tensors, (weight, _bias(layer, layer.out_channels)),
-                     {"cin": c, "cout": layer.out_channels, "in": [h, w], "out": [out_h, out_w], "k": [kh, kw],
-                      "stride": [sh, sw], "pad": [ph, pw], "dil": [dh, dw]})
-    return op, (layer.out_channels, out_h, out_w)
-
-
-def decoder_program(model: VAE) -> Program:
-    """The model's decoder, z (D,) -> sigmoid(logits) (C, H, W), as the browser ops of
-    vae/browser/ops.py: linear, relu, reshape and convT per layer, and a final sigmoid (the picture's
-    mean under either likelihood, as VAE.decode).
-
-    Raises UnsupportedDecoder, with the sentence to show, for any other layer or a decoder too large
-    to run on every pointer move."""
-    d = model.config.latent_dim
-    shape: tuple[int, ...] = (d,)
-    ops: list[dict] = []
-    tensors: list[np.ndarray] = []
-    for layer in _layers(model.decoder):
-        if isinstance(layer, nn.Linear) and len(shape) == 1 and shape[0] == layer.in_features:
-            ops.append(_linear_op(layer, tensors))
-            shape = (layer.out_features,)
-        elif isinstance(layer, nn.ReLU):
-            ops.append(RELU.make(tensors))
-        elif isinstance(layer, nn.Unflatten) and layer.dim == 1 and int(np.prod(layer.unflattened_size)) == int(np.prod(shape)):
-            shape = tuple(int(s) for s in layer.unflattened_size)
-            ops.append(RESHAPE.make(tensors, (), {"shape": list(shape)}))
-        elif isinstance(layer, nn.ConvTranspose2d) and len(shape) == 3 and shape[0] == layer.in_channels:
-            op, shape = _conv_transpose_op(layer, shape, tensors)
-            ops.append(op)
-        else:
-            raise UnsupportedDecoder(f"its decoder has a layer the browser cannot run ({type(layer).__name__})")
-    if int(np.prod(shape)) != int(np.prod(model.config.image_shape)):
-        raise UnsupportedDecoder("its decoder's output does not have the image's shape")
-    ops.append(SIGMOID.make(tensors))
-    program = Program(ops, [np.ascontiguousarray(t, np.float32) for t in tensors],
-                             tuple(model.config.image_shape), d)
-    if program.n_params > MAX_BROWSER_PARAMS:
-        raise UnsupportedDecoder(f"its decoder has {program.n_params / 1e6:.1f} M weights, more than the browser "
-                                 f"can run on every pointer move (up to {MAX_BROWSER_PARAMS / 1e6:.0f} M)")
-    return program
-
-
-def _conv_op(layer: nn.Conv2d, shape: tuple[int, ...], tensors: list) -> tuple[dict, tuple]:
-    """(op, output shape (C, H, W)) for a Conv2d on an input of shape (C, H, W)."""
-    if layer.groups != 1 or layer.padding_mode != "zeros" or not isinstance(layer.padding, tuple):
-        raise UnsupportedEncoder("its encoder has a grouped or specially padded convolution")
-    c, h, w = shape
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = layer.kernel_size, layer.stride, layer.padding, layer.dilation
-    out_h, out_w = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-    op = CONV.make(tensors, (layer.weight.detach().float().cpu().numpy(), _bias(layer, layer.out_channels)),
-                   {"cin": c, "cout": layer.out_channels, "in": [h, w], "out": [out_h, out_w], "k": [kh, kw],
-                    "stride": [sh, sw], "pad": [ph, pw], "dil": [dh, dw]})
-    return op, (layer.out_channels, out_h, out_w)
-
-
-def encoder_program(model: VAE) -> Program:
-    """The model's encoder, x (C, H, W) in [0, 1] -> [mu (D), logvar (D)], as the browser ops of
-    vae/browser/ops.py: reshape, conv2d, relu and linear per layer, then the two heads to_mu and to_logvar as
-    one linear of 2D outputs (the posterior q(z|x) = N(mu, diag(exp(logvar))), Kingma & Welling 2013).
-
-    Raises UnsupportedEncoder, with the sentence to show, for any other layer or an encoder too large to
-    run on every stroke."""
-    shape: tuple[int, ...] = tuple(model.config.image_shape)
-    ops: list[dict] = []
-    tensors: list[np.ndarray] = []
-    for layer in _layers(model.encoder):
-        if isinstance(layer, nn.Flatten) and layer.start_dim == 1:
-            shape = (int(np.prod(shape)),)
-            ops.append(RESHAPE.make(tensors, (), {"shape": list(shape)}))
-        elif isinstance(layer, nn.Conv2d) and len(shape) == 3 and shape[0] == layer.in_channels:
-            op, shape = _conv_op(layer, shape, tensors)
-            ops.append(op)
-        elif isinstance(layer, nn.ReLU):
-            ops.append(RELU.make(tensors))
-        elif isinstance(layer, nn.Linear) and len(shape) == 1 and shape[0] == layer.in_features:
-            ops.append(_linear_op(layer, tensors))
-            shape = (layer.out_features,)
-        else:
-            raise UnsupportedEncoder(f"its encoder has a layer the browser cannot run ({type(layer).__name__})")
-    heads = [model.to_mu, model.to_logvar]
-    if shape != (heads[0].in_features,):
-        raise UnsupportedEncoder("its encoder's output does not fit the posterior's heads")
-    weight = torch.cat([h.weight for h in heads]).detach().float().cpu().numpy().T.copy()  # (in, 2D)
-    bias = np.concatenate([_bias(h, h.out_features) for h in heads])
-    ops.append(LINEAR.make(tensors, (weight, bias), {"in": shape[0], "out": 2 * model.config.latent_dim}))
-    program = Program(ops, [np.ascontiguousarray(t, np.float32) for t in tensors], tuple(model.config.image_shape),
-                      model.config.latent_dim)
-    if program.n_params > MAX_BROWSER_PARAMS:
-        raise UnsupportedEncoder(f"its encoder has {program.n_params / 1e6:.1f} M weights, more than the browser "
-                                 f"can run on every stroke (up to {MAX_BROWSER_PARAMS / 1e6:.0f} M)")
-    return program
-
-
-def _linear_op(layer: nn.Linear, tensors: list) -> dict:
-    """A Linear as the browser's linear op: its weight sent transposed, (in, out)."""
-    weight = layer.weight.detach().float().cpu().numpy().T.copy()
-    return LINEAR.make(tensors, (weight, _bias(layer, layer.out_features)),
-                       {"in": layer.in_features, "out": layer.out_features})
-
-
-@torch.no_grad()
-def float16_error(model: VAE, probe: int = FLOAT16_PROBE, radius: float = 3.0) -> float:
-    """Mean absolute change per pixel (pixels in [0, 1]) of the decoded pictures at `probe` fixed codes
-    in [-radius, radius]^D when the decoder's weights are rounded to float16 and back."""
-    z = torch.linspace(-radius, radius, probe)[:, None] * torch.cos(torch.arange(model.config.latent_dim) + 1.0)
-    params = {name: p.detach().cpu() for name, p in model.decoder.named_parameters()}
-    rounded = {name: p.half().float() for name, p in params.items()}
-    exact = torch.sigmoid(torch.func.functional_call(model.decoder, params, (z,)))
-    approx = torch.sigmoid(torch.func.functional_call(model.decoder, rounded, (z,)))
-    return float((exact - approx).abs().mean())
-
-
-def weights_blob(program: Program, dtype: str) -> tuple[bytes, list[int]]:
-    """Every tensor of the program, flat and concatenated in `dtype` ('float16' or 'float32'), and the
-    element offset where each starts."""
-    offsets = np.cumsum([0] + [t.size for t in program.tensors])[:-1].tolist()
-    flat = np.concatenate([t.ravel() for t in program.tensors]) if program.tensors else np.zeros(0, np.float32)
-    return flat.astype("<f2" if dtype == "float16" else "<f4").tobytes(), [int(o) for o in offsets]
-
-
-def choose_dtype(model: VAE, program: Program) -> str:
-    """float16 when it fits every weight and keeps the pictures within FLOAT16_TOLERANCE, else float32."""
-    fits = all(np.abs(t).max(initial=0.0) <= np.finfo(np.float16).max for t in program.tensors)
-    return "float16" if fits and float16_error(model) <= FLOAT16_TOLERANCE else "float32"
 
 
 def thumbnail_sprite(images: np.ndarray, columns: int = SPRITE_COLUMNS) -> bytes:
@@ -259,14 +87,72 @@ class PadCodes:
     images: np.ndarray | None
 
 
+@dataclass
+class Posterior:
+    """q(z|x) of an input the page sent (its `input` number), encoded by the server: mu, logvar (D,) each."""
+
+    input: int
+    mu: np.ndarray
+    logvar: np.ndarray
+
+
+# The most bytes a drawn input the page sends may have: a 64x64 colour image is 12,288.
+MAX_SENT_PIXELS = 3 * 128 * 128
+
+
+def sent_input(model: VAE, sent) -> tuple[int, torch.Tensor] | None:
+    """The input the page sent for the server to encode, {"input": n, "shape": [C, H, W], "pixels": base64 of
+    C*H*W uint8 in channel planes}, as (n, x (1, C, H, W) in [0, 1]); None for anything else (the page is
+    another process: what it sends is checked, never trusted)."""
+    if not isinstance(sent, dict) or list(sent.get("shape") or []) != list(model.config.image_shape):
+        return None
+    number, text = sent.get("input"), sent.get("pixels")
+    size = int(np.prod(model.config.image_shape))
+    if not isinstance(number, int) or not isinstance(text, str) or size > MAX_SENT_PIXELS or len(text) > 4 * size:
+        return None
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if len(raw) != size:
+        return None
+    x = torch.from_numpy(np.frombuffer(raw, np.uint8).astype(np.float32) / 255.0)
+    return number, x.reshape(1, *model.config.image_shape)
+
+
+@torch.no_grad()
+def server_posterior(model: VAE, sent) -> Posterior | None:
+    """The posterior of the input the page sent (sent_input), encoded here by the model's own encode: for an
+    encoder the page cannot run. None when what was sent is not an input of this model's shape."""
+    got = sent_input(model, sent)
+    if got is None:
+        return None
+    mu, logvar = model.encode(got[1])
+    return Posterior(got[0], mu[0].numpy(), logvar[0].numpy())
+
+
+def likelihood_spec(model: VAE) -> tuple[dict, bytes | None]:
+    """The model's p(x|z) as the page computes the reconstruction term: {"kind": bernoulli | gaussian |
+    gaussian-pixel, "logSigma": the shared log sigma or None}, and the per-pixel log sigma (float32, (C*H*W,))
+    for gaussian-pixel."""
+    kind = model.config.likelihood
+    log_sigma = getattr(model, "log_sigma", None)
+    if kind == "gaussian-pixel":
+        return {"kind": kind, "logSigma": None}, log_sigma.detach().float().cpu().numpy().astype("<f4").tobytes()
+    return {"kind": kind, "logSigma": None if log_sigma is None else float(log_sigma.detach())}, None
+
+
 def pad_payload(model: VAE, program: Program, *, model_key: str, dims: tuple[int, ...],
                 base: np.ndarray | None, point: tuple[float, ...], limit: float, classes: list[tuple[str, str]],
-                codes: PadCodes | None, sprite: bytes | None = None, dtype: str | None = None) -> bytes:
+                codes: PadCodes | None, sprite: bytes | None = None, dtype: str | None = None,
+                encoder: Program | None = None, encoder_note: str = "", posterior: Posterior | None = None) -> bytes:
     """Everything the pad needs for one model version and plane, as one payload.
 
     dims: the one or two latent dimensions the pad spans (0-based); base: (D,) the code the other
     dimensions are held at (zeros when None); point: the pad's starting point in those dimensions;
     classes: (name, colour) per label; sprite: thumbnail_sprite of codes.images (made here when None).
+    encoder: the encoder's program (programs.encoder_program), or None with encoder_note saying why the server
+    encodes instead (then posterior holds its answer for the input the page last sent).
     """
     d = model.config.latent_dim
     dtype = dtype or choose_dtype(model, program)
@@ -280,7 +166,19 @@ def pad_payload(model: VAE, program: Program, *, model_key: str, dims: tuple[int
         "point": [float(v) for v in point],
         "classes": [{"name": name, "color": color} for name, color in classes],
         "codes": None,
+        "encoder": None, "encoderNote": encoder_note,
+        "posterior": None if posterior is None else {"input": posterior.input, "mu": posterior.mu.tolist(),
+                                                     "logvar": posterior.logvar.tolist()},
     }
+    header["likelihood"], per_pixel = likelihood_spec(model)
+    if per_pixel is not None:
+        sections["logSigma"] = per_pixel
+    if encoder is not None:
+        enc_dtype, enc_error = choose_encoder_dtype(model, encoder)
+        sections["encoderWeights"], enc_offsets = weights_blob(encoder, enc_dtype)
+        header["encoder"] = {"shape": list(encoder.image_shape), "latentDim": d, "dtype": enc_dtype,
+                             "params": encoder.n_params, "ops": encoder.ops, "offsets": enc_offsets,
+                             "float16Error": enc_error}
     if codes is not None and len(codes.mu):
         sections["codes"] = np.ascontiguousarray(codes.mu, "<f4").tobytes()
         sections["labels"] = np.ascontiguousarray(codes.labels, "<i4").tobytes()
