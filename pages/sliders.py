@@ -102,11 +102,12 @@ def pad_data(view, encoded, program, dims: tuple[int, ...], base: np.ndarray | N
     return payload
 
 
-def payload_sizes(payload: bytes) -> tuple[int, int, str]:
-    """(weight bytes, code and thumbnail bytes, weight dtype) of a pad payload, for the caption."""
+def payload_sizes(payload: bytes) -> tuple[int, int, int, str]:
+    """(decoder weight bytes, encoder weight bytes, code and thumbnail bytes, the decoder's weight dtype) of a pad
+    payload, for the caption."""
     header, sections = unpack(payload)
-    weights = len(sections["weights"])
-    return weights, len(payload) - weights, header["model"]["dtype"]
+    decoder, encoder = len(sections["weights"]), len(sections.get("encoderWeights", b""))
+    return decoder, encoder, len(payload) - decoder - encoder, header["model"]["dtype"]
 
 
 def fmt_code(values) -> str:
@@ -120,17 +121,19 @@ def draw_pad(view, encoded, program, dims: tuple[int, ...], base, held: str) -> 
     point, _ = latent_pad(payload, key="latent_pad")
     if point:
         st.session_state["latent_point"] = point
-    weights, rest, dtype = payload_sizes(payload)
+    decoder, encoder, rest, dtype = payload_sizes(payload)
     where = (f"Released at z = {fmt_code(point['code'])}. " if point else "Drag the point, or click where it should go. ")
+    runs = "The decoder and the encoder run" if encoder else "The decoder runs"
     st.caption(
         where + (f"{held}. " if held else "")
-        + f"The decoder runs in this tab: its {view.model_config.arch.upper()} weights come once per model version "
-        f"({weights / 1e6:.2f} MB as {dtype}, with {rest / 1e6:.2f} MB of test codes and thumbnails)"
+        + f"{runs} in this tab: the {view.model_config.arch.upper()}'s weights come once per model version "
+        f"({(decoder + encoder) / 1e6:.2f} MB as {dtype}, with {rest / 1e6:.2f} MB of test codes and thumbnails)"
         + (", a new one with each snapshot while the job trains." if view.live else "."),
-        help="The server sends the decoder's weights to the browser once per model version (every few seconds "
-             "while a job trains), and the page decodes the point on every pointer move. Dots: posterior means of "
-             f"{0 if encoded is None else min(PAD_CODES, len(encoded.mu)):,} test images, by label. Dashed: the "
-             "prior's 1σ and 2σ contours.")
+        help="The server sends the weights to the browser once per model version (every few seconds while a job "
+             "trains); the page decodes the point on every pointer move and encodes the input on every stroke. "
+             f"Dots: posterior means of {0 if encoded is None else min(PAD_CODES, len(encoded.mu)):,} test images, "
+             "by label. Dashed: the prior's 1σ and 2σ contours. Magenta: the drawn input's posterior, its 1σ and 2σ "
+             "ellipses, its mean (the cross) and its 16 samples (sample 1 ringed).")
     if encoded is None:
         st.caption("The test codes are not shown: the test images are not on this machine.")
     else:
@@ -208,6 +211,7 @@ def draw(view) -> None:
 
 
 view = explore_page("Latent sliders", "Drag the point through the latent plane and the decoder, running in this "
-                    "page, draws the image at every point it passes. Hover a dot to see that test image and its "
-                    "reconstruction.")
+                    "page, draws the image at every point it passes. Draw an input on the left (or click a dot to "
+                    "take its test image) and the encoder, also in this page, draws its posterior q(z|x) on the "
+                    "plane at every stroke, with samples z = μ + σ·ε and their pictures.")
 live_fragment(draw, view)

@@ -1,7 +1,8 @@
 """The latent pad in the app, in a real browser: the decoder that reaches the page through Streamlit
 decodes as the server does; a drag draws many pictures before the release, and the release reaches the
 page without sending the weights again; hovering a code shows its thumbnails; while a job trains, new
-weights arrive without a reload and the point stays; and the tab asks nothing of any other host.
+weights arrive without a reload, the point stays, and a drawn input's posterior (data-mu) moves with each
+version; and the tab asks nothing of any other host.
 
 The steps share one server and one tab, in order (a Streamlit session lives as long as its tab).
 """
@@ -15,6 +16,7 @@ import pytest
 
 from tests.e2e.conftest import (DEFAULT_SHAPES, SCREENSHOTS, assert_clean, screenshot, wait_for_app_idle,
                                 wait_until)
+from tests.e2e.test_encoder_panel import SEVEN, _stroke
 from tests.e2e.test_teacher_loop import go, main_text
 from vae import checkpoint as ckpt_io
 from vae.analysis.encoding import decode_codes
@@ -46,7 +48,8 @@ def page(open_page, traffic):
 def pad_state(page) -> dict:
     return page.evaluate(f"""() => {{ const p = {PAD}; return p && p.header ? {{point: p.point, versions: p.versions,
         draws: p.stats.draws, distinct: p.stats.distinct, key: p.header.model.key, error: p.root.dataset.error,
-        codes: Array.from(p.codes.slice(0, 8))}} : null; }}""")
+        codes: Array.from(p.codes.slice(0, 8)), mu: p.el.pad.dataset.mu || null,
+        input: p.input.filled ? Array.from(p.input.pixels()).join() : null}} : null; }}""")
 
 
 def to_page(page, z) -> tuple[float, float]:
@@ -145,16 +148,26 @@ def test_4_while_a_job_trains_new_weights_arrive_and_the_point_stays(page, state
                    "/sliders: the pad never got the job's weights", page=page)
         page.mouse.click(*to_page(page, (1.5, -1.0)))
         wait_for_app_idle(page)
+        _stroke(page, SEVEN)  # a drawn input, encoded in the page; it stays while the weights change under it
         first = pad_state(page)
+        assert first["mu"], "the drawn input has no posterior"
         page.evaluate(f"() => {{ {PAD}.marker = 'no reload'; }}")
-        t0 = time.monotonic()
-        later = wait_until(lambda: (s := pad_state(page)) and s["versions"] >= first["versions"] + 2 and s, NEW_VERSIONS_S,
+        t0, seen = time.monotonic(), {(first["versions"], first["mu"])}
+
+        def two_new_versions():
+            s = pad_state(page)
+            seen.add((s["versions"], s["mu"]))
+            return s["versions"] >= first["versions"] + 2 and s
+
+        later = wait_until(two_new_versions, NEW_VERSIONS_S,
                            lambda: f"the pad received {pad_state(page)['versions'] - first['versions']} new weight versions "
                                    f"in {NEW_VERSIONS_S} s", page=page, interval=0.2)
         state["versions_seconds"] = time.monotonic() - t0
         assert page.evaluate(f"() => {PAD}.marker") == "no reload"
         assert later["point"] == first["point"] and later["key"] != first["key"]
         assert later["codes"] != first["codes"], "the codes on the plane did not follow the new snapshot"
+        assert later["input"] == first["input"], "the drawn input changed"
+        assert len({mu for _, mu in seen}) >= 3, f"data-mu did not follow each new version: {sorted(seen)}"
         screenshot(page, "pad-live")
         assert_clean(page, "/sliders (live)", app_server, console_errors)
     finally:

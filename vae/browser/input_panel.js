@@ -194,9 +194,10 @@ class InputPanel {
     document.addEventListener("paste", this.onPaste);
   }
 
-  say(text) {
+  // One sentence under the panel: a warning (a file that could not be read) or, with warn false, a note.
+  say(text, warn = true) {
     this.note.textContent = text;
-    this.note.classList.toggle("lp-warn", !!text);
+    this.note.classList.toggle("lp-warn", warn && !!text);
   }
 
   // An image file, centre-cropped to the model's aspect and resized to its shape, here in the page.

@@ -127,7 +127,7 @@ class Pad {
     this.buildLegend();
     this.hovered = -1;
     this.post.dims = header.plane.dims;
-    this.input.say(header.encoder ? "" : header.encoderNote);
+    this.input.say(header.encoder ? "" : header.encoderNote, false);
     if (newModel) this.encodeInput(null); // the drawn input stays; its posterior follows the new weights
     else if (!this.encoder) this.takeServerPosterior(header.posterior);
     this.layout();

@@ -56,6 +56,7 @@ class TileSheet {
 
   pump() {
     this.frame = 0;
+    if (!this.pending.length) return;
     const start = performance.now();
     do {
       const i = this.pending.shift();
@@ -70,6 +71,8 @@ class TileSheet {
   flush() {
     cancelAnimationFrame(this.frame);
     while (this.pending.length) this.pump();
+    cancelAnimationFrame(this.frame);
+    this.frame = 0;
   }
 }
 
