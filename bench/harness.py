@@ -3,6 +3,7 @@ section of docs/benchmarks.md replaced), `streamlit run` on a free 127.0.0.1 por
 Chromium, and how much CPU other work took meanwhile. Imports nothing from tests/."""
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import platform
@@ -256,3 +257,32 @@ def open_app(browser, url: str, page: str = ""):
         wait_for_app_idle(tab)
     return tab
 
+
+# --- the latent pad alone ---------------------------------------------------------------------------
+
+_MOUNT_JS = """async ([src, b64]) => {
+    const url = URL.createObjectURL(new Blob([src], {type: 'text/javascript'}));
+    window.__pad = await import(url);
+    window.__states = [];
+    window.__latentPadPoints = {};  // the points a tab's pads remember across remounts: a new tab has none
+    window.__mount = (b64) => window.__pad.default({
+        data: Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)),
+        parentElement: document.getElementById('host'),
+        setStateValue: (name, value) => window.__states.push([name, value]),
+    });
+    window.__mount(b64);
+    return true;
+}"""
+PAD_JS_STATE = "document.querySelector('.lp-root').latentPad"  # the mounted pad's object: stats, strokes, post
+
+
+def mount_pad(page, payload: bytes, width: int) -> None:
+    """The latent pad's module (vae.browser.pad.pad_js) in a fresh bare page, without Streamlit: imported from a
+    blob URL and mounted as Streamlit mounts a v2 component (data, parentElement, setStateValue), in a host
+    `width` CSS px wide, with `payload`. window.__mount(b64) hands it a new payload in place."""
+    from vae.browser.pad import PAD_CSS, pad_js
+
+    page.set_content(f"<style>body {{ margin: 20px; font-family: sans-serif; }}\n{PAD_CSS.read_text()}</style>"
+                     f"<div id='host' style='width: {width}px'></div>")
+    page.evaluate(_MOUNT_JS, [pad_js(), base64.b64encode(payload).decode()])
+    page.wait_for_function(f"() => {PAD_JS_STATE} && {PAD_JS_STATE}.header !== null")

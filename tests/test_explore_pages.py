@@ -115,7 +115,10 @@ def test_sliders_hand_the_pad_the_decoder_and_the_test_codes(models):
     assert len(sections["codes"]) == 1000 * 2 * 4 and sections["sprite"][:4] == b"\x89PNG"
     assert not at.image and not at.slider  # the picture and the sliders are the pad's own, in the browser
     caption = " ".join(c.value for c in at.caption)
-    assert f"({len(sections['weights']) / 1e6:.2f} MB as float16" in caption, caption
+    assert header["encoder"]["ops"] and header["encoder"]["params"] == sum(
+        p.numel() for m in (model.encoder, model.to_mu, model.to_logvar) for p in m.parameters())
+    weights = len(sections["weights"]) + len(sections["encoderWeights"])
+    assert f"({weights / 1e6:.2f} MB as float16" in caption and "decoder and the encoder run" in caption, caption
     at.run()  # nothing changed: the pad gets the very same bytes, which Streamlit need not send again
     assert _pad(at)[2] == payload
 

@@ -216,13 +216,15 @@ CONTENT_HEIGHT_JS = """() => Math.ceil(Math.max(document.documentElement.scrollH
 TWO_FRAMES_JS = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
 
 
-def whole_page_screenshot(page, path: Path) -> Path:
-    """A PNG of the whole page. Streamlit scrolls inside its main container, so a plain full_page shot stops
-    at the window: the window grows to the content's height for the shot (the width, and so the layout,
-    stays), then returns."""
-    page.mouse.move(VIEWPORT["width"] // 2, 60)  # off the sidebar, whose hover shows its collapse button
+def whole_page_screenshot(page, path: Path, width: int = VIEWPORT["width"]) -> Path:
+    """A PNG of the whole page, `width` CSS px wide. Streamlit scrolls inside its main container, so a plain
+    full_page shot stops at the window: the window grows to the content's height for the shot (the width, and
+    so the layout, stays), then returns to VIEWPORT."""
+    page.set_viewport_size({"width": width, "height": VIEWPORT["height"]})
+    page.evaluate(TWO_FRAMES_JS)
+    page.mouse.move(width // 2, 60)  # off the sidebar, whose hover shows its collapse button
     height = min(max(VIEWPORT["height"], page.evaluate(CONTENT_HEIGHT_JS)), 4000)
-    page.set_viewport_size({"width": VIEWPORT["width"], "height": height})
+    page.set_viewport_size({"width": width, "height": height})
     page.evaluate(TWO_FRAMES_JS)
     try:
         page.screenshot(path=str(path), full_page=True)

@@ -9,33 +9,17 @@ import contextlib
 
 import numpy as np
 
-from vae.browser.pad import PAD_CSS, pad_js
+from bench.harness import PAD_JS_STATE, mount_pad
+from vae.browser.pad import pad_js
 
-HOST_WIDTH = 1100  # CSS px: room for the pad beside the picture, as in the app's wide layout
+HOST_WIDTH = 1100  # CSS px: room for the input, the pad and the picture, as in the app's wide layout
 
-_MOUNT_JS = """async ([src, b64]) => {
-    const url = URL.createObjectURL(new Blob([src], {type: 'text/javascript'}));
-    window.__pad = await import(url);
-    window.__states = [];
-    window.__latentPadPoints = {};  // the points a tab's pads remember across remounts: a new tab has none
-    window.__mount = (b64) => window.__pad.default({
-        data: Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)),
-        parentElement: document.getElementById('host'),
-        setStateValue: (name, value) => window.__states.push([name, value]),
-    });
-    window.__mount(b64);
-    return true;
-}"""
-# The pad's state object (root.latentPad): its point, stats, versions and decodeAt.
-PAD = "document.querySelector('.lp-root').latentPad"
+PAD = PAD_JS_STATE  # the pad's state object (root.latentPad): its point, stats, versions and decodeAt
 
 
 def mount(page, payload: bytes) -> None:
     """A fresh bare page holding the pad, mounted with `payload`."""
-    page.set_content(f"<style>body {{ margin: 20px; font-family: sans-serif; }}\n{PAD_CSS.read_text()}</style>"
-                     f"<div id='host' style='width: {HOST_WIDTH}px'></div>")
-    page.evaluate(_MOUNT_JS, [pad_js(), base64.b64encode(payload).decode()])
-    page.wait_for_function(f"() => {PAD} && {PAD}.header !== null")
+    mount_pad(page, payload, HOST_WIDTH)
 
 
 def import_module(page) -> None:

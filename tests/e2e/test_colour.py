@@ -103,10 +103,10 @@ def assert_colour_manifolds(page, where: str, at_least: int = 1) -> None:
         assert is_colour(picture), f"{where}: the manifold is not in colour: (lit pixels, coloured share) {colour_stats(picture)}"
 
 
-def doc_screenshot(page, name: str) -> None:
-    """docs/screenshots/<name>.png of the whole page, at the width of the other screenshots."""
+def doc_screenshot(page, name: str, width: int | None = None) -> None:
+    """docs/screenshots/<name>.png of the whole page, at the width of the other screenshots or `width` px."""
     DOC_SHOTS.mkdir(parents=True, exist_ok=True)
-    whole_page_screenshot(page, DOC_SHOTS / f"{name}.png")
+    whole_page_screenshot(page, DOC_SHOTS / f"{name}.png", **({"width": width} if width else {}))
 
 
 # --- 1: train -----------------------------------------------------------------------------------------

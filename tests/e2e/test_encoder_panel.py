@@ -175,7 +175,7 @@ def test_the_priors_draws_are_standard_normal(page):
     # The grid draws its codes with the same two functions.
     grid = np.asarray(page.evaluate(f"() => Array.from({PAD}.post.priorZ)")).reshape(64, 4)
     seed = page.evaluate(f"() => {PAD}.post.priorSeed")
-    again = np.asarray(page.evaluate(f"(s) => Array.from(window.__pad.priorCodes(64, 4, window.__pad.normalSource(s)))", seed))
+    again = np.asarray(page.evaluate("(s) => Array.from(window.__pad.priorCodes(64, 4, window.__pad.normalSource(s)))", seed))
     np.testing.assert_array_equal(grid.ravel(), again)
 
 

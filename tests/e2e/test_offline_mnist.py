@@ -2,13 +2,17 @@
 checkpoints and an empty data folder, and the tab's every request to a host other than 127.0.0.1 fails.
 A fresh session opens the MNIST default; the scatter shows its 10 classes with their counts, from the
 codes the checkpoint stores; a click on a code shows its reconstruction and says the original needs the
-dataset; the label map, the pad, the manifold, the replay and Compare work; the 20-D default shows its PCA
-plane. Writes docs/screenshots/offline-home.png, offline-scatter.png and offline-manifold.png.
+dataset; the label map, the pad, a hand-drawn digit's posterior, the manifold, the replay and Compare work;
+the 20-D default shows its PCA plane. Writes docs/screenshots/offline-home.png, offline-scatter.png,
+offline-manifold.png, encoder.png and encoder-1024.png.
 """
 from __future__ import annotations
 
+import json
 import re
 from urllib.parse import urlsplit
+
+import numpy as np
 
 import pytest
 
@@ -16,6 +20,7 @@ from bench.harness import DEFAULT_SHAPES, ROOT, serve_app
 
 from .conftest import assert_clean, require_browser, wait_for_app_idle, wait_until
 from .test_colour import DOC_SHOTS, click_scatter_point_and_wait, doc_screenshot
+from .test_encoder_panel import _stroke
 from .test_latent_pad import PAD
 from .test_teacher_loop import MAIN, go, image_srcs, main_text, plot_drawn
 
@@ -155,6 +160,27 @@ def test_5_the_pad_drags_over_the_stored_codes_and_hovers_show_reconstructions(p
     assert page.locator(".lp-original").is_hidden() and page.locator(".lp-recon").is_visible()
     assert "what you see is decoded from the codes" in main_text(page)
     assert_clean(page, "/sliders", app_server, console_errors)
+
+
+ZERO = [(0.5 + 0.22 * np.sin(t), 0.5 - 0.28 * np.cos(t)) for t in np.linspace(0, 2 * np.pi, 17)]
+
+
+@pytest.mark.timeout(120)
+def test_5b_a_hand_drawn_digit_shows_its_posterior_samples_and_elbo(page, state, app_server, console_errors):
+    """Drawing needs no dataset: a 0 drawn on the input panel gets its posterior on the plane, the samples'
+    strip and the numbers; docs/screenshots/encoder.png (1400 px wide) and encoder-1024.png (a projector's 1024)."""
+    needs_open(state)
+    page.locator(".latent-draw").scroll_into_view_if_needed()
+    _stroke(page, ZERO, steps=6)
+    wait_until(lambda: page.evaluate(f"() => !!{PAD}.post.q"), 10, "the drawn 0 got no posterior", page=page)
+    page.evaluate(f"() => {{ {PAD}.post.strip.flush(); {PAD}.post.showNumbers(); }}")
+    mu, sigma = (json.loads(page.locator(".latent-pad").get_attribute(a)) for a in ("data-mu", "data-sigma"))
+    assert len(mu) == 2 and all(s > 0 for s in sigma)
+    numbers = page.locator(".lp-numbers").inner_text()
+    assert "KL" in numbers and "ELBO" in numbers and "…" not in numbers, numbers
+    for width, name in ((1400, "encoder"), (1024, "encoder-1024")):
+        doc_screenshot(page, name, width)
+    assert_clean(page, "/sliders (drawn input)", app_server, console_errors)
 
 
 @pytest.mark.timeout(120)

@@ -10,7 +10,10 @@ const GREY_BRUSH = "#ffffff"; // digits are light strokes on black, as MNIST's
 const COLOUR_BRUSH = "#ffb000";
 
 const PANEL_HTML = `
-<canvas class="latent-draw" tabindex="0" aria-label="Input: draw here with the pointer"></canvas>
+<div class="lp-draw-wrap">
+  <canvas class="latent-draw" tabindex="0" aria-label="Input: draw here with the pointer"></canvas>
+  <div class="lp-draw-hint">Draw here, drop or paste an image, or click a dot on the plane</div>
+</div>
 <div class="lp-tools">
   <button type="button" data-act="undo" title="Undo the last stroke">Undo</button>
   <button type="button" data-act="clear" title="Start again from a blank input">Clear</button>
@@ -40,10 +43,11 @@ class InputPanel {
     this.brush = $(".lp-brush input");
     this.colour = $(".lp-colour");
     this.note = $(".lp-input-note");
+    this.wrap = $(".lp-draw-wrap");
     this.onChange = onChange;
     this.undo = [];
     this.drawing = false;
-    this.filled = false; // anything drawn or loaded since the last Clear
+    this.filled = false; // anything drawn or loaded since the last Clear (the hint shows until then)
     this.shape = null;
     this.bind(host);
   }
@@ -64,6 +68,13 @@ class InputPanel {
     this.undo = [];
     this.blank();
     this.filled = false;
+  }
+
+  get filled() { return this._filled; }
+
+  set filled(value) {
+    this._filled = value;
+    if (this.wrap) this.wrap.classList.toggle("lp-filled", value);
   }
 
   blank() {

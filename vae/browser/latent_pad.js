@@ -78,6 +78,7 @@ class Pad {
     this.input = new InputPanel($(".lp-input"), (t, final) => this.inputChanged(t, final));
     this.post = new PosteriorView({ numbers: $(".lp-q"), strip: $(".lp-samples"), prior: $(".lp-prior") },
                                   (t) => this.posteriorChanged(t));
+    this.post.penDown = () => this.input.drawing;
     this.bind();
     this.resize = new ResizeObserver(() => this.layout());
     this.resize.observe(this.el.pad);

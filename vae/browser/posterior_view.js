@@ -9,6 +9,7 @@ const STRIP_TILE_PX = 56; // a sample's decode on screen (2x at 28 px)
 const PRIOR_TILE_PX = 48;
 const RECON_PX = 112;
 const DECODE_BUDGET_MS = 8; // decoding the strip and the grid, per animation frame: the pointer comes first
+const PEN_BUDGET_MS = 2; // the strip's share of a frame while the pen draws; a slower decoder waits for it to lift
 const ANIMATE_MS = 700; // a new eps this often while Animate is on
 
 // n codes z ~ N(0, I) of d dimensions, row-major, from a normalSource.
@@ -54,15 +55,21 @@ class TileSheet {
     if (!this.frame) this.frame = requestAnimationFrame(() => this.pump());
   }
 
-  pump() {
+  // budget(), when set, gives this frame's ms, 0 to hold the decoding back (forced: decode all the same).
+  pump(forced = false) {
     this.frame = 0;
     if (!this.pending.length) return;
+    const budget = forced || !this.budget ? DECODE_BUDGET_MS : this.budget();
+    if (!budget) {
+      this.frame = requestAnimationFrame(() => this.pump());
+      return;
+    }
     const start = performance.now();
     do {
       const i = this.pending.shift();
       this.sums[i] = paint(this.image, this.render(i), this.channels);
       this.ctx.putImageData(this.image, (i % this.columns) * (this.w + 1), Math.floor(i / this.columns) * (this.h + 1));
-    } while (this.pending.length && performance.now() - start < DECODE_BUDGET_MS);
+    } while (this.pending.length && performance.now() - start < budget);
     if (this.pending.length) this.frame = requestAnimationFrame(() => this.pump());
     else if (this.done) this.done();
   }
@@ -70,7 +77,7 @@ class TileSheet {
   // Everything scheduled, decoded now (tests, and a new model's first picture).
   flush() {
     cancelAnimationFrame(this.frame);
-    while (this.pending.length) this.pump();
+    while (this.pending.length) this.pump(true);
     cancelAnimationFrame(this.frame);
     this.frame = 0;
   }
@@ -104,6 +111,9 @@ class PosteriorView {
     this.strip = new TileSheet(hosts.strip.querySelector("canvas"), SAMPLES, SAMPLES / 2, STRIP_TILE_PX);
     this.grid = new TileSheet(hosts.prior.querySelector("canvas"), PRIOR_SIDE * PRIOR_SIDE, PRIOR_SIDE, PRIOR_TILE_PX);
     this.strip.done = () => this.showNumbers();
+    this.penDown = () => false; // set by the pad: whether a stroke is being drawn
+    this.decodeMs = 0; // the last decode of mu, ms
+    this.strip.budget = () => (!this.penDown() ? DECODE_BUDGET_MS : this.decodeMs < PEN_BUDGET_MS ? PEN_BUDGET_MS : 0);
     this.q = null; // {mu, logvar, sigma, x}: the current input's posterior
     this.seed = newSeed();
     this.priorSeed = newSeed();
@@ -140,7 +150,9 @@ class PosteriorView {
     this.sample();
     const ctx = this.recon.getContext("2d");
     if (!this.reconImage) this.reconImage = ctx.createImageData(this.recon.width, this.recon.height);
-    this.reconSum = paint(this.reconImage, this.decoder(this.q.mu), this.model.shape[0]);
+    const t = performance.now(), pixels = this.decoder(this.q.mu);
+    this.decodeMs = performance.now() - t;
+    this.reconSum = paint(this.reconImage, pixels, this.model.shape[0]);
     ctx.putImageData(this.reconImage, 0, 0);
     this.hosts.numbers.classList.add("lp-has-input");
     this.onChange(eventTime);
