@@ -261,3 +261,27 @@ def test_a_colour_model_draws_in_the_picked_colour(page):
     page.wait_for_function(f"() => {PAD}.post.q !== null")
     x = np.asarray(_posterior(page)["x"]).reshape(3, 32, 32)
     assert x[0].max() > 0.9 and x[1].max() < 0.1 and x[2].max() < 0.1
+
+
+def test_a_pasted_image_is_encoded_and_animate_keeps_drawing_new_eps(page):
+    harness.mount(page, _payload(_model()))
+    picture = np.zeros((28, 28), np.uint8)
+    picture[6:22, 12:16] = 255  # a 1
+    buffer = io.BytesIO()
+    Image.fromarray(picture).save(buffer, "PNG")
+    page.evaluate("""(b64) => {
+        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const t = new DataTransfer();
+        t.items.add(new File([bytes], 'one.png', {type: 'image/png'}));
+        document.body.dispatchEvent(new ClipboardEvent('paste', {clipboardData: t, bubbles: true, cancelable: true}));
+    }""", base64.b64encode(buffer.getvalue()).decode())
+    page.wait_for_function(f"() => {PAD}.post.q !== null")
+    x = np.asarray(_posterior(page)["x"]).reshape(28, 28)
+    np.testing.assert_array_equal(np.round(x * 255).astype(np.uint8), picture)  # same shape: pixel for pixel
+    seen = set()
+    page.locator(".lp-samples input[type=checkbox]").check()
+    for _ in range(12):
+        seen.add(tuple(_posterior(page)["z"][:2]))
+        page.wait_for_timeout(250)
+    page.locator(".lp-samples input[type=checkbox]").uncheck()
+    assert len(seen) >= 3, "animate did not keep drawing new eps"
