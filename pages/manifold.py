@@ -16,6 +16,7 @@ from vae.render.images import png_bytes, tile_images
 
 SPACINGS = {"linear": "Linear over [-r, r]", "gaussian": "Gaussian quantiles"}
 OVERLAY_POINTS = 2000
+MANIFOLD_PX = 540  # the chart's height: under the title and caption, it ends above the fold of a 1280 x 720 screen
 
 
 def controls(latent_dim: int) -> tuple[int, float, str, tuple[int, int] | bool, bool]:
@@ -61,7 +62,7 @@ def draw(view) -> None:
     tiled = tile_images(decode_grid(view.model, xs, ys, dims))  # (n*H, n*W[, 3]) uint8, one forward pass
     codes = overlay_codes(view, dims) if overlay else None
     with main:
-        st.plotly_chart(manifold_figure(tiled, xs, ys, spacing, dims, overlay=codes, height=760),
+        st.plotly_chart(manifold_figure(tiled, xs, ys, spacing, dims, overlay=codes, height=MANIFOLD_PX),
                         key="mf_chart", config={"displayModeBar": False})
     with side:
         st.caption(caption(spacing, codes is not None))

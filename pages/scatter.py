@@ -108,7 +108,7 @@ def draw(view) -> None:
     fig = latent_scatter(
         xy, encoded.labels, encoded.class_names, color=encoded.factors[color_by] if continuous else None,
         color_title=FACTOR_TITLES.get(color_by, color_by), highlight=tuple(xy[index]),
-        highlight_name=f"test image #{index}", prior_centre=centre, axis_titles=titles, height=700,
+        highlight_name=f"test image #{index}", prior_centre=centre, axis_titles=titles, height=590,
         label_map=shading, axis_range=axis_range, legend_above=True,  # beside the plot, at 1280 px, it took a third of its width
     )
     with chart:

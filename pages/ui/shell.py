@@ -25,6 +25,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from pages.ui.presentation import presentation_toggle
 from pages.ui.sitemap import by_section
 
 # A local icon: a :material/…: page icon makes the browser fetch the tab's icon from the internet.
@@ -36,8 +37,12 @@ NAV_KEY = "app_nav"  # the sidebar's links: a container with the class st-key-ap
 # (docs/benchmarks.md), CPU the training threads share on a laptop. The bar jumps to its new value instead.
 # The sidebar's links read as Streamlit's own navigation: small, semibold, a little faded section headings
 # nearer their own links than the section above, and a rule under the last one without the wide margins
-# of st.divider's.
+# of st.divider's. The page starts under the header's height, not 6rem down, and keeps narrower side margins
+# on a projector's width, so that each page's main picture is above the fold at 1024 x 768.
 PAGE_STYLE = ("<style>[data-testid='stProgress'] * { transition: none !important; }"
+              "[data-testid='stMainBlockContainer'] { padding-top: 2.75rem; }"
+              "@media (max-width: 1366px) { [data-testid='stMainBlockContainer'] "
+              "{ padding-left: 2.25rem; padding-right: 2.25rem; } }"
               f".st-key-{NAV_KEY} [data-testid='stCaptionContainer'] p "
               "{ font-weight: 600; opacity: 0.8; margin-bottom: 8px; }"
               f".st-key-{NAV_KEY} hr {{ margin: 0; }}</style>")
@@ -114,6 +119,7 @@ def run_app() -> None:
         page = st.navigation(sections, position="hidden")
         page_style()
         navigation_links(sections)
+        presentation_toggle()
         freeze_import_heap()  # torch and plotly: after the links are out
         from pages.ui.sidebar import sidebar_card
 

@@ -7,7 +7,7 @@
 
 const PICTURE_PX = 232; // the decoded picture's largest side on screen, in CSS pixels
 const THUMB_PX = 112; // hover thumbnails
-const MARGIN = { left: 34, right: 10, top: 10, bottom: 28 }; // around the plot area, CSS pixels
+const MARGIN = { left: 36, right: 10, top: 10, bottom: 30 }; // around the plot area, CSS pixels
 const STRIP_HEIGHT = 120; // a 1-D latent space's pad
 const DOT_RADIUS = 2.6;
 const HOVER_RADIUS = 8; // how near a dot the pointer must be to pick it, CSS pixels
@@ -245,6 +245,7 @@ class Pad {
       thumb.style.height = `${h * s}px`;
     }
     this.channels = c;
+    this.fontScale = this.colours().scale;
     this.drawCodes();
     this.update(null);
   }
@@ -252,7 +253,8 @@ class Pad {
   // Plot area in CSS pixels and the latent range it spans.
   frame() {
     const { w, h } = this.size, lim = this.header.plane.limit;
-    const x0 = MARGIN.left, x1 = w - MARGIN.right, y0 = MARGIN.top, y1 = h - MARGIN.bottom;
+    const m = this.fontScale || 1; // larger tick labels need wider margins
+    const x0 = MARGIN.left * m, x1 = w - MARGIN.right, y0 = MARGIN.top, y1 = h - MARGIN.bottom * m;
     return { x0, x1, y0, y1, lim, sx: (x1 - x0) / (2 * lim), sy: (y1 - y0) / (2 * lim) };
   }
 
@@ -263,12 +265,14 @@ class Pad {
   colours() {
     const style = getComputedStyle(this.root);
     const text = style.getPropertyValue("--st-text-color").trim() || "#31333F";
-    return { text, font: style.fontFamily || "sans-serif" };
+    // --lp-font-scale: the app's presentation mode sets it, for a projector (pages/ui/presentation.py).
+    const scale = Number(style.getPropertyValue("--lp-font-scale")) || 1;
+    return { text, font: style.fontFamily || "sans-serif", scale };
   }
 
   drawCodes() {
     const ctx = this.el.codes.getContext("2d"), f = this.frame(), { w, h } = this.size;
-    const { text, font } = this.colours();
+    const { text, font, scale } = this.colours();
     ctx.clearRect(0, 0, w, h);
     ctx.fillStyle = "#FFFFFF";
     ctx.fillRect(f.x0, f.y0, f.x1 - f.x0, f.y1 - f.y0);
@@ -276,7 +280,7 @@ class Pad {
     const step = f.sx >= 28 ? 1 : 2;
     for (let t = -Math.floor(f.lim); t <= f.lim; t += 1) if (t % step === 0) ticks.push(t);
     ctx.lineWidth = 1;
-    ctx.font = `13px ${font}`;
+    ctx.font = `${14 * scale}px ${font}`;
     ctx.fillStyle = text;
     ctx.globalAlpha = 1;
     for (const t of ticks) {
@@ -325,7 +329,7 @@ class Pad {
       ctx.stroke();
     }
     ctx.setLineDash([]);
-    ctx.font = `12px ${font}`; ctx.fillStyle = "#3A3D45"; ctx.textAlign = "left"; ctx.textBaseline = "bottom";
+    ctx.font = `${14 * scale}px ${font}`; ctx.fillStyle = "#3A3D45"; ctx.textAlign = "left"; ctx.textBaseline = "bottom";
     for (const s of [1, 2]) {
       const [px, py] = this.oneD ? this.toPixels(s, 0, f) : this.toPixels(s * Math.SQRT1_2, s * Math.SQRT1_2, f);
       ctx.fillText(`${s}\u03c3`, px + 3, this.oneD ? f.y0 + 14 : py - 2);
@@ -334,7 +338,7 @@ class Pad {
     ctx.strokeRect(f.x0 + 0.5, f.y0 + 0.5, f.x1 - f.x0 - 1, f.y1 - f.y0 - 1);
     // Axis names at the ends of the axes.
     const names = this.header.plane.names;
-    ctx.font = `bold 13px ${font}`; ctx.fillStyle = "#31333F"; // inside the white plot area, whatever the theme
+    ctx.font = `bold ${14 * scale}px ${font}`; ctx.fillStyle = "#31333F"; // inside the white plot area, whatever the theme
     ctx.textAlign = "right"; ctx.textBaseline = "bottom";
     ctx.fillText(`${names[0]} \u2192`, f.x1 - 4, f.y1 - 4);
     if (!this.oneD) {
@@ -393,7 +397,8 @@ class Pad {
     ctx.beginPath(); ctx.moveTo(cx - 7, cy); ctx.lineTo(cx + 7, cy); ctx.moveTo(cx, cy - 7); ctx.lineTo(cx, cy + 7);
     ctx.lineWidth = 3; ctx.stroke();
     ctx.fillStyle = POSTERIOR_COLOUR;
-    ctx.font = `bold 14px ${this.colours().font}`; ctx.textAlign = "left"; ctx.textBaseline = "bottom";
+    const { font, scale } = this.colours();
+    ctx.font = `bold ${15 * scale}px ${font}`; ctx.textAlign = "left"; ctx.textBaseline = "bottom";
     ctx.fillText("q(z|x)", cx + 6 + (this.oneD ? 0 : sigma[dx] * f.sx * 0.72), cy - 4 - (this.oneD ? 0 : sigma[dy] * f.sy * 0.72));
     ctx.restore();
   }
