@@ -1,7 +1,8 @@
 """The app on a projector, in a real browser at 1024 x 768 with the sidebar open (and 1280 x 720 for the
 screenshots): no blank band above the titles, headings that wrap between words, the latent pad's plane and
 its picture side by side and wholly in the window, and every Explore page's main picture above the fold;
-presentation mode (?present=1) raises the type to at least 16 px and keeps itself in the URL. Writes
+presentation mode (?present=1) raises the type to at least 16 px, gives a chart a full-screen button, and keeps
+itself in the URL. Writes
 docs/screenshots/projector/<page>-<width>x<height>.png (the window, as the room sees it).
 
 The MNIST default with no MNIST on the machine (its stored codes), as in a classroom with a bad network.
@@ -154,6 +155,14 @@ def test_4_presentation_mode_raises_the_type_and_stays_in_the_url(page, app_serv
     assert tick >= 16, tick
     assert "present=1" in page.url, page.url
     shot(page, "manifold-presenting")
+    page.locator(".st-key-mf_chart .lx-full").click()  # the chart's own full-screen button
+    wait_until(lambda: page.evaluate("() => !!document.fullscreenElement && "
+                                     "!!document.fullscreenElement.querySelector('.js-plotly-plot')"), 10,
+               "the chart did not go full screen", page=page)
+    page.wait_for_timeout(500)
+    shot(page, "manifold-full-screen")
+    page.keyboard.press("Escape")
+    page.evaluate("() => document.fullscreenElement && document.exitFullscreen()")
     page.get_by_role("switch", name="Presentation mode").uncheck(force=True)
     wait_for_app_idle(page)
     assert "present=1" not in page.url
