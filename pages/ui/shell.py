@@ -38,11 +38,14 @@ NAV_KEY = "app_nav"  # the sidebar's links: a container with the class st-key-ap
 # The sidebar's links read as Streamlit's own navigation: small, semibold, a little faded section headings
 # nearer their own links than the section above, and a rule under the last one without the wide margins
 # of st.divider's. The page starts under the header's height, not 6rem down, and keeps narrower side margins
-# on a projector's width, so that each page's main picture is above the fold at 1024 x 768.
+# on a projector's width, so that each page's main picture is above the fold at 1024 x 768; headings in columns
+# (Home's cards) wrap between words, a size smaller on a narrow window, instead of breaking one.
 PAGE_STYLE = ("<style>[data-testid='stProgress'] * { transition: none !important; }"
               "[data-testid='stMainBlockContainer'] { padding-top: 2.75rem; }"
               "@media (max-width: 1366px) { [data-testid='stMainBlockContainer'] "
               "{ padding-left: 2.25rem; padding-right: 2.25rem; } }"
+              "[data-testid='stColumn'] h3 { overflow-wrap: normal; word-break: normal; }"
+              "@media (max-width: 1100px) { [data-testid='stColumn'] h3 { font-size: 1.25rem; } }"
               f".st-key-{NAV_KEY} [data-testid='stCaptionContainer'] p "
               "{ font-weight: 600; opacity: 0.8; margin-bottom: 8px; }"
               f".st-key-{NAV_KEY} hr {{ margin: 0; }}</style>")
