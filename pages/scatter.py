@@ -42,7 +42,7 @@ def plane(encoded, dims) -> tuple[np.ndarray, tuple[str, str], tuple[float, floa
     return encoded.mu[:, list(dims)], (f"z{dims[0] + 1}", f"z{dims[1] + 1}"), (0.0, 0.0), ""
 
 
-def controls(view) -> tuple[int, str, tuple[int, int] | None | bool, bool]:
+def controls(view) -> tuple[int, str, tuple[int, int] | None | bool, bool, bool]:
     top = min(EXPLORE_CODES, test_set_size(view) or EXPLORE_CODES)  # shapes has 4,000 test images
     count = int(st.number_input("Test images", min(100, top), top, top, step=500, key="sc_count"))
     color_by = "label"
@@ -52,7 +52,9 @@ def controls(view) -> tuple[int, str, tuple[int, int] | None | bool, bool]:
     shade = color_by == "label" and st.checkbox(
         "Label map", key="sc_labelmap", help=f"Shade the plane by the majority label of the {LABEL_MAP_K} nearest "
                                              f"training codes: where the encoder puts each class.")
-    return count, color_by, pick_dims(view.model_config.latent_dim, "sc", allow_pca=True), shade
+    names = st.toggle("Names on the clusters", value=True, key="sc_names",
+                      help="Each class's name at the median of its dots: the class reads without its colour.")
+    return count, color_by, pick_dims(view.model_config.latent_dim, "sc", allow_pca=True), shade, names
 
 
 def label_map(view, encoded, dims, xy: np.ndarray):
@@ -92,7 +94,7 @@ def details(view, encoded, index: int) -> None:
 def draw(view) -> None:
     chart, side = st.columns([3, 1], gap="large")
     with side:
-        count, color_by, dims, shade = controls(view)
+        count, color_by, dims, shade, names = controls(view)
     if dims is False:
         return
     encoded = encoded_test_set(view, count)
@@ -110,6 +112,7 @@ def draw(view) -> None:
         color_title=FACTOR_TITLES.get(color_by, color_by), highlight=tuple(xy[index]),
         highlight_name=f"test image #{index}", prior_centre=centre, axis_titles=titles, height=590,
         label_map=shading, axis_range=axis_range, legend_above=True,  # beside the plot, at 1280 px, it took a third of its width
+        names_at_centres=names,
     )
     with chart:
         st.plotly_chart(fig, key="sc_chart", on_select=pick_from_chart, selection_mode="points",

@@ -216,6 +216,19 @@ def test_scatter_one_trace_per_class_with_counts(models):
     assert legend["orientation"] == "h" and legend["y"] > 1 and legend["yanchor"] == "bottom"
 
 
+def test_scatter_names_each_class_at_its_centre_until_the_toggle_is_off(models):
+    at = _open("pages/scatter.py", ("path", str(models[2])))
+    names = {a["text"]: (a["x"], a["y"]) for a in _figure(at)["layout"]["annotations"]}
+    assert sorted(names) == sorted(SHAPE_NAMES)  # one per class
+    for trace in _class_traces(_figure(at)):  # at the median of the class's plotted dots
+        name = trace["name"].split(" · ")[0]
+        centre = np.median(_array(trace["x"])), np.median(_array(trace["y"]))
+        np.testing.assert_allclose(names[name], centre, atol=1e-5)
+    at.toggle(key="sc_names").set_value(False).run()
+    _no_exception(at)
+    assert not _figure(at)["layout"].get("annotations")
+
+
 def test_scatter_pick_a_point_and_color_by_a_factor(models):
     at = _open("pages/scatter.py", ("path", str(models[2])))
     at.number_input(key="sc_index").set_value(17).run()

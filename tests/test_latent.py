@@ -16,6 +16,7 @@ from vae.analysis.encoding import (decode_codes, decode_grid, encode_dataset, gr
     reconstruct, sample_indices)
 from vae.render.axes import grid_cell_edges, grid_plot_coords, prior_contour, round_ticks, format_tick
 from vae.render.images import png_bytes, tile_images, tile_rows, to_uint8, upscale_factor, upscale_nearest
+from vae.render.palette import PALETTE
 from vae.nets.loss import kl_divergence
 from vae.nets.model import VAE
 
@@ -362,6 +363,15 @@ def test_latent_scatter_one_trace_per_class_with_counts():
     assert sum(len(_bdata(t["x"])) for t in classes) == 300
     assert sum(t["name"].startswith("prior") for t in data) == 2  # the 1 and 2 sigma circles
     assert data[-1]["name"] == "selected" and data[-1]["x"] == [0.5]
+
+
+def test_latent_scatter_past_ten_classes_repeats_the_colours_with_another_marker():
+    labels = np.arange(24) % 12
+    fig = latent_scatter(np.random.default_rng(8).normal(size=(24, 2)), labels, [f"c{i}" for i in range(12)],
+                         prior_centre=None)
+    marks = [(t["marker"]["color"], t["marker"]["symbol"]) for t in _traces(fig)]
+    assert marks[0] == (PALETTE[0], "circle") and marks[10] == (PALETTE[0], "square")
+    assert len(set(marks)) == 12 and not fig.layout.annotations  # names only when asked for
 
 
 def test_latent_scatter_continuous_color_is_one_trace():

@@ -12,7 +12,7 @@ from plotly.subplots import make_subplots
 
 from vae.render.axes import format_tick, grid_cell_edges, grid_plot_coords, prior_contour, round_ticks
 from vae.render.images import png_bytes
-from vae.render.palette import CONTINUOUS_SCALE, PALETTE, class_color
+from vae.render.palette import CONTINUOUS_SCALE, PALETTE, class_color, class_marker
 
 CURVES = (("recon", "Reconstruction (nats)"), ("kl", "KL divergence (nats)"), ("total", "Total: negative ELBO (nats)"))
 FONT = dict(size=15)
@@ -124,7 +124,8 @@ def _code_traces(xy: np.ndarray, labels: np.ndarray, class_names: list[str], ind
         name = class_names[label] if 0 <= label < len(class_names) else str(label)
         traces.append(trace(
             x=xy[mask, 0], y=xy[mask, 1], mode="markers", name=f"{name} · {mask.sum():,}" if counts else name,
-            customdata=indices[mask], marker=dict(size=marker_size, color=class_color(label), opacity=opacity),
+            customdata=indices[mask], marker=dict(size=marker_size, color=class_color(label),
+                                                  symbol=class_marker(label), opacity=opacity),
             hovertemplate="#%{customdata}<br>(%{x:.2f}, %{y:.2f})<extra>" + html.escape(name) + "</extra>",
         ))
     return traces
@@ -141,6 +142,24 @@ def _prior_traces(centre: tuple[float, float], trace=go.Scattergl) -> list:
             legendgroup="prior", showlegend=n_sigma == 1,
         ))
     return traces
+
+
+def class_centres(xy: np.ndarray, labels: np.ndarray) -> list[tuple[int, float, float]]:
+    """(label, x, y) per class present: the median of its points, which a few stray codes do not pull
+    off the cluster as they would a mean."""
+    return [(int(label), *(float(v) for v in np.median(xy[labels == label], axis=0))) for label in np.unique(labels)]
+
+
+NAME_FONT = dict(size=16, weight="bold", color="#31333F")
+
+
+def _class_name_annotations(xy: np.ndarray, labels: np.ndarray, class_names: list[str]) -> list[dict]:
+    """Each class's name at its centre, so the class reads without its colour: dark on a white label outlined in
+    the class's colour (the centre is where that colour is densest: a name in the colour itself vanishes)."""
+    return [dict(x=x, y=y, text=html.escape(class_names[label] if 0 <= label < len(class_names) else str(label)),
+                 showarrow=False, font=NAME_FONT, bgcolor="rgba(255, 255, 255, 0.88)", bordercolor=class_color(label),
+                 borderwidth=2, borderpad=2, name=f"class {label}")
+            for label, x, y in class_centres(xy, labels)]
 
 
 def latent_scatter(
@@ -165,6 +184,7 @@ def latent_scatter(
     uirevision: str = "scatter",
     label_map: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     webgl: bool = True,
+    names_at_centres: bool = False,
 ) -> go.Figure:
     """Posterior means in a plane, coloured by class (legend: class names and counts) or by a continuous
     value, with the prior's 1 and 2 sigma circles and an optional big marker at `highlight`.
@@ -175,6 +195,7 @@ def latent_scatter(
     in a row over it, in sight on a 1280 x 800 projector before any scrolling.
     label_map: (xs, ys, labels (len(ys), len(xs))) from latent.knn_label_map, shaded behind the points.
     webgl=False draws SVG: for several scatters on one page (a browser gives few WebGL contexts).
+    names_at_centres: each class's name written at the median of its points (class_centres).
     """
     trace = go.Scattergl if webgl else go.Scatter
     xy = np.asarray(xy, np.float32).reshape(-1, 2)
@@ -204,11 +225,14 @@ def latent_scatter(
         height=height, margin=dict(l=10, r=10, t=10, b=10), uirevision=uirevision,
         showlegend=show_legend, legend=legend,
         clickmode="event+select", dragmode="pan",
+        annotations=_class_name_annotations(xy, labels, class_names) if names_at_centres and len(xy) else [],
     )
     return readable(fig)
 
 
-LABEL_MAP_OPACITY = 0.28
+# Over white, each class's tint must stay apart from the others as the colours do (tests/test_palette.py);
+# at 0.28 the tints of the darker colours ran together.
+LABEL_MAP_OPACITY = 0.4
 
 
 def label_map_trace(xs: np.ndarray, ys: np.ndarray, grid_labels: np.ndarray, class_names: list[str]) -> go.Heatmap:
