@@ -18,6 +18,7 @@ from vae import checkpoint as ckpt_io
 from vae.config import ModelConfig
 from vae.analysis.encoding import decode_codes
 from vae.render.images import to_uint8
+from vae.render.palette import class_color
 from vae.nets.model import VAE
 from vae.browser.pad import PadCodes, pad_payload, unpack
 from vae.browser.programs import decoder_program
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_MNIST = ROOT / "checkpoints" / "default-mnist-2d.pt"
-CLASSES = [(name, colour) for name, colour in zip("abcde", ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7"])]
+CLASSES = [(name, class_color(label)) for label, name in enumerate("abcde")]
 MEAN_ABS_TOLERANCE = 1e-4  # per pixel in [0, 1], the issue's bound
 
 
@@ -259,3 +260,67 @@ def test_the_sprite_png_is_what_the_hover_reads(page):
     sheet = np.asarray(Image.open(io.BytesIO(unpack(_payload(model, codes=codes))[1]["sprite"])))
     assert sheet.shape == (3 * 28, 40 * 28)
     np.testing.assert_array_equal(sheet[28:56, 28 * 5:28 * 6], codes.images[45, 0])
+
+
+# How many pixels of the codes canvas, in a 100 x 30 CSS px box centred on (x, y), are exactly `hex`: a name's
+# label is outlined opaque in its class's colour, while the dots are drawn translucent.
+NAME_PIXELS_JS = """([x, y, hex]) => {
+    const canvas = document.querySelector('.lp-codes'), s = canvas.width / canvas.clientWidth;
+    const box = canvas.getContext('2d').getImageData(Math.round((x - 50) * s), Math.round((y - 15) * s),
+                                                      Math.round(100 * s), Math.round(30 * s)).data;
+    const rgb = [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
+    let n = 0;
+    for (let i = 0; i < box.length; i += 4) n += box[i] === rgb[0] && box[i + 1] === rgb[1] && box[i + 2] === rgb[2];
+    return n;
+}"""
+NAMED = [(f"class {name}", colour) for name, colour in CLASSES]
+
+
+def _named_payload(model: VAE, key: str, mu: np.ndarray, labels: np.ndarray) -> bytes:
+    return pad_payload(model, decoder_program(model), model_key=key, dims=(0, 1), base=None, point=[0.0, 0.0],
+                       limit=4.0, classes=NAMED, codes=PadCodes(mu, labels, None))
+
+
+def _name_spots(page) -> list[dict]:
+    return page.evaluate(f"() => {harness.PAD}.nameSpots")
+
+
+def test_each_class_is_named_at_the_median_of_its_codes_until_the_legend_box_is_unticked(page):
+    rng = np.random.default_rng(5)
+    labels = np.repeat(np.arange(4), 40)  # a, b, c and d; no e
+    centres = np.array([[-2, -2], [2, -1.5], [-1.5, 2], [1.8, 1.8]], np.float32)
+    mu = (centres[labels] + rng.normal(0, 0.4, (len(labels), 2))).astype(np.float32)
+    mu[0] = [9, 9]  # a code off the plane still counts in its class's median
+    harness.mount(page, _named_payload(_model("mlp"), "m:1", mu, labels))
+    spots = _name_spots(page)
+    assert [s["name"] for s in spots] == ["class a", "class b", "class c", "class d"]
+    drawn = {}
+    for spot in spots:
+        median = np.median(mu[labels == spot["label"]].astype(np.float64), axis=0).tolist()
+        want = page.evaluate(f"(z) => {harness.PAD}.toPixels(z[0], z[1])", median)
+        assert [spot["x"], spot["y"]] == pytest.approx(want, abs=1e-3)
+        drawn[spot["label"]] = page.evaluate(NAME_PIXELS_JS, [spot["x"], spot["y"], NAMED[spot["label"]][1]])
+        assert drawn[spot["label"]] >= 40, spot  # the label is there, outlined in the class's colour
+    box = page.locator(".lp-legend .lp-names-toggle input")
+    assert box.is_checked()
+    box.uncheck()
+    assert _name_spots(page) == []
+    for spot in spots:
+        assert page.evaluate(NAME_PIXELS_JS, [spot["x"], spot["y"], NAMED[spot["label"]][1]]) < drawn[spot["label"]] / 4
+    harness.send(page, _named_payload(_model("mlp", seed=1), "m:2", mu, labels))
+    assert not box.is_checked() and _name_spots(page) == []  # the choice outlives a new model version
+    box.check()
+    assert len(_name_spots(page)) == 4
+    assert not page.errors, page.errors
+
+
+def test_past_ten_classes_the_pad_draws_the_next_marker(page):
+    """The legend's keys take the payload's markers: class 10 (the eleventh) is a square."""
+    model = _model("mlp")
+    classes = [(f"class {k}", class_color(k)) for k in range(12)]
+    harness.mount(page, pad_payload(model, decoder_program(model), model_key="m:12", dims=(0, 1), base=None,
+                                    point=[0.0, 0.0], limit=4.0, classes=classes,
+                                    codes=PadCodes(np.zeros((12, 2), np.float32), np.arange(12), None)))
+    markers = page.locator(".lp-key i").evaluate_all("(keys) => keys.map((k) => k.dataset.marker)")
+    assert markers == ["circle"] * 10 + ["square"] * 2
+    assert not page.errors, page.errors

@@ -56,6 +56,29 @@ function sameBytes(a, b) {
 
 const fmt = (v) => (Math.abs(v) < 0.005 ? "0.00" : v.toFixed(2)).replace("-", "\u2212");
 
+// The corners of each marker but the circle, for a radius of 1 (vae/render/palette.py MARKERS: from the 11th
+// class on, colours repeat and the shape tells the classes apart).
+const MARKER_CORNERS = {
+  square: [[-1, -1], [1, -1], [1, 1], [-1, 1]],
+  diamond: [[0, -1.3], [1.3, 0], [0, 1.3], [-1.3, 0]],
+  "triangle-up": [[0, -1.3], [1.2, 1], [-1.2, 1]],
+};
+
+// A code's dot in its class's marker, r in CSS pixels; a lineTo on an empty path starts it.
+function dotPath(ctx, marker, x, y, r) {
+  ctx.beginPath();
+  const corners = MARKER_CORNERS[marker];
+  if (corners) corners.forEach(([cx, cy]) => ctx.lineTo(x + cx * r, y + cy * r));
+  else ctx.arc(x, y, r, 0, 2 * Math.PI);
+  ctx.closePath();
+}
+
+const median = (values) => {
+  values.sort((a, b) => a - b);
+  const m = values.length >> 1;
+  return values.length % 2 ? values[m] : (values[m - 1] + values[m]) / 2;
+};
+
 class Pad {
   constructor(root) {
     this.root = root;
@@ -309,8 +332,9 @@ class Pad {
       this.dots[2 * k] = inside ? px : NaN;
       this.dots[2 * k + 1] = py;
       if (!inside) continue;
-      ctx.fillStyle = (classes[this.labels[k]] || { color: "#7F7F7F" }).color;
-      ctx.beginPath(); ctx.arc(px, py, DOT_RADIUS, 0, 2 * Math.PI); ctx.fill();
+      const cls = classes[this.labels[k]] || { color: "#7F7F7F" };
+      ctx.fillStyle = cls.color;
+      dotPath(ctx, cls.marker, px, py, DOT_RADIUS); ctx.fill();
     }
     ctx.globalAlpha = 1;
     // The prior's 1 and 2 sigma contours: circles, or marks on a strip.
@@ -345,6 +369,38 @@ class Pad {
       ctx.textAlign = "left"; ctx.textBaseline = "top";
       ctx.fillText(`\u2191 ${names[1]}`, f.x0 + 4, f.y0 + 4);
     }
+    this.nameSpots = this.showNames === false ? [] : this.drawClassNames(ctx, f, font, scale);
+  }
+
+  // Each class's name at the median of its codes in the plane (as the scatter's, vae/render/figures.py
+  // class_centres), dark on a white label outlined in the class's colour: the centre is where that colour is
+  // densest, so a name in the colour itself would vanish there. A centre outside the plane is left out.
+  // Returns [{label, name, x, y}] in CSS pixels, for tests.
+  drawClassNames(ctx, f, font, scale) {
+    const d = this.header.model.latentDim, [dx, dy] = this.header.plane.dims;
+    const byClass = new Map();
+    for (let k = 0; k < this.labels.length; k++) {
+      if (!byClass.has(this.labels[k])) byClass.set(this.labels[k], [[], []]);
+      const [xs, ys] = byClass.get(this.labels[k]);
+      xs.push(this.codes[k * d + dx]);
+      ys.push(this.oneD ? 0 : this.codes[k * d + dy]);
+    }
+    const size = 16 * scale, pad = 4 * scale;
+    ctx.font = `bold ${size}px ${font}`; ctx.textAlign = "center"; ctx.textBaseline = "middle"; ctx.lineWidth = 2;
+    const spots = [];
+    for (const [label, [xs, ys]] of [...byClass].sort((a, b) => a[0] - b[0])) {
+      const zx = median(xs), zy = median(ys);
+      if (Math.abs(zx) > f.lim || Math.abs(zy) > f.lim) continue;
+      const cls = this.header.classes[label] || { name: String(label), color: "#7F7F7F" };
+      const [x, y] = this.toPixels(zx, zy, f);
+      const w = ctx.measureText(cls.name).width + 2 * pad, h = size + pad;
+      ctx.beginPath(); ctx.roundRect(x - w / 2, y - h / 2, w, h, pad);
+      ctx.fillStyle = "rgba(255, 255, 255, 0.88)"; ctx.fill();
+      ctx.strokeStyle = cls.color; ctx.stroke();
+      ctx.fillStyle = "#31333F"; ctx.fillText(cls.name, x, y + 1);
+      spots.push({ label, name: cls.name, x, y });
+    }
+    return spots;
   }
 
   drawMarks() {
@@ -490,9 +546,19 @@ class Pad {
       item.className = "lp-key";
       const dot = document.createElement("i");
       dot.style.background = c.color;
+      dot.dataset.marker = c.marker || "circle";
       item.append(dot, document.createTextNode(c.name));
       legend.appendChild(item);
     });
+    // The names on the clusters, on unless unticked; the choice outlives new payloads.
+    const toggle = document.createElement("label");
+    toggle.className = "lp-names-toggle";
+    const box = document.createElement("input");
+    box.type = "checkbox";
+    box.checked = this.showNames !== false;
+    box.addEventListener("change", () => { this.showNames = box.checked; this.drawCodes(); });
+    toggle.append(box, document.createTextNode("names on the clusters"));
+    legend.appendChild(toggle);
   }
 
   moved(eventTime) {

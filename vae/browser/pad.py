@@ -23,6 +23,7 @@ import torch
 from vae.browser.programs import Program, choose_dtype, choose_encoder_dtype, weights_blob
 from vae.nets.model import VAE
 from vae.render.images import png_bytes
+from vae.render.palette import class_marker
 
 MAGIC = b"LPAD"
 FORMAT = 1
@@ -150,7 +151,8 @@ def pad_payload(model: VAE, program: Program, *, model_key: str, dims: tuple[int
 
     dims: the one or two latent dimensions the pad spans (0-based); base: (D,) the code the other
     dimensions are held at (zeros when None); point: the pad's starting point in those dimensions;
-    classes: (name, colour) per label; sprite: thumbnail_sprite of codes.images (made here when None).
+    classes: (name, colour) per label, each sent with its label's marker (palette.class_marker); sprite:
+    thumbnail_sprite of codes.images (made here when None).
     encoder: the encoder's program (programs.encoder_program), or None with encoder_note saying why the server
     encodes instead (then posterior holds its answer for the input the page last sent).
     """
@@ -164,7 +166,8 @@ def pad_payload(model: VAE, program: Program, *, model_key: str, dims: tuple[int
         "plane": {"dims": list(dims), "names": [f"z{i + 1}" for i in dims], "limit": float(limit),
                   "base": [float(v) for v in (np.zeros(d) if base is None else base)]},
         "point": [float(v) for v in point],
-        "classes": [{"name": name, "color": color} for name, color in classes],
+        "classes": [{"name": name, "color": color, "marker": class_marker(label)}
+                    for label, (name, color) in enumerate(classes)],
         "codes": None,
         "encoder": None, "encoderNote": encoder_note,
         "posterior": None if posterior is None else {"input": posterior.input, "mu": posterior.mu.tolist(),
