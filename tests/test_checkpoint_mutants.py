@@ -22,6 +22,7 @@ from tests.conftest import ROOT, assert_one_sentence, tiny_dataset
 from tests.crafted import LARGEST
 from vae import checkpoint as ckpt_io
 from vae.config import ModelConfig, TrainConfig
+from vae.training.control import Control
 from vae.training.replay import ReplayRecorder
 from vae.training.trainer import Trainer
 
@@ -49,10 +50,13 @@ MUTATIONS = {
 
 @pytest.fixture(scope="module")
 def original(tmp_path_factory) -> dict:
-    """A trained tiny model's checkpoint as the dict torch.load gives (optimizer, RNG state, replay)."""
+    """A trained tiny model's checkpoint as the dict torch.load gives (optimizer, RNG state, replay, a change of β
+    made mid-run)."""
+    control = Control()
+    control.change("beta", 2.0)  # a change record in the history, applied before the first batch
     trainer = Trainer(ModelConfig(hidden=(32,)), TrainConfig(dataset="shapes", epochs=2, batch_size=16, log_every=2,
                                                              device="cpu", train_limit=64),
-                      tiny_dataset(64), tiny_dataset(32, "test", 1))
+                      tiny_dataset(64), tiny_dataset(32, "test", 1), control=control)
     ReplayRecorder(seed=0).attach(trainer)
     trainer.run()
     path = ckpt_io.save(trainer.checkpoint_payload(), tmp_path_factory.mktemp("original") / "original.pt")
@@ -67,7 +71,8 @@ def _paths(payload: dict) -> list[tuple]:
     history = payload["history"]
     first_step = next(i for i, r in enumerate(history) if r["kind"] == "step")
     last_epoch = max(i for i, r in enumerate(history) if r["kind"] == "epoch")
-    paths += [("history", i, k) for i in (first_step, last_epoch) for k in history[i]]
+    change = next(i for i, r in enumerate(history) if r["kind"] == "change")
+    paths += [("history", i, k) for i in (first_step, last_epoch, change) for k in history[i]]
     paths += [("class_names", 0), ("extras", "replay")] + [("extras", "replay", k) for k in payload["extras"]["replay"]]
     paths += [("optimizer_state", "state", 0, k) for k in payload["optimizer_state"]["state"][0]]
     paths += [("optimizer_state", "param_groups", 0, k) for k in ("lr", "betas", "params")]

@@ -66,6 +66,44 @@ def test_a_history_record_with_a_foreign_field_is_refused(payload_bytes):
         ckpt_io.load(_saved(payload), "foreign.pt")
 
 
+GOOD_CHANGE = {"kind": "change", "epoch": 0.5, "step": 2, "setting": "beta", "old": 1.0, "new": 8.0}
+
+
+@pytest.mark.parametrize("edit", [
+    {"setting": "epochs"},  # not a setting a running job may change
+    {"setting": "__class__"},
+    {"setting": 3},
+    {"new": -1.0},  # outside beta's declared range
+    {"old": 1e9},
+    {"new": float("nan")},
+    {"new": True},
+    {"new": "8"},
+    {"step": -1},
+    {"epoch": float("inf")},
+    {"note": "hi"},  # a field no change record has
+    {"recon": 1.0},
+], ids=lambda e: ",".join(f"{k}={v!r}" for k, v in e.items()))
+def test_a_malformed_change_record_is_refused_in_one_sentence(payload_bytes, edit):
+    payload = _fresh(payload_bytes)
+    payload["history"].append({**GOOD_CHANGE, **edit})
+    with pytest.raises(ckpt_io.CheckpointError, match="history record") as refused:
+        ckpt_io.load(_saved(payload), "changed.pt")
+    assert_one_sentence(str(refused.value))
+
+
+def test_a_well_formed_change_record_loads(payload_bytes):
+    payload = _fresh(payload_bytes)
+    payload["history"].append(dict(GOOD_CHANGE))
+    assert ckpt_io.load(_saved(payload), "changed.pt").history[-1] == GOOD_CHANGE
+
+
+def test_a_change_record_missing_a_field_is_refused(payload_bytes):
+    payload = _fresh(payload_bytes)
+    payload["history"].append({k: v for k, v in GOOD_CHANGE.items() if k != "old"})
+    with pytest.raises(ckpt_io.CheckpointError, match="history record"):
+        ckpt_io.load(_saved(payload), "changed.pt")
+
+
 def test_a_history_repeating_one_record_is_refused(payload_bytes):
     payload = _fresh(payload_bytes)
     payload["history"] = [payload["history"][0]] * 3

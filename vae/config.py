@@ -119,6 +119,7 @@ class Setting:
     advanced: bool = False  # folded away in the forms, under "More settings"
     optional: bool = False  # None is allowed (the forms and the CLI leave it unset)
     only_for: str = ""  # a dataset this setting applies to alone ("folder"): the forms ask for it beside that data
+    live: bool = False  # a running job may change it from its next batch (vae/training/control.py)
 
     @property
     def _pairs(self) -> tuple[tuple[str, str], ...]:
@@ -175,6 +176,12 @@ def _setting(default: Any, **kwargs) -> Any:
 def settings_of(cls) -> dict[str, Setting]:
     """{field name: Setting} of a config class, in declaration order."""
     return {f.name: f.metadata["setting"] for f in dataclasses.fields(cls) if "setting" in f.metadata}
+
+
+def live_settings() -> dict[str, Setting]:
+    """The training settings a running job may change, {field name: Setting} (β, the reconstruction weight, the
+    learning rate)."""
+    return {name: s for name, s in settings_of(TrainConfig).items() if s.live}
 
 
 def _check_fields(config) -> None:
@@ -324,18 +331,19 @@ class TrainConfig:
                                hi=BATCH_SIZE_RANGE[1], help="Images per optimizer step, over all processes: under torchrun "
                                "each of N processes takes a 1/N share of every batch.")
     lr: float = _setting(1e-3, label="Learning rate", flag="--lr", kind="float", lo=0.0, hi=1.0, lo_open=True,
-                         example="1e-3", help="Adam's step size.")
+                         example="1e-3", help="Adam's step size.", live=True)
     lr_schedule: str = _setting("constant", label="Learning-rate schedule", flag="--lr-schedule", kind="choice",
                                 options=LR_SCHEDULES, advanced=True,
                                 help="cosine decays the rate to 0 by the last epoch, a few nats better at the end.")
     beta: float = _setting(1.0, label="KL weight β", flag="--beta", kind="float", lo=0.0, hi=MAX_BETA, step=0.1,
-                           help="The KL term's weight: 1 is the ELBO, more pulls the codes towards the prior.")
+                           help="The KL term's weight: 1 is the ELBO, more pulls the codes towards the prior.", live=True)
     warmup_epochs: float = _setting(0.0, label="Warm-up epochs", flag="--warmup", kind="float", lo=0.0,
                                     hi=float(EPOCHS_RANGE[1]), step=1.0,
                                     help="β rises linearly from 0 over this many epochs.")
     recon_weight: float = _setting(1.0, label="Reconstruction weight", flag="--recon-weight", kind="float", lo=0.0,
                                    hi=MAX_BETA, step=0.1,
-                                   help="0 trains on the KL alone; β 0 on the reconstruction alone (an autoencoder).")
+                                   help="0 trains on the KL alone; β 0 on the reconstruction alone (an autoencoder).",
+                                   live=True)
     seed: int = _setting(0, label="Seed", flag="--seed", kind="int", lo=0, hi=2**31 - 1,
                          help="The same seed and settings train the same model.")
     device: str = _setting("auto", label="Device", flag="--device", kind="choice", options=DEVICES, advanced=True,

@@ -13,7 +13,7 @@ import torch
 
 from vae.checkpoint.codes import CODES_KEY, StoredCodesError, check_stored_codes
 from vae.checkpoint.replay import REPLAY_KEY, ReplayError, check_replay
-from vae.config import EPOCHS_RANGE, ConfigError, ModelConfig, TrainConfig
+from vae.config import EPOCHS_RANGE, ConfigError, ModelConfig, TrainConfig, live_settings
 from vae.nets.model import VAE
 
 FORMAT = "latent-explorer-checkpoint"
@@ -22,11 +22,14 @@ MAX_HISTORY = 200_000
 MAX_EPOCH, MAX_STEP = EPOCHS_RANGE[1], 10**9  # counters: the most epochs a run may have, and far more steps
 MAX_EXTRAS_DEPTH, MAX_EXTRAS_ITEMS = 16, 200_000
 DATASET_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}")  # ours, or any other shown as a plain label
-HISTORY_KEYS = {"step": {"epoch", "step", "recon", "kl", "total"}, "epoch": {"epoch", "step"}}  # what the pages read
-# Every field a history record may have: what the trainer and the app's jobs write (vae/training/).
+HISTORY_KEYS = {"step": {"epoch", "step", "recon", "kl", "total"}, "epoch": {"epoch", "step"},
+                "change": {"epoch", "step", "setting", "old", "new"}}  # what the pages read
+# Every field a history record may have: what the trainer and the app's jobs write (vae/training/). "stepped"
+# marks a step record logged because the run was paused, stepping or in slow motion (one per batch then).
 HISTORY_FIELDS = frozenset({"kind", "epoch", "step", "recon", "kl", "total", "beta", "samples_per_sec", "train_recon",
                             "train_kl", "train_total", "seconds", "world_size", "test_recon", "test_kl", "test_elbo",
-                            "partial"})
+                            "partial", "stepped", "setting", "old", "new"})
+MAX_CHANGES = 10_000  # settings changed mid-run (vae/training/control.py), each one a press of a button
 MAX_STOPS = 1_000  # partial-epoch records, one each time a run is stopped or interrupted and saved
 # Adam's param_group as this project's optimizer writes it: each flag at the value the trainer uses (the
 # implementation flags foreach and fused are the trainer's own choice on resume and may be anything).
@@ -250,13 +253,34 @@ def _check_metrics(value: Any, label: str) -> dict[str, float]:
     return {k: float(v) for k, v in value.items()}
 
 
+def _change_ok(record: dict) -> bool:
+    """A change record: exactly its fields, a setting a running job may change, and the old and new values
+    each within that setting's declared range (vae/config.py)."""
+    live = live_settings()
+    if record.keys() != HISTORY_KEYS["change"] | {"kind"} or record["setting"] not in live:
+        return False
+    try:
+        for v in (record["old"], record["new"]):
+            if not _is_number(v):
+                return False
+            live[record["setting"]].check(v)
+    except ConfigError:
+        return False
+    return all(_is_number(record[k]) and 0 <= record[k] <= limit for k, limit in (("epoch", MAX_EPOCH),
+                                                                                    ("step", MAX_STEP)))
+
+
 def _history_record_ok(record: Any) -> bool:
-    """A step record (epoch, step, recon, kl, total) or an epoch record (epoch, step; test_recon, test_kl
-    and test_elbo together or not at all): its kind as text, known fields only, every other value a finite
-    number."""
+    """A step record (epoch, step, recon, kl, total), an epoch record (epoch, step; test_recon, test_kl
+    and test_elbo together or not at all) or a change record (_change_ok): its kind as text, known fields
+    only, every other value a finite number."""
     if type(record) is not dict or not isinstance(record.get("kind"), str) or record["kind"] not in HISTORY_KEYS:
         return False
     if not record.keys() <= HISTORY_FIELDS:
+        return False
+    if record["kind"] == "change":
+        return isinstance(record.get("setting"), str) and _change_ok(record)
+    if {"setting", "old", "new"} & record.keys():
         return False
     numbers = {k: v for k, v in record.items() if k != "kind"}
     test = {"test_recon", "test_kl", "test_elbo"} & set(numbers)
@@ -267,8 +291,14 @@ def _history_record_ok(record: Any) -> bool:
 
 def history_bound(epoch: int, step: int, log_every: int) -> dict[str, int]:
     """The most records of each kind a run at this epoch and step writes: an epoch record per finished epoch
-    (and per stop), a step record every log_every steps and at each epoch's end (and around each stop)."""
-    return {"epoch": epoch + 1 + MAX_STOPS, "step": step // max(log_every, 1) + 2 * (epoch + 1) + MAX_STOPS}
+    (and per stop), a step record every log_every steps and at each epoch's end (and around each stop), and
+    one per batch run while paused, stepping or in slow motion ("stepped", counted apart); the changes."""
+    return {"epoch": epoch + 1 + MAX_STOPS, "step": step // max(log_every, 1) + 2 * (epoch + 1) + MAX_STOPS,
+            "stepped": step, "change": MAX_CHANGES}
+
+
+def _counted_as(record: dict) -> str:
+    return "stepped" if record["kind"] == "step" and record.get("stepped") else record["kind"]
 
 
 def _check_history(value: Any, bound: dict[str, int], label: str) -> list[dict]:
@@ -282,7 +312,7 @@ def _check_history(value: Any, bound: dict[str, int], label: str) -> list[dict]:
     if not all(_history_record_ok(record) for record in value):
         raise CheckpointError(f"{label} has an invalid training history record; it may be damaged.")
     for kind, most in bound.items():
-        if sum(record["kind"] == kind for record in value) > most:
-            raise CheckpointError(f"{label} has more {kind} records in its history than its {kind}s allow; it may be "
-                                  f"damaged.")
+        if sum(_counted_as(record) == kind for record in value) > most:
+            raise CheckpointError(f"{label} has more {kind} records in its history than a run of its length writes; it "
+                                  f"may be damaged.")
     return value

@@ -22,9 +22,10 @@ from vae.data import InMemoryDataset, batch_iterator
 from vae.nets.loss import elbo_terms
 from vae.nets.mlp_step import MLPStep
 from vae.nets.model import VAE, pick_device
+from vae.training.control import Control, apply_change, change_record
 from vae.training.distributed import SINGLE, World, device_for, shard, sum_over_processes
 
-EVENTS = ("on_step", "on_epoch_end", "on_train_end")
+EVENTS = ("on_step", "on_epoch_end", "on_train_end", "on_change")
 EVAL_BATCH = 1000
 
 
@@ -64,9 +65,11 @@ class Trainer:
         stop_event: threading.Event | None = None,
         fast_step: bool = True,
         world: World = SINGLE,
+        control: Control | None = None,
     ):
         """fast_step=False trains every model through autograd (the throughput bench compares the two).
-        world: this process's place among torchrun's processes (vae/training/distributed.py); alone by default."""
+        world: this process's place among torchrun's processes (vae/training/distributed.py); alone by default.
+        control: pause, step, slow motion and mid-run changes (vae/training/control.py); none by default."""
         self.model_cfg, self.cfg, self.world = model_cfg, train_cfg, world
         self.device = device_for(world, pick_device(self.cfg.device))
         self.generator = set_seed(self.cfg.seed)  # the same in every process: the same weights, the same batches
@@ -93,7 +96,9 @@ class Trainer:
         self.x_train = train_data.float_images().to(self.device)  # (N, 1, 28, 28) float32 in [0, 1]
         self._x_rows = self.x_train.view(len(self.x_train), -1)  # (N, 784): index_select on rows is the cheap gather
         self.x_test = None if test_data is None else test_data.float_images().to(self.device)
-        self.stop_event = stop_event or threading.Event()
+        self.stop_event = stop_event or (control.stop_event if control is not None else threading.Event())
+        self.control = control or Control(self.stop_event)
+        self.control.stop_event = self.stop_event  # one stop, whichever side sets it
         self.callbacks: dict[str, list[Callable]] = defaultdict(list)
         self.history: list[dict] = []
         self.extras: dict = {}  # saved with every checkpoint (e.g. the training replay, vae/training/replay.py)
@@ -151,7 +156,7 @@ class Trainer:
         count, t_log = 0, time.perf_counter()
         epoch_sums, epoch_count, t_epoch = [0.0, 0.0, 0.0], 0, time.perf_counter()
         for i, batch in enumerate(batch_iterator(len(self.x_train), self.cfg.batch_size, self.generator)):
-            if self.stop_event.is_set():
+            if not self.control.gate(self._apply_change) or self.stop_event.is_set():
                 self.train_seconds += time.perf_counter() - t_epoch
                 return None
             idx = shard(batch, self.world)  # this process's share of the global batch
@@ -169,7 +174,8 @@ class Trainer:
             count += len(idx)
             epoch_count += len(idx)
             self.step += 1
-            if self.step % self.cfg.log_every == 0 or i == self.steps_per_epoch - 1:
+            # While paused, stepping or in slow motion every batch is logged: the curves get step-level points.
+            if self.step % self.cfg.log_every == 0 or i == self.steps_per_epoch - 1 or self.control.stepping:
                 now = time.perf_counter()
                 self._log_step([v / count for v in sums], beta, count * self.world.size / max(now - t_log, 1e-9))
                 epoch_sums = [e + v for e, v in zip(epoch_sums, sums)]
@@ -177,8 +183,23 @@ class Trainer:
                 count, t_log = 0, now
         self.train_seconds += time.perf_counter() - t_epoch
         self.epoch += 1
+        self.control.epoch_ended()
         return self._epoch_record([v / epoch_count for v in epoch_sums], time.perf_counter() - t_epoch,
                                   epoch_count * self.world.size)
+
+    def _apply_change(self, setting: str, value: float) -> None:
+        """A change from the control, before the next batch: the config (so a save, and a resume, carry the new
+        value), Adam's learning rate, and a change record in the history."""
+        old = float(getattr(self.cfg, setting))
+        if old == value:
+            return
+        self.cfg = apply_change(self.cfg, setting, value)
+        if setting == "lr":
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr_at(self.cfg, self.step / (self.steps_per_epoch * self.cfg.epochs))
+        record = change_record(self.step / self.steps_per_epoch, self.step, setting, old, value)
+        self.history.append(record)
+        self._fire("on_change", record)
 
     def _log_step(self, means: list[float], beta: float, samples_per_sec: float) -> None:
         recon, kl, total = means
@@ -186,6 +207,8 @@ class Trainer:
             "kind": "step", "step": self.step, "epoch": self.step / self.steps_per_epoch,
             "recon": recon, "kl": kl, "total": total, "beta": beta, "samples_per_sec": samples_per_sec,
         }
+        if self.control.stepping:
+            record["stepped"] = 1  # logged for the batch alone (vae/checkpoint/format.py bounds these by the steps)
         self.history.append(record)
         self._fire("on_step", record)
 
