@@ -14,7 +14,8 @@ import pytest
 from tests.conftest import tiny_dataset
 from vae import checkpoint as ckpt_io
 from vae.config import ConfigError, ModelConfig, TrainConfig
-from vae.training.control import Control, changes_of, check_change, describe_change
+from vae.checkpoint.format import changes_of, describe_change
+from vae.training.control import Control, check_change
 from vae.training.trainer import Trainer
 
 STEPS_PER_EPOCH = 8  # 128 images in batches of 16
@@ -198,3 +199,25 @@ def test_a_stop_wakes_a_thread_held_in_slow_motion():
 if os.name != "posix":  # the CPU accounting reads /proc
     test_a_paused_trainer_keeps_its_step_for_5_s_and_uses_no_cpu = pytest.mark.skip("needs /proc")(
         test_a_paused_trainer_keeps_its_step_for_5_s_and_uses_no_cpu)
+
+
+def test_list_and_eval_report_a_runs_changes(tmp_path, capsys):
+    import json
+
+    import vae.cli as cli
+
+    control = Control()
+    control.change("beta", 4)
+    trainer = _trainer(control, epochs=1)
+    trainer.run()
+    ckpt_io.save(trainer.checkpoint_payload(), tmp_path / "changed.pt")
+    assert cli.main(["list", str(tmp_path), "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert listed["checkpoints"][0]["changes"] == [{"kind": "change", "epoch": 0.0, "step": 0, "setting": "beta",
+                                                    "old": 1.0, "new": 4.0}]
+    assert cli.main(["list", str(tmp_path)]) == 0
+    assert "changed: β 1 → 4 at step 0" in capsys.readouterr().out
+    assert cli.main(["eval", str(tmp_path / "changed.pt"), "--data-dir", str(tmp_path / "data"), "--limit", "32",
+                     "--json"]) == 0
+    evaluated = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert [c["new"] for c in evaluated["changes"]] == [4.0]

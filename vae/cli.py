@@ -27,6 +27,7 @@ from vae.training.distributed import World, digests, leave, world_from_env
 from vae.analysis.encoding import encode_dataset
 from vae.nets.loss import iw_log_likelihood
 from vae.training.replay import replay_gif
+from vae.checkpoint.format import changes_of, describe_change
 from vae.checkpoint.replay import MAX_FRAMES, replay_from_extras
 from vae.training.replay import ReplayRecorder
 from vae.nets.model import pick_device
@@ -316,7 +317,7 @@ def cmd_eval(args) -> dict:
         "image_shape": list(ckpt.model_config.image_shape), "likelihood": ckpt.model_config.likelihood,
         "latent_dim": ckpt.model_config.latent_dim, "epochs": ckpt.epoch, "test_images": len(x),
         "test_elbo": metrics["elbo"], "test_recon": metrics["recon"], "test_kl": metrics["kl"],
-        "iw_samples": k, "iw_ll": iw,
+        "iw_samples": k, "iw_ll": iw, "changes": changes_of(ckpt.history),
     }
     if args.factors:
         result.update(_factor_scores(ckpt, test, x))
@@ -360,7 +361,8 @@ def cmd_list(args) -> dict:
                 print(f"{i.name:28s}  unreadable: {i.error}")
             else:
                 print(f"{i.name:28s}  {i.dataset:13s}  z={i.latent_dim:<3d} {i.arch:4s}  epochs={i.epochs:<4d} "
-                      f"test -ELBO={i.test_elbo:8.2f}  {i.created}")
+                      f"test -ELBO={i.test_elbo:8.2f}  {i.created}"
+                      + (f"  changed: {'; '.join(map(describe_change, i.changes))}" if i.changes else ""))
         if not infos:
             print(f"No checkpoints in {args.directory}.")
     return {"command": "list", "directory": args.directory, "checkpoints": [vars(i) for i in infos]}
@@ -382,6 +384,8 @@ def _print_human(result: dict) -> None:
         iw = f", IW log-likelihood ({result['iw_samples']} samples) {result['iw_ll']:.2f}" if result["iw_ll"] is not None else ""
         print(f"{result['checkpoint']}: test -ELBO {result['test_elbo']:.2f} {_unit(result)} "
               f"(recon {result['test_recon']:.2f}, KL {result['test_kl']:.2f}){iw}.")
+        if result["changes"]:
+            print("Changed while it trained: " + "; ".join(map(describe_change, result["changes"])) + ".")
         if "mig" in result:
             print(f"MIG {result['mig']:.3f} over {result['test_images']:,} test codes. Per factor: "
                   + "; ".join(f"{f} gap {g:.3f} (z{result['best_dimension'][f]}), probe R^2 {result['probe_r2'][f]:.3f}"

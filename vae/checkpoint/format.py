@@ -289,6 +289,18 @@ def _history_record_ok(record: Any) -> bool:
             and 0 <= numbers["epoch"] <= MAX_EPOCH and 0 <= numbers["step"] <= MAX_STEP)
 
 
+def changes_of(history: list[dict]) -> list[dict]:
+    """The change records of a history, in order."""
+    return [r for r in history if r.get("kind") == "change"]
+
+
+def describe_change(record: dict) -> str:
+    """'β 1 → 8 at step 120' for the curves' markers, the CLI and the replay."""
+    names = {"beta": "β", "recon_weight": "recon weight", "lr": "lr"}
+    return (f"{names.get(record['setting'], record['setting'])} {record['old']:g} → {record['new']:g} "
+            f"at step {record['step']}")
+
+
 def history_bound(epoch: int, step: int, log_every: int) -> dict[str, int]:
     """The most records of each kind a run at this epoch and step writes: an epoch record per finished epoch
     (and per stop), a step record every log_every steps and at each epoch's end (and around each stop), and

@@ -7,11 +7,11 @@ import math
 import os
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from vae.checkpoint.files import load, remove_stale_temp_files
-from vae.checkpoint.format import Checkpoint, CheckpointError
+from vae.checkpoint.format import Checkpoint, CheckpointError, changes_of
 from vae.checkpoint.reservation import CheckpointExists, CheckpointInUse, Reservation, already_exists, reserve
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -69,6 +69,7 @@ class CheckpointInfo:
     notes: str = ""
     planned_epochs: int = 0
     resumable: bool = False
+    changes: list = field(default_factory=list)  # settings changed mid-run: the history's change records
     error: str = ""  # set when the file could not be read; the other fields are then empty
 
 
@@ -85,6 +86,7 @@ def describe(ckpt: Checkpoint) -> CheckpointInfo:
         notes=ckpt.notes,
         planned_epochs=ckpt.train_config.epochs if ckpt.train_config else ckpt.epoch,
         resumable=ckpt.resumable,
+        changes=changes_of(ckpt.history),
     )
 
 

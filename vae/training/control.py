@@ -134,15 +134,3 @@ def apply_change(cfg: TrainConfig, setting: str, value: float) -> TrainConfig:
 def change_record(epoch: float, step: int, setting: str, old: float, new: float) -> dict:
     return {"kind": "change", "epoch": float(epoch), "step": int(step), "setting": setting, "old": float(old),
             "new": float(new)}
-
-
-def changes_of(history: list[dict]) -> list[dict]:
-    """The change records of a history, in order."""
-    return [r for r in history if r.get("kind") == "change"]
-
-
-def describe_change(record: dict) -> str:
-    """'β 1 → 8 at step 120' for the curves' markers, the CLI and the replay."""
-    names = {"beta": "β", "recon_weight": "recon weight", "lr": "lr"}
-    return (f"{names.get(record['setting'], record['setting'])} {record['old']:g} → {record['new']:g} "
-            f"at step {record['step']}")
