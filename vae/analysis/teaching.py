@@ -61,6 +61,12 @@ def beta_sweep_variants(base: TrainConfig) -> list[tuple[str, TrainConfig]]:
             for b in BETA_SWEEP]
 
 
+def variant_suffixes() -> tuple[tuple[str, ...], ...]:
+    """The checkpoint suffixes of each group of variants trained together (a run's files: <name>-<suffix>.pt)."""
+    return tuple(tuple(suffix for suffix, _ in variants(TrainConfig())) for variants in (lecture_variants,
+                                                                                         beta_sweep_variants))
+
+
 @dataclass(frozen=True)
 class LossNumbers:
     """A model's loss terms in nats per image, and the weights it was trained with."""

@@ -58,10 +58,12 @@ class JobState:
 
 class TrainingJob:
     def __init__(self, job_id: str, name: str, model_cfg: ModelConfig, train_cfg: TrainConfig, checkpoint_path: Path,
-                 resume_from: Checkpoint | None = None, reservation: ckpt_io.Reservation | None = None):
+                 resume_from: Checkpoint | None = None, reservation: ckpt_io.Reservation | None = None,
+                 owner: str | None = None):
         """resume_from: a checkpoint whose run this job continues (its weights, Adam's state, history, RNG);
-        reservation: the checkpoint's, released when the job ends."""
-        self.job_id, self.name = job_id, name
+        reservation: the checkpoint's, released when the job ends; owner: the session that started it, the one
+        that may stop it (vae/training/ownership.py), None for anyone."""
+        self.job_id, self.name, self.owner = job_id, name, owner
         self.model_cfg, self.train_cfg = model_cfg, train_cfg
         self.checkpoint_path = Path(checkpoint_path)
         self.resume_from = resume_from
@@ -273,14 +275,15 @@ class VariantsJob(TrainingJob):
     The group's history and view are those of its last member.
     """
 
-    def __init__(self, job_id: str, name: str, members: list[TrainingJob]):
+    def __init__(self, job_id: str, name: str, members: list[TrainingJob], owner: str | None = None):
         if not members:
             raise ValueError("A group of variants needs at least one model.")
         last = members[-1]
-        super().__init__(job_id, name, last.model_cfg, last.train_cfg, last.checkpoint_path)
+        super().__init__(job_id, name, last.model_cfg, last.train_cfg, last.checkpoint_path, owner=owner)
         self.members = list(members)
         for member in self.members:
             member.stop_event = self.stop_event  # one Stop ends them all
+            member.owner = owner  # a member looked at on its own is steered as its group
             member.slim_when_finished = True
 
     def stop(self) -> None:

@@ -19,24 +19,33 @@ FINISHED_JOBS_KEPT = 10
 
 
 def _group(group_id: str, base: str, model_cfg: ModelConfig, variants: list[tuple[str, TrainConfig]], paths: list[Path],
-           reservations: list[ckpt_io.Reservation | None]) -> VariantsJob:
+           reservations: list[ckpt_io.Reservation | None], owner: str | None = None) -> VariantsJob:
     """A group of variants, each member writing its path under its reservation."""
     members = [TrainingJob(f"{group_id}.{i}", path.stem, model_cfg, cfg, path, reservation=reservation)
                for i, ((_, cfg), path, reservation) in enumerate(zip(variants, paths, reservations), start=1)]
-    return VariantsJob(group_id, base, members)
+    return VariantsJob(group_id, base, members, owner=owner)
 
 
-def _reserve_all(names: list[str], directory: Path) -> list[ckpt_io.Reservation]:
-    """Every name reserved for a new run, or none: the first refusal is raised."""
+def _reserve_all(reserve_one, items: list) -> list[ckpt_io.Reservation]:
+    """reserve_one(item) for every item, or none reserved: the first refusal is raised."""
     taken = []
     try:
-        for name in names:
-            taken.append(ckpt_io.reserve_checkpoint(name, directory))
+        for item in items:
+            taken.append(reserve_one(item))
     except BaseException:
         for reservation in taken:
             reservation.release()
         raise
     return taken
+
+
+def _same_run_settings(ckpts: list[Checkpoint]) -> bool:
+    """Whether checkpoints can train as one group: one model and the same data, seed and schedule (the loss's
+    weights are what variants differ in)."""
+    def settings(ckpt: Checkpoint):
+        return ckpt.model_config, dataclasses.replace(ckpt.train_config, beta=1.0, recon_weight=1.0, warmup_epochs=0.0)
+
+    return all(settings(ckpt) == settings(ckpts[0]) for ckpt in ckpts[1:])
 
 
 def _resume_config(ckpt: Checkpoint, data_dir: str | None) -> TrainConfig:
@@ -77,9 +86,11 @@ class JobRegistry:
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
 
-    def start(self, model_cfg: ModelConfig, train_cfg: TrainConfig, name: str | None = None) -> TrainingJob:
+    def start(self, model_cfg: ModelConfig, train_cfg: TrainConfig, name: str | None = None,
+              owner: str | None = None) -> TrainingJob:
         """Reserves the checkpoint (a name in use or on disk is refused; without a name, the next free one) and
-        starts the thread. A folder that cannot take the file gives a failed job, before any data loads."""
+        starts the thread. A folder that cannot take the file gives a failed job, before any data loads.
+        owner: the session that may stop it (vae/training/ownership.py)."""
         with self._lock:
             self._check_capacity()
             base = name or f"{train_cfg.dataset}-{model_cfg.latent_dim}d"
@@ -87,14 +98,15 @@ class JobRegistry:
                 reservation = (ckpt_io.reserve_checkpoint(base, self.checkpoint_dir) if name
                                else ckpt_io.unique_checkpoint_path(base, self.checkpoint_dir))
             except ckpt_io.UnwritableFolder as e:
-                job = TrainingJob(str(next(self._ids)), base, model_cfg, train_cfg, self.checkpoint_dir / f"{base}.pt")
+                job = TrainingJob(str(next(self._ids)), base, model_cfg, train_cfg, self.checkpoint_dir / f"{base}.pt",
+                                  owner=owner)
                 return self._keep_failed(job, e)
             job = TrainingJob(str(next(self._ids)), reservation.path.stem, model_cfg, train_cfg, reservation.path,
-                              reservation=reservation)
+                              reservation=reservation, owner=owner)
             self._keep(job)
         return job.start()
 
-    def resume(self, path: str | os.PathLike, data_dir: str | None = None) -> TrainingJob:
+    def resume(self, path: str | os.PathLike, data_dir: str | None = None, owner: str | None = None) -> TrainingJob:
         """Continues an interrupted run from its checkpoint, to its planned epochs, holding its reservation (a
         second Resume, in this server or another process, is refused in one sentence); data_dir: where to read
         its data now, the tab's data folder (see _resume_config)."""
@@ -108,14 +120,15 @@ class JobRegistry:
             with self._lock:
                 self._check_capacity()
                 job = TrainingJob(str(next(self._ids)), reservation.path.stem, ckpt.model_config, train_cfg,
-                                  reservation.path, ckpt, reservation=reservation)
+                                  reservation.path, ckpt, reservation=reservation, owner=owner)
                 self._keep(job)
         except BaseException:
             reservation.release()
             raise
         return job.start()
 
-    def start_variants(self, model_cfg: ModelConfig, variants: list[tuple[str, TrainConfig]], name: str) -> VariantsJob:
+    def start_variants(self, model_cfg: ModelConfig, variants: list[tuple[str, TrainConfig]], name: str,
+                       owner: str | None = None) -> VariantsJob:
         """One job training every (suffix, train config) variant in turn, epoch by epoch, each to its reserved
         checkpoints/<name>-<suffix>.pt (with the same number after name when one is taken or in use)."""
         suffixes = [suffix for suffix, _ in variants]
@@ -126,9 +139,37 @@ class JobRegistry:
                 base, reservations = self._reserve_group(name, suffixes)
             except ckpt_io.UnwritableFolder as e:
                 paths = [self.checkpoint_dir / f"{name}-{suffix}.pt" for suffix in suffixes]
-                return self._keep_failed(_group(group_id, name, model_cfg, variants, paths, [None] * len(paths)), e)
-            job = _group(group_id, base, model_cfg, variants, [r.path for r in reservations], reservations)
+                return self._keep_failed(_group(group_id, name, model_cfg, variants, paths, [None] * len(paths),
+                                                owner), e)
+            job = _group(group_id, base, model_cfg, variants, [r.path for r in reservations], reservations, owner)
             self._keep(job)
+        return job.start()
+
+    def resume_group(self, name: str, paths: list[str | os.PathLike], data_dir: str | None = None,
+                     owner: str | None = None) -> VariantsJob:
+        """Continues an interrupted group of variants (a Compare preset) as one job again, each member from its own
+        checkpoint to its planned epochs, every file reserved first as resume() reserves one."""
+        reservations = _reserve_all(ckpt_io.reserve, list(paths))
+        try:
+            ckpts = [ckpt_io.load(r.path) for r in reservations]
+            stale = [r.path.name for r, ckpt in zip(reservations, ckpts) if not ckpt.resumable]
+            if stale:
+                raise CheckpointError(f"{', '.join(stale)} cannot be resumed: no optimizer state, or finished.")
+            if not _same_run_settings(ckpts):
+                raise CheckpointError(f"{', '.join(r.path.name for r in reservations)} were not trained together "
+                                      "(their model or data differ); resume them one at a time.")
+            with self._lock:
+                self._check_capacity()
+                group_id = str(next(self._ids))
+                members = [TrainingJob(f"{group_id}.{i}", r.path.stem, ckpt.model_config,
+                                       _resume_config(ckpt, data_dir), r.path, ckpt, reservation=r)
+                           for i, (r, ckpt) in enumerate(zip(reservations, ckpts), start=1)]
+                job = VariantsJob(group_id, name, members, owner=owner)
+                self._keep(job)
+        except BaseException:
+            for reservation in reservations:
+                reservation.release()
+            raise
         return job.start()
 
     def _check_capacity(self) -> None:
@@ -146,7 +187,8 @@ class JobRegistry:
         for i in range(1, 10_000):
             base = name if i == 1 else f"{name}-{i}"
             try:
-                return base, _reserve_all([f"{base}-{suffix}" for suffix in suffixes], self.checkpoint_dir)
+                return base, _reserve_all(lambda stem: ckpt_io.reserve_checkpoint(stem, self.checkpoint_dir),
+                                          [f"{base}-{suffix}" for suffix in suffixes])
             except (ckpt_io.CheckpointExists, ckpt_io.CheckpointInUse):
                 continue
         raise CheckpointError(f"Too many checkpoints named {name!r}; delete some old ones from {self.checkpoint_dir}.")
