@@ -20,6 +20,7 @@ from pages.ui.explore import EXPLORE_POLL_SECONDS
 from pages.ui.places import checkpoint_dir, data_dir, registry
 from pages.ui.explain import math_expander, numbers_rows, usage_note
 from pages.ui.forms import build_configs, settings_inputs
+from pages.ui.job_access import session_id, stop_button
 from vae import checkpoint as ckpt_io
 from vae.config import ConfigError
 from vae.data import dataset_available
@@ -135,7 +136,7 @@ def start_preset(values: dict, kind: str = "lecture") -> None:
     variants = lecture_variants(configs[1]) if kind == "lecture" else beta_sweep_variants(configs[1])
     name = LECTURE_NAME if kind == "lecture" else BETA_SWEEP_NAME
     try:
-        job = registry().start_variants(configs[0], variants, name=f"{name}-{values['dataset']}")
+        job = registry().start_variants(configs[0], variants, name=f"{name}-{values['dataset']}", owner=session_id())
     except (JobLimitReached, ckpt_io.CheckpointError, ConfigError) as e:
         st.error(str(e))
         return
@@ -150,10 +151,8 @@ def group_status(group: VariantsJob) -> None:
     head.progress(state.fraction, text=f"{state.name}: {state.status} · epoch {min(int(state.epoch) + 1, state.epochs)}"
                   f"/{state.epochs} of each · step {state.step}/{state.total_steps}" if state.active
                   else f"{state.name}: {state.message}")
-    if state.active and stop.button("Stop", key="cmp_stop", icon=":material/stop:", width="stretch"):
-        group.stop()
-        group.join(timeout=5.0)
-        st.rerun()
+    if state.active:
+        stop_button(group, stop, key="cmp_stop")  # or, for a tab that did not start it, who may stop it
 
 
 # --- side by side ---------------------------------------------------------------------------------

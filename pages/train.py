@@ -14,6 +14,7 @@ import streamlit as st
 from pages.ui.current_model import ModelRef, use_source
 from pages.ui.explain import math_expander
 from pages.ui.forms import build_configs, form_settings, settings_inputs
+from pages.ui.job_access import session_id, stop_button
 from pages.ui.live_plot import live_plotly_chart, themed
 from pages.ui.places import MAX_UPLOAD_MB, checkpoint_dir, data_dir, registry
 from vae import checkpoint as ckpt_io
@@ -25,6 +26,7 @@ from vae.data.archives import ArchiveRefused, extract_image_zip, free_upload_nam
 from vae.data.folders import find_image_folders
 from vae.render.figures import loss_curves
 from vae.training.registry import JobLimitReached
+from vae.training import interrupted
 from vae.training.jobs import TrainingJob, VariantsJob
 from vae.render.pictures import class_samples
 
@@ -34,6 +36,7 @@ POLL_SECONDS = 1.0  # the live progress line
 # (updated in place, pages/ui/live_plot.py), CPU that a 2-core laptop's training threads lose
 # (docs/benchmarks.md, "Reading the browser figures"); every few seconds, the curves still move often.
 CURVES_SECONDS = 5.0
+INTERRUPTED_ROWS, ROW_PX = 6, 52  # Interrupted runs: rows shown before the list scrolls, and each row's height
 
 st.title("Train a VAE")
 
@@ -168,7 +171,7 @@ def _switch_to_shapes() -> None:
 
 def start_job(model_cfg: ModelConfig, train_cfg: TrainConfig, name: str) -> None:
     try:
-        job = registry().start(model_cfg, train_cfg, name=name or None)
+        job = registry().start(model_cfg, train_cfg, name=name or None, owner=session_id())
     except (JobLimitReached, CheckpointError, ConfigError) as e:
         st.error(str(e))
         return
@@ -178,34 +181,59 @@ def start_job(model_cfg: ModelConfig, train_cfg: TrainConfig, name: str) -> None
 
 
 def interrupted_runs() -> None:
-    """Runs that stopped before their planned epochs and kept Adam's state (a server restart, a Stop), each
-    with Resume: it continues the run where it stopped, into the same checkpoint. A file that a job of any
-    server or a CLI run is writing now (it holds the file's reservation) is no interrupted run."""
+    """Runs that stopped before their planned epochs and kept Adam's state (a server restart, a Stop), all of
+    them, with their count, each with Resume: it continues the run where it stopped, into the same checkpoint;
+    a group of models trained together (Compare's) resumes as one job. A file that a job of this server trains,
+    or that any run holds the reservation of (another server, the CLI), is no interrupted run."""
     problem = st.session_state.pop("resume_problem", None)
     if problem:
         st.error(problem)
-    runs = [i for i in ckpt_io.list_checkpoints(checkpoint_dir()) if i.resumable and not ckpt_io.in_use(i.path)]
+    training = {m.state().checkpoint_path for job in registry().running() for m in [job, *getattr(job, "members", ())]}
+    runs = interrupted.interrupted_runs(ckpt_io.list_checkpoints(checkpoint_dir()), training)
     if not runs:
         return
     with st.container(border=True, key="interrupted_runs"):
-        st.markdown("**Interrupted runs**: stopped before their planned epochs; Resume continues one where it stopped.")
-        for info in runs[:5]:
-            text, button = st.columns([5, 1], vertical_alignment="center")
-            text.markdown(f"{info.name} · {info.dataset} · epoch {info.epochs} of {info.planned_epochs}")
-            button.button("Resume", key=f"resume_{info.name}", icon=":material/play_arrow:", on_click=_resume,
-                          args=(info.path,))
+        st.markdown(f"**Interrupted runs** ({len(runs)}): stopped before their planned epochs; Resume continues one "
+                    "where it stopped" + (", a group of models trained together as one job." if any(
+                        r.is_group for r in runs) else "."))
+        scrolled = len(runs) > INTERRUPTED_ROWS
+        with st.container(height=INTERRUPTED_ROWS * ROW_PX if scrolled else "content", border=False,
+                          key="interrupted_list"):
+            for run in runs:
+                text, button = st.columns([5, 1], vertical_alignment="center")
+                text.markdown(_run_label(run))
+                button.button("Resume", key=f"resume_group_{run.name}" if run.is_group else f"resume_{run.name}",
+                              icon=":material/play_arrow:", on_click=_resume, args=(run,))
+        if scrolled:
+            st.caption(f"Scroll the list for all {len(runs)}.")
 
 
-def _resume(path: str) -> None:
+def _run_label(run: interrupted.InterruptedRun) -> str:
+    first = run.members[0]
+    lo, hi = run.epochs
+    epochs = f"epoch {lo}" if lo == hi else f"epochs {lo}–{hi}"
+    if not run.is_group:
+        return f"{run.name} · {first.dataset} · {epochs} of {first.planned_epochs}"
+    names = ", ".join(m.name[len(run.name) + 1:] for m in run.members)
+    return f"{run.name} · {len(run.members)} models trained together ({names}) · {first.dataset} · {epochs} of " \
+           f"{first.planned_epochs}"
+
+
+def _resume(run: interrupted.InterruptedRun) -> None:
     """Resume's callback: it runs before the page is drawn again, so a press on a run that another tab or
     process started meanwhile (no longer listed) still gets its sentence, and the sidebar shows a new job."""
+    reg, folder = registry(), str(data_dir())
     try:
-        job = registry().resume(path, data_dir=str(data_dir()))
+        job = (reg.resume_group(run.name, run.paths, data_dir=folder, owner=session_id()) if run.is_group
+               else reg.resume(run.paths[0], data_dir=folder, owner=session_id()))
     except (JobLimitReached, CheckpointError, DataFolderRefused) as e:
         st.session_state["resume_problem"] = str(e)
         return
     st.session_state["job_id"] = job.job_id
-    use_source(ModelRef("job", job.job_id))
+    members = getattr(job, "members", [job])
+    use_source(ModelRef("job", members[-1].job_id))
+    if run.is_group:  # the Compare page shows the group's models side by side again
+        st.session_state["cmp_models"] = [ModelRef("job", m.job_id).key for m in members]
 
 
 def watched_job() -> TrainingJob | None:
@@ -243,10 +271,7 @@ def live_view(job: TrainingJob) -> None:
     head, stop_col = st.columns([5, 1])
     head.subheader(f"{state.name}: {state.status}")
     if state.active:
-        if stop_col.button("Stop", key="stop", type="secondary", width="stretch", icon=":material/stop:"):
-            job.stop()
-            job.join(timeout=5.0)
-            st.rerun()
+        stop_button(job, stop_col, key="stop")  # or, for a tab that did not start it, who may stop it
     elif st.session_state.get("model_source") != ModelRef("job", job.job_id):
         if stop_col.button("Explore it", key="explore_job"):
             use_source(ModelRef("job", job.job_id))

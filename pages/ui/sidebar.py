@@ -1,5 +1,6 @@
-"""The sidebar's model card: the tab's current model on every page, refreshing itself while a job trains.
-(The links to the pages above it are the shell's, pages/ui/shell.py.)"""
+"""The sidebar's model card: the tab's current model on every page, refreshing itself while a job trains; below
+it the server's running jobs and the teacher key (pages/ui/job_access.py). (The links to the pages above it are
+the shell's, pages/ui/shell.py.)"""
 from __future__ import annotations
 
 import math
@@ -7,6 +8,7 @@ import math
 import streamlit as st
 
 from pages.ui.current_model import current_view, starting_job
+from pages.ui.job_access import running_jobs, teacher_key_box
 from vae.data import describe_shape
 from vae.training.view import ModelView
 
@@ -29,13 +31,16 @@ def describe_view(view: ModelView) -> dict[str, str]:
 
 
 def sidebar_card() -> None:
-    """The current model, on every page; refreshes itself while a job trains."""
+    """The current model, on every page (it refreshes itself while a job trains), the jobs the server trains now,
+    and on a server with a teacher key, the box to enter it (pages/ui/job_access.py)."""
     view = current_view()
     with st.sidebar:
         if (view is not None and view.live) or starting_job() is not None:
             st.fragment(run_every=CARD_SECONDS)(_card_body)()
         else:
             _card_body()
+        running_jobs()
+        teacher_key_box()
 
 
 def _card_body() -> None:
