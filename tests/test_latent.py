@@ -476,6 +476,17 @@ def test_latent_usage_says_it_in_words(kl, active, words):
     assert usage.collapsed == (words == "posterior collapse")
 
 
+@pytest.mark.parametrize("epochs, collapsed", [(None, True), (0, False), (0.6, False), (1, True), (20, True)])
+def test_no_collapse_is_said_before_the_first_epoch_has_finished(epochs, collapsed):
+    """An untrained encoder gives every image nearly the same code: that is where training starts, not a collapse."""
+    from vae.analysis.usage import LatentUsage
+
+    usage = LatentUsage(np.array([0.001, 0.002]), np.array([False, False]), epochs)
+    assert usage.collapsed == collapsed and ("posterior collapse" in usage.sentence()) == collapsed
+    assert ("before the first epoch has finished" in usage.sentence()) == (not collapsed)
+    assert usage.n_active == 0  # the numbers themselves are the same
+
+
 def test_kl_per_dim_figure_colours_inactive_bars_grey():
     fig = kl_per_dim_figure(np.array([2.0, 0.01, 1.0]), np.array([True, False, True]))
     bar = fig.data[0]

@@ -61,12 +61,21 @@ def square_extent(*points: np.ndarray, margin: float = 0.05, min_half: float = 0
 
 def robust_extent(*points: np.ndarray, coverage: float = 0.98, margin: float = 0.05,
                   min_half: float = 1.0) -> tuple[float, float]:
-    """(lo, hi) one range for both axes holding the central `coverage` of every (N, 2) array on each
-    axis: a few far-flung codes of one model do not shrink everyone else's to a dot."""
+    """(lo, hi) one range for both axes whose square holds at least `coverage` of every (N, 2) array's
+    points (in the plane, not axis by axis): a few far-flung codes of one model do not shrink everyone
+    else's to a dot, yet no model loses more than 1 - coverage of its codes off the plot."""
     tail = (1 - coverage) / 2
     boxes = [np.quantile(np.asarray(p, np.float32).reshape(-1, 2), [tail, 1 - tail], axis=0)
-             for p in points if len(p)]  # each (2 quantiles, 2 axes)
-    return square_extent(*boxes, margin=margin, min_half=min_half)
+             for p in points if len(p)]  # each (2 quantiles, 2 axes): where the square is centred
+    lo, hi = square_extent(*boxes, margin=0.0)
+    centre = (lo + hi) / 2
+    # Each model's points by their distance from the centre in the max norm: the square of half-side h holds
+    # exactly those within h, so the smallest h with at least `coverage` of the distances at or below it (the
+    # inverted-CDF quantile) is the half-side that model needs.
+    needed = [np.quantile(np.abs(np.asarray(p, np.float32).reshape(-1, 2) - centre).max(axis=1), coverage,
+                          method="inverted_cdf") for p in points if len(p)]
+    half = max(max(needed, default=0.0) * (1 + 2 * margin), min_half, 1e-3)
+    return centre - half, centre + half
 
 
 def share_outside(xy: np.ndarray, extent: tuple[float, float]) -> float:
