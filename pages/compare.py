@@ -28,19 +28,21 @@ from vae.render.figures import latent_scatter, manifold_figure, rate_distortion_
 from vae.training.registry import JobLimitReached
 from vae.training.jobs import VariantsJob
 from vae.training.view import ModelView
-from vae.analysis.encoding import decode_grid
+from vae.analysis.encoding import decode_codes, decode_grid, reconstruct
 from vae.render.axes import grid_cell_edges
 from vae.analysis.usage import latent_usage
 from vae.analysis.geometry import plane_of, robust_extent, share_outside
-from vae.render.images import tile_images
+from vae.render.images import tile_images, tile_rows, to_pictures, upscale_factor, upscale_nearest
 from vae.analysis.disentangle import mutual_info_gap
 from vae.analysis.teaching import (BETA_SWEEP, BETA_SWEEP_LATENT, BETA_SWEEP_NAME, LECTURE_NAME, LECTURE_VARIANTS,
     beta_sweep_variants, lecture_variants, loss_numbers, variant_of)
 
 MAX_MODELS = 3
 CODES = 2000  # test codes per model: enough to see the shape of the space, light to send three times
-AXES = {"prior": "The prior's region, [-3, 3]", "fit": "Fit every model's codes (98%)"}
+AXES = {"fit": "Fit every model's codes (98%)", "prior": "The prior's region, [-3, 3]"}  # the first is the default
 PRIOR_HALF = 3.0
+RECON_IMAGES = 6  # test images every model reconstructs, the same ones in each column
+RECON_PX = 480  # the strip is enlarged (nearest neighbour) to about this width, then fits its column
 
 st.title("Compare")
 st.caption("Models side by side, on the same axes. The lecture's three: train on reconstruction alone and the codes "
@@ -213,13 +215,27 @@ def draw_columns(chosen: list[str], axes: str, n: int, was_live: bool) -> None:
             st.plotly_chart(manifold_figure(tiled, xs, ys, height=420, max_labels=5),
                             key=f"cmp_manifold_{i}", config={"displayModeBar": False})
 
+    def reconstructions(i: int, view: ModelView) -> None:
+        enc = encoded.get(view.key)
+        if enc is None or not len(enc.mu):
+            return
+        k = min(RECON_IMAGES, len(enc.mu))
+        if enc.stored:  # no images here: the decoded stored codes of the same test images
+            rows, said = [decode_codes(view.model, enc.mu[:k])], "decoded from the codes stored with the model"
+        else:
+            rows = [to_pictures(enc.images[:k]), reconstruct(view.model, enc.images[:k])]
+            said = "top: the images, bottom: decode(mu(x))"
+        strip = tile_rows(rows, gap=1)
+        st.image(upscale_nearest(strip, upscale_factor(strip.shape[1], RECON_PX)), width="stretch",
+                 output_format="PNG", caption=f"{view.name}: test images #0-#{k - 1}, {said}")
+
     def usage(i: int, view: ModelView) -> None:
         enc = encoded.get(view.key)
         if enc is None:
             return
-        usage_note(latent_usage(enc.mu, enc.logvar))
+        usage_note(latent_usage(enc.mu, enc.logvar, epochs=view.epochs))
 
-    for draw in (scatter, manifold, usage):
+    for draw in (scatter, manifold, reconstructions, usage):
         row(resolved, draw)
     st.caption(f"Every scatter and manifold spans z1, z2 in [{edges[0]:.1f}, {edges[1]:.1f}]; dashed circles: the prior "
                f"N(0, I) at 1σ and 2σ. Scatters: posterior means of up to {CODES:,} test images."
@@ -262,8 +278,8 @@ if not chosen:
     st.stop()
 c1, c2 = st.columns([2, 1])
 axes = c1.radio("Axes", list(AXES), format_func=AXES.get, horizontal=True, key="cmp_axes",
-                help="Fit: one range that holds 98% of every model's codes on each axis. The prior's region: where a "
-                     "VAE's codes should be.")
+                help="Fit: one square that holds at least 98% of every model's codes, so an autoencoder's far-flung "
+                     "codes show beside a VAE's. The prior's region: where a VAE's codes should be.")
 n = c2.slider("Manifold grid n", 6, 20, 12, key="cmp_n", help="n x n decoded images per model, one forward pass each.")
 jobs = [registry().get(ref.ref) for ref in map(ModelRef.parse, chosen) if ref.kind == "job"]
 live = any(job is not None and job.state().active for job in jobs)

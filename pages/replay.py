@@ -19,15 +19,33 @@ from vae.training.replay import replay_gif
 from vae.checkpoint.replay import frame_plane, replay_extent, replay_from_extras
 
 ROW_PX = 700  # a 1-D model's manifold, one row of tiles, is enlarged to about this width
+FRAME_SECONDS = 0.8  # Play shows each epoch this long (the GIF: GIF_FRAME_MS)
 
 
 def pick_frame(epochs: list[int], live: bool) -> int:
-    """The scrubber; while the model trains it follows the newest epoch unless told to hold."""
+    """The scrubber and its Play button; while the model trains the scrubber follows the newest epoch unless
+    told to hold. Playing, each run of the frames' fragment (one every FRAME_SECONDS) shows the next epoch."""
     follow = live and st.toggle("Follow the newest epoch", value=True, key="rp_follow")
+    playing = st.session_state.get("rp_playing", False) and not follow
+    pressed = st.session_state.get("rp_play", False)  # Play or Pause: this run answers the button, it is no tick
     if follow or st.session_state.get("rp_epoch") not in epochs:
         st.session_state["rp_epoch"] = epochs[-1]  # also when thinning dropped the epoch that was shown
-    epoch = st.select_slider("Epoch", options=epochs, key="rp_epoch", disabled=follow,
-                             help="Epoch 0 is the untrained model. Long runs keep an even selection of epochs.")
+    elif playing and not pressed and not st.session_state.pop("rp_play_started", False):
+        following = epochs.index(st.session_state["rp_epoch"]) + 1
+        st.session_state["rp_epoch"] = epochs[min(following, len(epochs) - 1)]
+        if following >= len(epochs) - 1:  # the last epoch: stop, and one full rerun ends the fragment's timer
+            st.session_state["rp_playing"] = False
+            st.rerun()
+    play, scrub = st.columns([1, 5], vertical_alignment="bottom")
+    if play.button("Pause" if playing else "Play", key="rp_play", width="stretch", disabled=follow or len(epochs) < 2,
+                   icon=":material/pause:" if playing else ":material/play_arrow:",
+                   help=f"Shows the epochs one after another, {FRAME_SECONDS:g} s each."):
+        if not playing and st.session_state["rp_epoch"] == epochs[-1]:
+            st.session_state["rp_epoch"] = epochs[0]  # from the start again
+        st.session_state.update(rp_playing=not playing, rp_play_started=not playing)
+        st.rerun()  # the whole page, so the frames' fragment starts (or stops) its timer
+    epoch = scrub.select_slider("Epoch", options=epochs, key="rp_epoch", disabled=follow or playing,
+                                help="Epoch 0 is the untrained model. Long runs keep an even selection of epochs.")
     return epochs.index(epoch)
 
 
@@ -37,6 +55,18 @@ def replay_section(view, was_live: bool) -> None:
         st.info("This model has no replay: it was trained with `--no-replay` or saved before replays were recorded. "
                 "Train one on the Train page or with `python -m vae train`, and its epochs are kept.")
         return
+    playing = st.session_state.get("rp_playing", False)
+    st.fragment(draw_frame, run_every=FRAME_SECONDS if playing else None)(view, replay)
+    st.download_button(
+        f"Download GIF ({len(replay)} epochs)", lambda: replay_gif(replay, view.class_names, title=view.name),
+        file_name=f"replay-{view.name}.gif", mime="image/gif", key="rp_gif", on_click="ignore",
+        icon=":material/download:",
+    )
+
+
+def draw_frame(view, replay) -> None:
+    """The scrubber, then the chosen epoch's manifold and test codes; a fragment of its own, so playing
+    redraws only this."""
     frame = pick_frame([int(e) for e in replay.epochs], view.live)
     extent = replay_extent(replay)
     recon, kl = replay.metrics[frame]
@@ -58,18 +88,13 @@ def replay_section(view, was_live: bool) -> None:
         ), key="rp_scatter", config={"displayModeBar": False})
         terms = "before training" if replay.epochs[frame] == 0 else f"test reconstruction {recon:.1f}, KL {kl:.2f} nats"
         st.caption(f"The same {len(replay.labels):,} test images at every epoch ({terms}); one range for all epochs.")
-    st.download_button(
-        f"Download GIF ({len(replay)} epochs)", lambda: replay_gif(replay, view.class_names, title=view.name),
-        file_name=f"replay-{view.name}.gif", mime="image/gif", key="rp_gif", on_click="ignore",
-        icon=":material/download:",
-    )
 
 
 def usage_section(view) -> None:
     encoded = encoded_test_set(view, EXPLORE_CODES)
     if encoded is None:
         return
-    usage = latent_usage(encoded.mu, encoded.logvar)
+    usage = latent_usage(encoded.mu, encoded.logvar, epochs=view.epochs)
     usage_note(usage, quiet=st.markdown)
     if view.model_config.latent_dim > 2:
         st.plotly_chart(kl_per_dim_figure(usage.kl, usage.active), key="rp_kl_dims", config={"displayModeBar": False})

@@ -1,6 +1,7 @@
 """AppTest: the teaching views of issue 7. Compare (loaded models on shared axes, and the
 three-variant preset run briefly on shapes), Training replay (scrubber, GIF button, rate and
 distortion, active units), the label map on the scatter, the math, and the sidebar card's weights."""
+import base64
 import json
 import os
 import time
@@ -77,6 +78,21 @@ def _text(at: AppTest) -> str:
     return " ".join(e.value for e in [*at.markdown, *at.caption, *at.info, *at.warning])
 
 
+def _array(value) -> np.ndarray:
+    """A plotly JSON array: a plain list, or {'dtype', 'bdata'} base64 binary."""
+    if isinstance(value, dict):
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+    return np.asarray(value, dtype=np.float64)
+
+
+def _share_shown(scatter: dict) -> float:
+    """The share of a scatter's codes (its class traces, "<class> · <count>") inside its x and y ranges."""
+    traces = [t for t in scatter["data"] if t["type"].startswith("scatter") and " · " in str(t.get("name"))]
+    xy = np.concatenate([np.stack([_array(t["x"]), _array(t["y"])], axis=1) for t in traces])
+    (x0, x1), (y0, y1) = scatter["layout"]["xaxis"]["range"], scatter["layout"]["yaxis"]["range"]
+    return float(((xy[:, 0] >= x0) & (xy[:, 0] <= x1) & (xy[:, 1] >= y0) & (xy[:, 1] <= y1)).mean())
+
+
 @pytest.mark.parametrize("page", TEACH_PAGES)
 def test_new_pages_without_a_model(page):
     at = _open(page, None)
@@ -108,6 +124,32 @@ def test_replay_page_scrubs_epochs(models):
     assert any("before training" in c.value for c in at.caption)
     assert _figures(at)[1]["layout"]["xaxis"]["range"] == extent, "one range for every epoch"
     assert at.expander[0].label == "The math" and len(at.latex) >= 4
+
+
+def test_replay_page_plays_the_epochs_and_stops_at_the_last(models):
+    at = _open("pages/replay.py", ("path", str(models["2d"])))
+    assert at.button(key="rp_play").label == "Play" and at.select_slider(key="rp_epoch").value == 2
+    at.button(key="rp_play").click().run()  # at the last epoch: Play starts again from the first
+    _no_exception(at)
+    slider = at.select_slider(key="rp_epoch")
+    assert slider.value == 0 and slider.disabled and at.button(key="rp_play").label == "Pause"
+    at.run()  # what each tick of the fragment's timer does
+    assert at.select_slider(key="rp_epoch").value == 1 and at.session_state["rp_playing"]
+    at.run()
+    _no_exception(at)
+    slider = at.select_slider(key="rp_epoch")
+    assert slider.value == 2 and not slider.disabled and at.button(key="rp_play").label == "Play"
+    assert not at.session_state["rp_playing"]
+    at.run()
+    assert at.select_slider(key="rp_epoch").value == 2, "stopped: the last epoch stays"
+    at.select_slider(key="rp_epoch").set_value(1).run()
+    at.button(key="rp_play").click().run()  # from where the scrubber is
+    assert at.select_slider(key="rp_epoch").value == 1 and at.button(key="rp_play").label == "Pause"
+    at.button(key="rp_play").click().run()  # Pause holds the epoch shown
+    assert at.select_slider(key="rp_epoch").value == 1 and at.button(key="rp_play").label == "Play"
+    at.run()
+    assert at.select_slider(key="rp_epoch").value == 1
+    _no_exception(at)
 
 
 def test_replay_page_shows_kl_per_dimension_for_4d(models):
@@ -149,18 +191,37 @@ def test_compare_shows_models_on_the_same_axes(models):
     assert len(scatters) == 2 and len(manifolds) == 2
     ranges = {tuple(np.round(f["layout"][axis]["range"], 4)) for f in scatters + manifolds for axis in ("xaxis", "yaxis")}
     assert len(ranges) == 1, f"every plot spans the same range: {ranges}"
-    (lo, hi), = ranges
-    assert lo < -3 and 3 < hi < 3.5  # by default the prior's region: [-3, 3] plus half a cell
+    shown = [_share_shown(f) for f in scatters]
+    assert min(shown) >= 0.98, f"by default the axes fit every model's codes: {shown}"
+    assert at.radio(key="cmp_axes").value == "fit"
     rd = [f for f in figures if f["data"][0].get("mode") == "lines+markers+text"][0]
     assert [t["name"] for t in rd["data"]] == ["r2", "ae"]
     assert "β 0, recon weight 1" in _text(at) and "plain autoencoder" in _text(at)
-    at.radio(key="cmp_axes").set_value("fit").run()
+    at.radio(key="cmp_axes").set_value("prior").run()  # the prior's region: one click away
     _no_exception(at)
     figures = [f for f in _figures(at) if f["data"][0]["type"] == "image"
                or any(t.get("name", "").startswith("prior") for t in f["data"])]
-    fitted = {tuple(np.round(f["layout"][axis]["range"], 4)) for f in figures for axis in ("xaxis", "yaxis")}
-    assert len(fitted) == 1 and fitted != ranges
+    prior = {tuple(np.round(f["layout"][axis]["range"], 4)) for f in figures for axis in ("xaxis", "yaxis")}
+    (lo, hi), = prior
+    assert lo < -3 and 3 < hi < 3.5 and prior != ranges  # [-3, 3] plus half a cell
     assert any(row.get("model") == "ae" for row in at.dataframe[0].value.to_dict("records"))
+
+
+def test_compare_says_no_collapse_before_the_first_epoch_has_finished(teach_env):
+    """An untrained ELBO model (the lecture's width) gives every image nearly the same code: that is where
+    training starts, and the usage note says so instead of flagging a posterior collapse."""
+    from vae.analysis.encoding import encode_dataset
+    from vae.analysis.usage import latent_usage
+
+    test = load_dataset("shapes", "test")
+    trainer = Trainer(ModelConfig(hidden=(512, 256, 256)), TrainConfig(epochs=1, train_limit=300, device="cpu"),
+                      load_dataset("shapes", "train"), test)
+    assert latent_usage(*encode_dataset(trainer.model, test.subset(2000).float_images())).collapsed  # the trap
+    path = ckpt_io.save(trainer.checkpoint_payload(), teach_env / "models" / "untrained.pt")
+    at = _open("pages/compare.py", ("path", str(path)))
+    assert ckpt_io.load(path).epoch == 0
+    assert not any("posterior collapse" in w.value for w in at.warning), [w.value for w in at.warning]
+    assert "posterior collapse" not in _text(at) and "before the first epoch has finished" in _text(at)
 
 
 def test_compare_preset_trains_the_three_variants_as_one_job(teach_env):
@@ -213,6 +274,10 @@ def test_compare_beta_sweep_trains_three_betas_in_10d_and_shows_their_mig(teach_
     rows = at.dataframe[0].value.to_dict("records")
     assert [r["β"] for r in rows] == [1.0, 4.0, 8.0] and all(0 <= r["MIG"] <= 1 for r in rows), rows
     assert _text(at).count("In between") == 1, "β = 4 and 8 are not the lecture's full-ELBO variant (β = 1 is)"
+    strips = [image for image in at.image if "test images #0-#5" in image.captions[0]]
+    assert [image.captions[0].split(":")[0] for image in strips] == [m.name for m in group.members]
+    assert all("top: the images, bottom: decode(mu(x))" in image.captions[0] for image in strips)
+    assert len({tuple(image.value) for image in strips}) == 3, "each model draws its own reconstructions"
 
 
 # --- scatter, train, sidebar ----------------------------------------------------------------------
