@@ -16,6 +16,7 @@ from vae.render.palette import CONTINUOUS_SCALE, PALETTE, class_color, class_mar
 
 CURVES = (("recon", "Reconstruction (nats)"), ("kl", "KL divergence (nats)"), ("total", "Total: negative ELBO (nats)"))
 FONT = dict(size=15)
+HOVER_FONT_PX = 16
 
 
 def ema(values: list[float], alpha: float = 0.3) -> list[float]:
@@ -57,11 +58,16 @@ def thin(values: list, max_points: int = MAX_CURVE_POINTS) -> list:
     return kept if (len(values) - 1) % stride == 0 else kept + [values[-1]]
 
 
-def loss_curves(history: list[dict], height: int = 340, reuse: go.Figure | None = None) -> go.Figure:
-    """Three panels (reconstruction, KL, total) with smoothed training curves and test points.
+CHANGE_COLOUR = "#C2185B"  # a setting changed mid-run: a dashed vertical line on each panel, labelled
+
+
+def loss_curves(history: list[dict], height: int = 340, reuse: go.Figure | None = None,
+                marks: list[tuple[float, str]] = ()) -> go.Figure:
+    """Three panels (reconstruction, KL, total) with smoothed training curves and test points; marks: (epoch,
+    label) of each setting changed mid-run, drawn as a labelled vertical line on every panel.
 
     Building the panels is slow next to replacing their data, so a live view that redraws often
-    passes its last figure as `reuse`, and only the data is replaced.
+    passes its last figure as `reuse`, and only the data (and the marks) are replaced.
     """
     s = curve_series(history)
     series = []
@@ -71,6 +77,11 @@ def loss_curves(history: list[dict], height: int = 340, reuse: go.Figure | None 
     with fig.batch_update():
         for trace, (x, y) in zip(fig.data, series):
             trace.x, trace.y = x, y
+        fig.layout.shapes = [
+            dict(type="line", xref=f"x{col if col > 1 else ''}", yref=f"y{col if col > 1 else ''} domain", x0=x, x1=x,
+                 y0=0, y1=1, line=dict(color=CHANGE_COLOUR, width=2, dash="dash"),
+                 label=dict(text=text, textposition="end", xanchor="left", font=dict(size=13, color=CHANGE_COLOUR)))
+            for x, text in marks for col in range(1, len(CURVES) + 1)]
     return fig
 
 
@@ -99,10 +110,11 @@ HIGHLIGHT = dict(size=24, color="#000000", symbol="star", line=dict(color="#FFFF
 
 
 def readable(fig: go.Figure) -> go.Figure:
-    """FONT on ticks, axis titles and legend: streamlit's chart theme shrinks a figure-wide font."""
+    """FONT on ticks, axis titles, legend and hover labels: streamlit's chart theme shrinks a figure-wide font
+    (and plotly's hover text, 13 px, is hard to read across a classroom)."""
     fig.update_xaxes(tickfont=FONT, title_font=FONT)
     fig.update_yaxes(tickfont=FONT, title_font=FONT)
-    return fig.update_layout(font=FONT, legend_font=FONT)
+    return fig.update_layout(font=FONT, legend_font=FONT, hoverlabel_font_size=HOVER_FONT_PX)
 
 
 def _code_traces(xy: np.ndarray, labels: np.ndarray, class_names: list[str], indices: np.ndarray,
