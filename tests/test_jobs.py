@@ -421,3 +421,69 @@ def test_resume_reads_the_files_own_image_folder_only_where_home_would(tmp_path,
     job.stop()
     _wait(job)
     assert asked == [str(allowed)]
+
+
+# --- teaching controls (vae/training/control.py) --------------------------------------------------------
+
+def _held(job, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not job.control.waiting:
+        assert time.monotonic() < deadline and job.state().active, "the job never held at the gate"
+        time.sleep(0.01)
+
+
+def _thread_ticks(native_id: int) -> int:
+    fields = Path(f"/proc/self/task/{native_id}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads a thread's CPU time from /proc")
+def test_a_paused_job_holds_its_step_for_5_s_with_no_cpu_and_steps_exactly(tmp_path, tiny_loader):
+    registry = JobRegistry(tmp_path, max_running=1)
+    job = registry.start(*_cfgs(epochs=50))
+    try:
+        job.pause()
+        _held(job)
+        state, ticks = job.state(), _thread_ticks(job.control.thread_id)
+        time.sleep(5)
+        assert job.state().step == state.step and job.state().version == state.version and job.state().paused
+        assert _thread_ticks(job.control.thread_id) - ticks <= 1  # ticks of 10 ms: none used
+        for k in range(1, 6):
+            version = job.state().version
+            job.step()
+            _held(job)
+            assert job.state().step == state.step + k and job.state().version > version  # new weights each step
+        job.step_epoch()
+        _held(job)
+        assert job.state().step % 8 == 0  # 256 images in batches of 32: the epoch ran to its end
+        job.change("beta", 8)
+        job.step()
+        _held(job)
+        assert job.train_config.beta == 8.0
+        assert [r["setting"] for r in job.history() if r["kind"] == "change"] == ["beta"]
+    finally:
+        job.stop()
+        job.join(30)
+    assert not job.state().active
+    saved = ckpt_io.load(job.state().checkpoint_path)
+    assert saved.train_config.beta == 8.0 and [r["new"] for r in saved.history if r["kind"] == "change"] == [8.0]
+
+
+def test_a_compare_group_pauses_and_steps_as_one(tmp_path, tiny_loader):
+    registry = JobRegistry(tmp_path, max_running=1)
+    group = registry.start_variants(_cfgs(epochs=50)[0], [("a", _cfgs(epochs=50)[1]), ("b", _cfgs(epochs=50)[1])],
+                                    name="lec")
+    try:
+        group.pause()
+        _held(group)
+        assert all(m.control is group.control for m in group.members)
+        step = group.state().step
+        group.step()
+        _held(group)
+        assert group.state().step == step + 1
+        time.sleep(1)
+        assert group.state().step == step + 1
+    finally:
+        group.stop()
+        group.join(30)
+    assert not group.state().active

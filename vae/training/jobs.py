@@ -22,10 +22,12 @@ from vae.data import DatasetUnavailable, load_for
 from vae.nets.model import VAE
 from vae.training.replay import ReplayRecorder
 from vae.training.threads import become_a_training_thread
+from vae.training.control import Control, check_change
 from vae.training.trainer import Trainer, TrainingDiverged
 from vae.training.view import ModelView
 
 SNAPSHOT_SECONDS = 3.0  # also publish weights mid-epoch, so long epochs still animate the explore pages
+STEP_WAIT_SECONDS = 2.0  # Step waits this long at most for its batch's weights, so the rerun after it shows them
 ENDED = ("finished", "stopped", "failed")
 
 
@@ -46,6 +48,8 @@ class JobState:
     version: int  # bumps with every weights snapshot
     checkpoint_path: str
     started: float
+    paused: bool = False  # held by its Control (vae/training/control.py)
+    slow_ms: int = 0  # slow motion's pace, 0 at full speed
 
     @property
     def active(self) -> bool:
@@ -69,6 +73,7 @@ class TrainingJob:
         self.resume_from = resume_from
         self._reservation = reservation
         self.stop_event = threading.Event()
+        self.control = Control(self.stop_event)  # pause, step, slow motion, changes (the trainer holds to it)
         self._lock = threading.Lock()
         self._status, self._message = "starting", ""
         self._progress = {"epoch": 0.0, "step": 0, "total_steps": 0, "samples_per_sec": 0.0, "eta_seconds": float("nan")}
@@ -91,11 +96,53 @@ class TrainingJob:
         return self
 
     def stop(self) -> None:
-        """Asks the trainer to stop between two steps; what was learned is saved."""
+        """Asks the trainer to stop between two steps (a paused one too); what was learned is saved."""
         with self._lock:
             if self._status in ("starting", "running"):
                 self._status = "stopping"
         self.stop_event.set()
+        self.control.wake()
+
+    def pause(self) -> None:
+        self.control.pause()
+
+    def resume(self) -> None:
+        self.control.resume()
+
+    def step(self, batches: int = 1, wait: float = STEP_WAIT_SECONDS) -> None:
+        """Lets `batches` batches through, then holds; waits (up to `wait` s) for the weights they made, so a
+        page that reruns next shows them."""
+        version = self.state().version
+        self.control.step(batches)
+        self._wait_for_version(version, wait)
+
+    def step_epoch(self, wait: float = STEP_WAIT_SECONDS) -> None:
+        version = self.state().version
+        self.control.step_epoch()
+        self._wait_for_version(version, wait)
+
+    def set_slow(self, ms: int) -> None:
+        self.control.set_slow(ms)
+
+    def change(self, setting: str, value) -> bool:
+        """Changes a live setting from the next batch (ConfigError out of its range); False when it already has
+        that value."""
+        value = check_change(setting, value)
+        if float(getattr(self.train_config, setting)) == value:
+            return False
+        self.control.change(setting, value)
+        return True
+
+    @property
+    def train_config(self) -> TrainConfig:
+        """The run's settings as they are now (a change replaces them)."""
+        with self._lock:
+            return self.train_cfg
+
+    def _wait_for_version(self, version: int, wait: float) -> None:
+        deadline = time.monotonic() + wait
+        while self.state().version == version and self.state().active and time.monotonic() < deadline:
+            time.sleep(0.005)
 
     def join(self, timeout: float | None = None) -> None:
         if self._thread.ident is not None:  # a job that failed before it started has no thread to wait for
@@ -108,7 +155,7 @@ class TrainingJob:
             return JobState(
                 self.job_id, self.name, self._status, self._message, p["epoch"], self.train_cfg.epochs,
                 p["step"], p["total_steps"], p["samples_per_sec"], p["eta_seconds"], self._version,
-                str(self.checkpoint_path), self._started,
+                str(self.checkpoint_path), self._started, paused=self.control.paused, slow_ms=self.control.slow_ms,
             )
 
     def history(self) -> list[dict]:
@@ -171,7 +218,7 @@ class TrainingJob:
         """A trainer wired to this job (its events publish snapshots and autosave); data: the (train, test)
         sets when the caller already holds them. The job's own thread calls it, or a VariantsJob's."""
         train, test = data or self._load_data()
-        trainer = Trainer(self.model_cfg, self.train_cfg, train, test, stop_event=self.stop_event)
+        trainer = Trainer(self.model_cfg, self.train_cfg, train, test, stop_event=self.stop_event, control=self.control)
         if self.resume_from is not None:
             trainer.restore(self.resume_from)
             with self._lock:
@@ -180,6 +227,7 @@ class TrainingJob:
         ReplayRecorder(seed=self.train_cfg.seed).attach(trainer)  # first: autosave then holds the epoch's frame
         trainer.add_callback("on_step", self._on_step)
         trainer.add_callback("on_epoch_end", self._on_epoch_end)
+        trainer.add_callback("on_change", self._on_change)
         with self._lock:
             self._class_names = list(train.class_names)
             self._replay = trainer.extras.get(REPLAY_KEY)
@@ -198,8 +246,14 @@ class TrainingJob:
                 epoch=record["epoch"], step=trainer.step, samples_per_sec=sps,
                 eta_seconds=remaining * trainer.cfg.batch_size / sps if sps > 0 else float("nan"),
             )
-        if time.monotonic() - self._last_snapshot_time > SNAPSHOT_SECONDS:
+        # Paused, stepping or in slow motion, each batch's weights go out: the pages show the model at that step.
+        if trainer.control.stepping or time.monotonic() - self._last_snapshot_time > SNAPSHOT_SECONDS:
             self._publish_weights(trainer)
+
+    def _on_change(self, trainer: Trainer, record: dict) -> None:
+        with self._lock:
+            self._history.append(record)
+            self.train_cfg = trainer.cfg  # a save, a resume and the pages see the new value
 
     def _on_epoch_end(self, trainer: Trainer, record: dict) -> None:
         with self._lock:
@@ -283,6 +337,7 @@ class VariantsJob(TrainingJob):
         self.members = list(members)
         for member in self.members:
             member.stop_event = self.stop_event  # one Stop ends them all
+            member.control = self.control  # and one Pause, Step or speed holds them all
             member.owner = owner  # a member looked at on its own is steered as its group
             member.slim_when_finished = True
 
