@@ -16,15 +16,27 @@ from vae.render.figures import kl_per_dim_figure, latent_scatter, manifold_figur
 from vae.analysis.usage import latent_usage
 from vae.render.images import upscale_factor, upscale_nearest
 from vae.training.replay import replay_gif
+from vae.checkpoint.format import changes_of, describe_change
 from vae.checkpoint.replay import frame_plane, replay_extent, replay_from_extras
 
 ROW_PX = 700  # a 1-D model's manifold, one row of tiles, is enlarged to about this width
 FRAME_SECONDS = 0.8  # Play shows each epoch this long (the GIF: GIF_FRAME_MS)
 
 
-def pick_frame(epochs: list[int], live: bool) -> int:
+def change_marks(history: list[dict], epochs: list[int]) -> dict[int, list[str]]:
+    """The settings changed mid-run, by the first replay epoch that shows the model after each change."""
+    marks: dict[int, list[str]] = {}
+    for record in changes_of(history):
+        after = next((e for e in epochs if e > record["epoch"]), None)  # a frame after a batch of the new value
+        if after is not None:
+            marks.setdefault(after, []).append(describe_change(record))
+    return marks
+
+
+def pick_frame(epochs: list[int], live: bool, marks: dict[int, list[str]]) -> int:
     """The scrubber and its Play button; while the model trains the scrubber follows the newest epoch unless
-    told to hold. Playing, each run of the frames' fragment (one every FRAME_SECONDS) shows the next epoch."""
+    told to hold. Playing, each run of the frames' fragment (one every FRAME_SECONDS) shows the next epoch.
+    marks: epochs that come after a setting was changed, marked ◆ on the scrubber and named under it."""
     follow = live and st.toggle("Follow the newest epoch", value=True, key="rp_follow")
     playing = st.session_state.get("rp_playing", False) and not follow
     pressed = st.session_state.get("rp_play", False)  # Play or Pause: this run answers the button, it is no tick
@@ -45,7 +57,11 @@ def pick_frame(epochs: list[int], live: bool) -> int:
         st.session_state.update(rp_playing=not playing, rp_play_started=not playing)
         st.rerun()  # the whole page, so the frames' fragment starts (or stops) its timer
     epoch = scrub.select_slider("Epoch", options=epochs, key="rp_epoch", disabled=follow or playing,
+                                format_func=lambda e: f"{e} ◆" if e in marks else str(e),
                                 help="Epoch 0 is the untrained model. Long runs keep an even selection of epochs.")
+    if marks:
+        st.caption("◆ changed while it trained: " + "; ".join(
+            f"{text} (shown from epoch {e})" for e, texts in sorted(marks.items()) for text in texts) + ".")
     return epochs.index(epoch)
 
 
@@ -67,7 +83,8 @@ def replay_section(view, was_live: bool) -> None:
 def draw_frame(view, replay) -> None:
     """The scrubber, then the chosen epoch's manifold and test codes; a fragment of its own, so playing
     redraws only this."""
-    frame = pick_frame([int(e) for e in replay.epochs], view.live)
+    epochs = [int(e) for e in replay.epochs]
+    frame = pick_frame(epochs, view.live, change_marks(view.history, epochs))
     extent = replay_extent(replay)
     recon, kl = replay.metrics[frame]
     left, right = st.columns(2, gap="large")

@@ -15,10 +15,11 @@ from pages.ui.current_model import ModelRef, use_source
 from pages.ui.explain import math_expander
 from pages.ui.forms import build_configs, form_settings, settings_inputs
 from pages.ui.job_access import session_id, stop_button
+from pages.ui.job_controls import job_controls
 from pages.ui.live_plot import live_plotly_chart, themed
 from pages.ui.places import MAX_UPLOAD_MB, checkpoint_dir, data_dir, registry
 from vae import checkpoint as ckpt_io
-from vae.checkpoint.format import CheckpointError
+from vae.checkpoint.format import CheckpointError, changes_of, describe_change
 from vae.config import ConfigError, ModelConfig, TrainConfig
 from vae.data import (UPLOADS, DataFolderRefused, DatasetUnavailable, allowed_data_dirs, check_data_dir,
     class_counts, dataset_available, dataset_spec, load_dataset, resolve_data_dir)
@@ -259,7 +260,8 @@ def curves_figure(job_id: str, history: list, active: bool) -> tuple[int, str]:
     now = time.monotonic()
     if kept is None or kept[0] != job_id or not active or now - kept[3] >= CURVES_SECONDS:
         reuse = kept[1] if kept and kept[0] == job_id else None
-        fig = loss_curves(history, reuse=reuse)
+        marks = [(r["epoch"], describe_change(r)) for r in changes_of(history)]
+        fig = loss_curves(history, reuse=reuse, marks=marks)
         if fig is not reuse:
             themed(fig)
         st.session_state["_curves"] = kept = (job_id, fig, fig.to_json(), now)
@@ -284,9 +286,13 @@ def live_view(job: TrainingJob) -> None:
         st.warning(state.message)
     st.progress(state.fraction, text=(
         f"epoch {min(int(state.epoch) + 1, state.epochs) if state.active else int(state.epoch)}/{state.epochs} · "
-        f"step {state.step}/{state.total_steps} · {state.samples_per_sec:,.0f} samples/s · "
-        f"ETA {_format_seconds(state.eta_seconds) if state.active else 'done'}"
+        f"step {state.step}/{state.total_steps} · "
+        + ("paused · " if state.paused and state.active else "")
+        + (f"slow motion, a batch every {state.slow_ms} ms · " if state.slow_ms and state.active else "")
+        + f"{state.samples_per_sec:,.0f} samples/s · ETA {_format_seconds(state.eta_seconds) if state.active else 'done'}"
     ))
+    if state.active:
+        job_controls(job, key="train")
     history = job.history()
     if history:
         live_plotly_chart(*curves_figure(job.job_id, history, state.active), key="curves")

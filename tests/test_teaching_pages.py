@@ -327,3 +327,23 @@ def test_train_page_reconstruction_weight_and_the_math():
     _no_exception(at)
     assert at.expander[-1].label == "The math"
     assert any(r"w\,R + \beta\,\mathrm{KL} = 0.00" in latex.value for latex in at.latex)
+
+
+def test_replay_page_marks_the_epoch_after_a_setting_changed(teach_env):
+    from vae.training.control import Control
+
+    control = Control()
+    data = load_dataset("shapes", "train"), load_dataset("shapes", "test")
+    cfg = TrainConfig(epochs=3, train_limit=1000, batch_size=128, device="cpu")
+    trainer = Trainer(ModelConfig(hidden=(64,), latent_dim=2), cfg, *data, control=control)
+    ReplayRecorder(n_codes=200).attach(trainer)
+    control.resume()
+    trainer.run_epoch()
+    control.change("beta", 4)
+    trainer.run()
+    path = ckpt_io.save(trainer.checkpoint_payload(), teach_env / "models" / "changed.pt")
+    at = _open("pages/replay.py", ("path", str(path)))
+    _no_exception(at)
+    slider = at.select_slider(key="rp_epoch")
+    assert slider.options == ["0", "1", "2 ◆", "3"], slider.options
+    assert any("◆ changed while it trained: β 1 → 4 at step 8 (shown from epoch 2)" in c.value for c in at.caption)

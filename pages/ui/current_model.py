@@ -112,11 +112,18 @@ def current_view() -> ModelView | None:
         return None
 
 
-def starting_job():
-    """The tab's job when it runs but has published no weights yet, else None."""
+def following_job():
+    """The job whose model this tab shows, while it runs (a Compare group's member is steered as its group), else
+    None."""
     source = st.session_state.get("model_source")
     job = registry().get(source[1]) if source and source[0] == "job" else None
     return job if job is not None and job.state().active else None
+
+
+def starting_job():
+    """The tab's job when it runs but has published no weights yet (callers ask when they have no view), else
+    None."""
+    return following_job()
 
 
 def require_model() -> ModelView | None:

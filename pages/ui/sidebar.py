@@ -7,8 +7,9 @@ import math
 
 import streamlit as st
 
-from pages.ui.current_model import current_view, starting_job
+from pages.ui.current_model import current_view, following_job, starting_job
 from pages.ui.job_access import running_jobs, teacher_key_box
+from pages.ui.job_controls import card_controls
 from vae.data import describe_shape
 from vae.training.view import ModelView
 
@@ -63,3 +64,7 @@ def _card_body() -> None:
         if view.train_config is not None and view.train_config.warmup_epochs > 0:
             rows["β warm-up"] = f"{view.train_config.warmup_epochs:g} epochs"
         st.markdown("\n".join(f"- {k}: **{v}**" for k, v in rows.items()))
+        if view.live:
+            job = following_job()
+            if job is not None:
+                card_controls(job)
