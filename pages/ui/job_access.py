@@ -67,8 +67,9 @@ def _running_jobs_body() -> None:
         for job in jobs:
             state, here = job.state(), source is not None and tuple(source) == ("job", job.job_id)
             label = f"{state.name} · epoch {min(int(state.epoch) + 1, state.epochs)}/{state.epochs}"
-            if st.button(label, key=f"open_job_{job.job_id}", icon=":material/visibility:", width="stretch",
-                         disabled=here, help="Shown on this tab's Explore pages" if here else
+            if st.button(label, key=f"open_job_{job.job_id}", width="stretch", disabled=here,
+                         icon=":material/check:" if here else ":material/visibility:",
+                         help="Shown on this tab's Explore pages" if here else
                          "Show it on this tab's Explore pages, live"):
                 use_source(ModelRef("job", job.job_id))
                 st.rerun()  # the whole app: the page and the model card follow the job

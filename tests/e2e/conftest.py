@@ -166,6 +166,19 @@ def wait_until(predicate, timeout: float, message, interval: float = 0.25, page=
             time.sleep(interval)
 
 
+def start_job(page, name: str, epochs: int, batch: int) -> None:
+    """On the Train page (the tab is there): these epochs and batch size and the checkpoint name typed, Start
+    pressed; returns once the page says the job runs."""
+    for label, value in (("Epochs", str(epochs)), ("Batch size", str(batch)), ("Checkpoint name (optional)", name)):
+        field = page.get_by_label(label, exact=True)
+        field.fill(value)
+        field.press("Tab")
+    page.get_by_role("button", name=re.compile("Start training")).click()
+    said = lambda: page.locator('[data-testid="stMain"]').inner_text()  # noqa: E731
+    wait_until(lambda: f"{name}: running" in said(), 120,
+               lambda: f"the job did not start; the Train page says {said()[-300:]!r}", page=page)
+
+
 _EXCEPTION_TEXTS_JS = """() => Array.from(document.querySelectorAll('[data-testid="stException"]')).map(el => {
     let text = el.innerText;
     for (const b of el.querySelectorAll('button, a')) {  // "Copy", "Ask Google", ...

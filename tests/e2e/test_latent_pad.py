@@ -14,8 +14,8 @@ import time
 import numpy as np
 import pytest
 
-from tests.e2e.conftest import (DEFAULT_SHAPES, SCREENSHOTS, assert_clean, screenshot, wait_for_app_idle,
-                                wait_until)
+from tests.e2e.conftest import (DEFAULT_SHAPES, SCREENSHOTS, assert_clean, screenshot, start_job,
+                                wait_for_app_idle, wait_until)
 from tests.e2e.test_encoder_panel import SEVEN, _stroke
 from tests.e2e.test_teacher_loop import go, main_text
 from vae import checkpoint as ckpt_io
@@ -135,13 +135,7 @@ def test_4_while_a_job_trains_new_weights_arrive_and_the_point_stays(page, state
     if not state.get("open"):
         pytest.skip("needs the pad open")
     go(page, "train", "Train a VAE")
-    for label, value in (("Epochs", "50"), ("Batch size", "16"), ("Checkpoint name (optional)", JOB_NAME)):
-        field = page.get_by_label(label, exact=True)
-        field.fill(value)
-        field.press("Tab")
-    page.get_by_role("button", name=re.compile("Start training")).click()
-    wait_until(lambda: f"{JOB_NAME}: running" in main_text(page), 120, lambda: (
-        f"the job did not start; the Train page says {main_text(page)[-300:]!r}"), page=page)
+    start_job(page, JOB_NAME, epochs=50, batch=16)
     try:
         open_pad(page)
         wait_until(lambda: (pad_state(page) or {}).get("key", "").startswith("job:"), 30,
