@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from pages.ui.class_legend import class_legend
 from pages.ui.current_model import ModelRef, ModelUnavailable, open_model
 from pages.ui.encodings import encoded_test_set, test_set_size
 from pages.ui.explore import EXPLORE_POLL_SECONDS
@@ -41,6 +42,7 @@ MAX_MODELS = 3
 CODES = 2000  # test codes per model: enough to see the shape of the space, light to send three times
 AXES = {"fit": "Fit every model's codes (98%)", "prior": "The prior's region, [-3, 3]"}  # the first is the default
 PRIOR_HALF = 3.0
+PLOT_HEIGHT = {1: 460, 2: 400, 3: 280}  # px, by the number of models: near a column's width, so a square plot fills it
 RECON_IMAGES = 6  # test images every model reconstructs, the same ones in each column
 RECON_PX = 480  # the strip is enlarged (nearest neighbour) to about this width, then fits its column
 
@@ -196,14 +198,20 @@ def draw_columns(chosen: list[str], axes: str, n: int, was_live: bool) -> None:
                 st.info(why)
             else:
                 model_header(view)
+    codes = [e for e in encoded.values() if e is not None]
+    one_key = len({tuple(e.class_names) for e in codes}) == 1  # the same classes: say once which colour is which
+    if one_key:
+        st.markdown(class_legend(np.concatenate([e.labels for e in codes]), codes[0].class_names)
+                    + " &nbsp; ╌ the prior N(0, I), 1σ and 2σ", unsafe_allow_html=True)
+    height = PLOT_HEIGHT[min(len(chosen), MAX_MODELS)]
 
     def scatter(i: int, view: ModelView) -> None:
         enc = encoded.get(view.key)
         if enc is None:
             return
         st.plotly_chart(latent_scatter(
-            points[view.key], enc.labels, enc.class_names, axis_range=edges, height=420, marker_size=4,
-            opacity=0.6, legend_below=True, uirevision=f"cmp-scatter-{i}", webgl=False,
+            points[view.key], enc.labels, enc.class_names, axis_range=edges, height=height, marker_size=4,
+            opacity=0.6, show_legend=not one_key, legend_below=True, uirevision=f"cmp-scatter-{i}", webgl=False,
         ), key=f"cmp_scatter_{i}", config={"displayModeBar": False})
         outside = share_outside(points[view.key], edges)
         if outside >= 0.01:
@@ -212,7 +220,7 @@ def draw_columns(chosen: list[str], axes: str, n: int, was_live: bool) -> None:
     def manifold(i: int, view: ModelView) -> None:
         if view.model_config.latent_dim >= 2:
             tiled = tile_images(decode_grid(view.model, xs, ys))  # (n*H, n*W[, 3]) uint8, one forward pass
-            st.plotly_chart(manifold_figure(tiled, xs, ys, height=420, max_labels=5),
+            st.plotly_chart(manifold_figure(tiled, xs, ys, height=height, max_labels=5),
                             key=f"cmp_manifold_{i}", config={"displayModeBar": False})
 
     def reconstructions(i: int, view: ModelView) -> None:

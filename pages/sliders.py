@@ -12,12 +12,12 @@ from pages.ui.shell import enter_app
 
 enter_app()  # first: see pages/ui/shell.py
 
-import html
 import os
 
 import numpy as np
 import streamlit as st
 
+from pages.ui.class_legend import class_legend
 from pages.ui.encodings import data_source, encoded_test_set, stored_caption
 from pages.ui.explore import EXPLORE_CODES, explore_page, live_fragment, pick_dims
 from pages.ui.latent_pad import latent_pad
@@ -154,14 +154,6 @@ def side_scatter(view, encoded, dims: tuple[int, int], k: int, point: tuple[floa
     return kept[1].png(point)
 
 
-def legend(labels: np.ndarray, class_names: list[str]) -> str:
-    """One coloured dot and name per class present, as HTML (names escaped)."""
-    present = sorted(set(int(v) for v in np.unique(labels)))
-    return " &nbsp; ".join(
-        f'<span style="color:{class_color(i)};font-size:1.3em">●</span> '
-        f'{html.escape(class_names[i] if i < len(class_names) else str(i))}' for i in present)
-
-
 def draw_server_sliders(view, encoded, dims: tuple[int, int], base, held: str) -> None:
     d = view.model_config.latent_dim
     controls, picture, scatter = st.columns([4, 4, 5], gap="large")
@@ -188,7 +180,7 @@ def draw_server_sliders(view, encoded, dims: tuple[int, int], base, held: str) -
         st.image(side_scatter(view, encoded, dims, k, (v1, v2)), width="content", output_format="PNG",
                  caption=f"{names[0]} → right, {names[1]} ↑, over [−{LIMIT:g}, {LIMIT:g}]; grey lines: the axes "
                          f"through 0. Ringed dot: the slider point. Dashed: the prior's 1σ and 2σ circles.")
-        st.markdown(legend(encoded.labels[:k], encoded.class_names), unsafe_allow_html=True)
+        st.markdown(class_legend(encoded.labels[:k], encoded.class_names), unsafe_allow_html=True)
         st.caption(f"Dots: posterior means of {k:,} test images, by label.")
 
 

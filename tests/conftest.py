@@ -1,10 +1,12 @@
 """Shared fixtures: tiny in-memory datasets and configs so tests never download anything."""
+import base64
 import io
 import os
 import pickle
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import streamlit as st
 import torch
@@ -91,6 +93,13 @@ def open_page(page: str, source=None, timeout: float = 60):
 
 
 # --- shared by several test files --------------------------------------------------------------------
+
+def plotly_array(value) -> np.ndarray:
+    """An array of a figure's JSON (a chart element's proto.spec): a plain list, or {'dtype', 'bdata'} base64."""
+    if isinstance(value, dict):
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+    return np.asarray(value)
+
 
 def assert_one_sentence(message: str, capital: bool = False, max_len: int | None = None) -> None:
     """What a person reads: one line, a full stop last, no traceback. A sentence may start with a

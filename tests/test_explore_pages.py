@@ -17,7 +17,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from pages.ui.sitemap import PAGES as SITE
-from tests.conftest import assert_no_exception, open_page
+from tests.conftest import assert_no_exception, open_page, plotly_array
 from vae import checkpoint as ckpt_io
 from vae.config import ModelConfig, TrainConfig
 from vae.data import load_dataset
@@ -71,13 +71,6 @@ _no_exception = assert_no_exception
 
 def _figure(at: AppTest, index: int = 0) -> dict:
     return json.loads(at.get("plotly_chart")[index].proto.spec)
-
-
-def _array(value) -> np.ndarray:
-    """A plotly JSON array: a plain list, or {'dtype', 'bdata'} base64 binary."""
-    if isinstance(value, dict):
-        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
-    return np.asarray(value)
 
 
 def _class_traces(figure: dict) -> list[dict]:
@@ -187,7 +180,7 @@ def test_manifold_grid_size_spacing_and_overlay(models):
     figure = _figure(at)
     assert "Gaussian" in figure["layout"]["xaxis"]["title"]["text"]
     assert figure["layout"]["xaxis"]["range"] == pytest.approx([0, 1], abs=1e-6)  # the axis is Phi(z), ticks give z
-    assert sum(len(_array(t["x"])) for t in _class_traces(figure)) == 2000
+    assert sum(len(plotly_array(t["x"])) for t in _class_traces(figure)) == 2000
     assert any("normal CDF" in c.value for c in at.caption)
     download = at.get("download_button")[0]
     assert "196 x 196" in download.proto.help
@@ -207,10 +200,10 @@ def test_scatter_one_trace_per_class_with_counts(models):
     labels = load_dataset("shapes", "test").labels.numpy()
     assert [t["name"] for t in traces] == [f"{name} · {(labels == i).sum():,}" for i, name in enumerate(SHAPE_NAMES)]
     for label, trace in enumerate(traces):
-        ids = _array(trace["customdata"])
-        assert len(ids) == len(_array(trace["x"])) == (labels == label).sum()
+        ids = plotly_array(trace["customdata"])
+        assert len(ids) == len(plotly_array(trace["x"])) == (labels == label).sum()
         np.testing.assert_array_equal(labels[ids], label)
-    assert sum(len(_array(t["x"])) for t in traces) == SHAPES_TEST_SIZE
+    assert sum(len(plotly_array(t["x"])) for t in traces) == SHAPES_TEST_SIZE
     assert sum(t["name"].startswith("prior") for t in _figure(at)["data"]) == 2
     legend = _figure(at)["layout"]["legend"]  # a row over the plot: beside it, it took a third of the width at 1280 px
     assert legend["orientation"] == "h" and legend["y"] > 1 and legend["yanchor"] == "bottom"
@@ -222,7 +215,7 @@ def test_scatter_names_each_class_at_its_centre_until_the_toggle_is_off(models):
     assert sorted(names) == sorted(SHAPE_NAMES)  # one per class
     for trace in _class_traces(_figure(at)):  # at the median of the class's plotted dots
         name = trace["name"].split(" · ")[0]
-        centre = np.median(_array(trace["x"])), np.median(_array(trace["y"]))
+        centre = np.median(plotly_array(trace["x"])), np.median(plotly_array(trace["y"]))
         np.testing.assert_allclose(names[name], centre, atol=1e-5)
     at.toggle(key="sc_names").set_value(False).run()
     _no_exception(at)
@@ -240,10 +233,10 @@ def test_scatter_pick_a_point_and_color_by_a_factor(models):
     _no_exception(at)
     data = _figure(at)["data"]
     assert data[0]["marker"]["colorbar"]["title"]["text"].startswith("scale")
-    assert len(_array(data[0]["x"])) == SHAPES_TEST_SIZE and not _class_traces(_figure(at))
+    assert len(plotly_array(data[0]["x"])) == SHAPES_TEST_SIZE and not _class_traces(_figure(at))
     at.number_input(key="sc_count").set_value(500).run()
     _no_exception(at)
-    assert len(_array(_figure(at)["data"][0]["x"])) == 500
+    assert len(plotly_array(_figure(at)["data"][0]["x"])) == 500
 
 
 def test_scatter_pca_and_dims_for_a_4d_model(models):

@@ -1,7 +1,6 @@
 """AppTest: the teaching views of issue 7. Compare (loaded models on shared axes, and the
 three-variant preset run briefly on shapes), Training replay (scrubber, GIF button, rate and
 distortion, active units), the label map on the scatter, the math, and the sidebar card's weights."""
-import base64
 import json
 import os
 import time
@@ -12,7 +11,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import assert_no_exception, open_page
+from tests.conftest import assert_no_exception, open_page, plotly_array
 from pages.ui.sitemap import PAGES
 from vae import checkpoint as ckpt_io
 from vae.config import ModelConfig, TrainConfig
@@ -78,17 +77,10 @@ def _text(at: AppTest) -> str:
     return " ".join(e.value for e in [*at.markdown, *at.caption, *at.info, *at.warning])
 
 
-def _array(value) -> np.ndarray:
-    """A plotly JSON array: a plain list, or {'dtype', 'bdata'} base64 binary."""
-    if isinstance(value, dict):
-        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
-    return np.asarray(value, dtype=np.float64)
-
-
 def _share_shown(scatter: dict) -> float:
     """The share of a scatter's codes (its class traces, "<class> · <count>") inside its x and y ranges."""
     traces = [t for t in scatter["data"] if t["type"].startswith("scatter") and " · " in str(t.get("name"))]
-    xy = np.concatenate([np.stack([_array(t["x"]), _array(t["y"])], axis=1) for t in traces])
+    xy = np.concatenate([np.stack([plotly_array(t["x"]), plotly_array(t["y"])], axis=1) for t in traces])
     (x0, x1), (y0, y1) = scatter["layout"]["xaxis"]["range"], scatter["layout"]["yaxis"]["range"]
     return float(((xy[:, 0] >= x0) & (xy[:, 0] <= x1) & (xy[:, 1] >= y0) & (xy[:, 1] <= y1)).mean())
 
