@@ -159,6 +159,22 @@ def test_the_teacher_key_lets_any_tab_stop_any_job(env, monkeypatch):
     assert "teacher" not in b.session_state and b.text_input(key="teacher_key_input")
 
 
+def test_compare_offers_stop_only_to_the_tab_that_started_the_group(env):
+    base = TrainConfig(epochs=1000, **SMALL)
+    group = _registry().start_variants(ModelConfig(hidden=(32,), latent_dim=10), beta_sweep_variants(base), "sweep",
+                                       owner="the-teachers-tab")
+    at = app_test()
+    at.session_state["cmp_models"] = [f"job:{m.job_id}" for m in group.members]  # another tab follows the group
+    at.switch_page("pages/compare.py").run()
+    assert_no_exception(at, "compare")
+    assert not _buttons(at, "cmp_stop") and who_may_act("sweep") in _texts(at)
+    at.session_state["session_id"] = "the-teachers-tab"  # the same tab as the one that pressed Train all three
+    assert _buttons(at.run(), "cmp_stop")
+    at.button(key="cmp_stop").click().run()
+    group.join(30)
+    assert group.state().status == "stopped", group.state().message
+
+
 # --- interrupted runs --------------------------------------------------------------------------------
 
 def _one_epoch_of(train_cfg: TrainConfig, shapes_dir: Path, latent_dim: int = 2) -> Trainer:
