@@ -260,7 +260,7 @@ def curves_figure(job_id: str, history: list, active: bool) -> tuple[int, str]:
     now = time.monotonic()
     if kept is None or kept[0] != job_id or not active or now - kept[3] >= CURVES_SECONDS:
         reuse = kept[1] if kept and kept[0] == job_id else None
-        marks = [(r["epoch"], describe_change(r)) for r in changes_of(history)]
+        marks = [(r["epoch"], describe_change(r, when=False)) for r in changes_of(history)]
         fig = loss_curves(history, reuse=reuse, marks=marks)
         if fig is not reuse:
             themed(fig)

@@ -18,8 +18,7 @@ def job_controls(job, key: str) -> None:
     """The controls of a running job (a TrainingJob or a Compare group: its members move together)."""
     if not job.state().active:
         return
-    if not controls(job):
-        st.caption(f":material/lock: {who_may_act(job.name, 'pause, step or change it')}")
+    if not controls(job):  # the Stop's place already says, in one sentence, who may act (job_access.stop_button)
         return
     control = job.control
     with st.container(key=f"{key}_controls"):

@@ -294,11 +294,11 @@ def changes_of(history: list[dict]) -> list[dict]:
     return [r for r in history if r.get("kind") == "change"]
 
 
-def describe_change(record: dict) -> str:
-    """'β 1 → 8 at step 120' for the curves' markers, the CLI and the replay."""
+def describe_change(record: dict, when: bool = True) -> str:
+    """'β 1 → 8 at step 120' for the CLI and the replay; without `when`, 'β 1 → 8' (the curves' marks sit at it)."""
     names = {"beta": "β", "recon_weight": "recon weight", "lr": "lr"}
-    return (f"{names.get(record['setting'], record['setting'])} {record['old']:g} → {record['new']:g} "
-            f"at step {record['step']}")
+    text = f"{names.get(record['setting'], record['setting'])} {record['old']:g} → {record['new']:g}"
+    return f"{text} at step {record['step']}" if when else text
 
 
 def history_bound(epoch: int, step: int, log_every: int) -> dict[str, int]:

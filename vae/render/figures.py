@@ -80,7 +80,8 @@ def loss_curves(history: list[dict], height: int = 340, reuse: go.Figure | None 
         fig.layout.shapes = [
             dict(type="line", xref=f"x{col if col > 1 else ''}", yref=f"y{col if col > 1 else ''} domain", x0=x, x1=x,
                  y0=0, y1=1, line=dict(color=CHANGE_COLOUR, width=2, dash="dash"),
-                 label=dict(text=text, textposition="end", xanchor="left", font=dict(size=13, color=CHANGE_COLOUR)))
+                 label=dict(text=text, textposition="end", textangle=0, xanchor="left", yanchor="top",
+                            font=dict(size=13, color=CHANGE_COLOUR)))
             for x, text in marks for col in range(1, len(CURVES) + 1)]
     return fig
 
