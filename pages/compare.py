@@ -42,7 +42,7 @@ MAX_MODELS = 3
 CODES = 2000  # test codes per model: enough to see the shape of the space, light to send three times
 AXES = {"fit": "Fit every model's codes (98%)", "prior": "The prior's region, [-3, 3]"}  # the first is the default
 PRIOR_HALF = 3.0
-PLOT_HEIGHT = {1: 460, 2: 400, 3: 280}  # px, by the number of models: near a column's width, so a square plot fills it
+PLOT_HEIGHT = {1: 460, 2: 400, 3: 260}  # px, by the number of models: near a column's width, so a square plot fills it
 RECON_IMAGES = 6  # test images every model reconstructs, the same ones in each column
 RECON_PX = 480  # the strip is enlarged (nearest neighbour) to about this width, then fits its column
 
@@ -204,15 +204,19 @@ def draw_columns(chosen: list[str], axes: str, n: int, was_live: bool) -> None:
         st.markdown(class_legend(np.concatenate([e.labels for e in codes]), codes[0].class_names)
                     + " &nbsp; ╌ the prior N(0, I), 1σ and 2σ", unsafe_allow_html=True)
     height = PLOT_HEIGHT[min(len(chosen), MAX_MODELS)]
+    titled = len(chosen) < MAX_MODELS  # three narrow columns: the axes' names go to the caption, their room to the plot
+
+    def fitted(fig):
+        return fig if titled else fig.update_xaxes(title_text=None).update_yaxes(title_text=None)
 
     def scatter(i: int, view: ModelView) -> None:
         enc = encoded.get(view.key)
         if enc is None:
             return
-        st.plotly_chart(latent_scatter(
+        st.plotly_chart(fitted(latent_scatter(
             points[view.key], enc.labels, enc.class_names, axis_range=edges, height=height, marker_size=4,
             opacity=0.6, show_legend=not one_key, legend_below=True, uirevision=f"cmp-scatter-{i}", webgl=False,
-        ), key=f"cmp_scatter_{i}", config={"displayModeBar": False})
+        )), key=f"cmp_scatter_{i}", config={"displayModeBar": False})
         outside = share_outside(points[view.key], edges)
         if outside >= 0.01:
             st.caption(f"{outside:.0%} of these codes lie outside the range shown.")
@@ -220,7 +224,7 @@ def draw_columns(chosen: list[str], axes: str, n: int, was_live: bool) -> None:
     def manifold(i: int, view: ModelView) -> None:
         if view.model_config.latent_dim >= 2:
             tiled = tile_images(decode_grid(view.model, xs, ys))  # (n*H, n*W[, 3]) uint8, one forward pass
-            st.plotly_chart(manifold_figure(tiled, xs, ys, height=height, max_labels=5),
+            st.plotly_chart(fitted(manifold_figure(tiled, xs, ys, height=height, max_labels=5)),
                             key=f"cmp_manifold_{i}", config={"displayModeBar": False})
 
     def reconstructions(i: int, view: ModelView) -> None:
@@ -245,8 +249,8 @@ def draw_columns(chosen: list[str], axes: str, n: int, was_live: bool) -> None:
 
     for draw in (scatter, manifold, reconstructions, usage):
         row(resolved, draw)
-    st.caption(f"Every scatter and manifold spans z1, z2 in [{edges[0]:.1f}, {edges[1]:.1f}]; dashed circles: the prior "
-               f"N(0, I) at 1σ and 2σ. Scatters: posterior means of up to {CODES:,} test images."
+    st.caption(f"Every scatter and manifold spans z1 (across) and z2 (up) in [{edges[0]:.1f}, {edges[1]:.1f}]; dashed "
+               f"circles: the prior N(0, I) at 1σ and 2σ. Scatters: posterior means of up to {CODES:,} test images."
                + (" Models with more than two latent dimensions show z1, z2, the others held at 0."
                   if any(v.model_config.latent_dim > 2 for v in views) else ""))
     if views:
