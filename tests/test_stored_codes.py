@@ -212,6 +212,14 @@ def test_the_reconstructions_page_decodes_the_stored_codes(offline_mnist):
     assert "From test image #0 to #1" in text and not at.warning
 
 
+def test_compare_shows_the_reconstructions_of_the_stored_codes(offline_mnist):
+    path, _ = offline_mnist
+    at = open_page("pages/compare.py", ("path", str(path)))
+    strips = [image for image in at.image if "test images #0-#5" in image.captions[0]]
+    assert len(strips) == 1 and "decoded from the codes stored with the model" in strips[0].captions[0]
+    assert not at.warning
+
+
 @pytest.mark.parametrize("page", [p.script for p in SITE if p.section != "Model" and p.script not in OWN_TESTS])
 def test_every_other_explore_and_teach_page_works_from_the_stored_codes(offline_mnist, page):
     path, _ = offline_mnist
