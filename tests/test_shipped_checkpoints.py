@@ -3,9 +3,10 @@ checkpoints/README.md, each with a training replay for the Training replay page,
 the codes of their data (no image), so they explore on a machine without MNIST."""
 from __future__ import annotations
 
-import hashlib
+import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -56,20 +57,21 @@ def test_the_mnist_defaults_carry_codes_and_labels_but_no_image(name):
     assert set(raw["extras"]) == {"replay", CODES_KEY}
 
 
-# sha256 of each default's 20x20 manifold over [-3, 3]^2 on (z1, z2), as the Manifold page tiles it (uint8
-# (560, 560)): code that is moved or tidied must decode the same weights to the same pictures.
-MANIFOLD_DIGESTS = {
-    "default-mnist-2d.pt": "ed4a1b6c6e848e90fc936c8294dfaf3a4c41ac78b3c1fc02f85a266fafe2df1b",
-    "default-mnist-20d.pt": "07166bc6d653c824946fb1f37bdc7ffc1015b02a0a777f4dfd023cce4d1d1abf",
-    "default-shapes-2d.pt": "9127fb2a456d7b128b3e786f94be03a14ece89ee5fe5951c4d1c1fde296c3c08",
-}
+# Each default's 20x20 manifold over [-3, 3]^2 on (z1, z2), as the Manifold page tiles it (uint8 (560, 560)), as
+# the mean grey level of each of its 400 cells (tests/shipped_manifolds.json): code that is moved or tidied must
+# decode the same weights to the same pictures. Not a digest of the bytes: another CPU's kernels round a few
+# pixels to the next grey level, which moves a cell's mean by thousandths.
+MANIFOLDS = json.loads((Path(__file__).with_name("shipped_manifolds.json")).read_text())
+CELL_TOLERANCE = 0.25  # grey levels (of 255) a cell's mean may move
 
 
-@pytest.mark.parametrize("name", MANIFOLD_DIGESTS)
-def test_a_shipped_models_manifold_is_byte_identical(name):
+@pytest.mark.parametrize("name", MANIFOLDS)
+def test_a_shipped_models_manifold_is_the_same(name):
     from vae.analysis.encoding import decode_grid, grid_axis
     from vae.render.images import tile_images
 
     xs = grid_axis(20, 3.0)
     picture = tile_images(decode_grid(ckpt_io.load(FOLDER / name).model, xs, xs))
-    assert picture.shape == (560, 560) and hashlib.sha256(picture.tobytes()).hexdigest() == MANIFOLD_DIGESTS[name]
+    assert picture.shape == (560, 560)
+    cells = picture.astype(np.float64).reshape(20, 28, 20, 28).mean(axis=(1, 3)).ravel()
+    assert np.abs(cells - np.asarray(MANIFOLDS[name])).max() <= CELL_TOLERANCE
