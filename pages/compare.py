@@ -22,6 +22,7 @@ from pages.ui.places import checkpoint_dir, data_dir, registry
 from pages.ui.explain import math_expander, numbers_rows, usage_note
 from pages.ui.forms import build_configs, settings_inputs
 from pages.ui.job_access import session_id, stop_button
+from pages.ui.job_controls import job_controls
 from vae import checkpoint as ckpt_io
 from vae.config import ConfigError
 from vae.data import dataset_available
@@ -153,10 +154,11 @@ def group_status(group: VariantsJob) -> None:
     state = group.state()
     head, stop = st.columns([5, 1])
     head.progress(state.fraction, text=f"{state.name}: {state.status} · epoch {min(int(state.epoch) + 1, state.epochs)}"
-                  f"/{state.epochs} of each · step {state.step}/{state.total_steps}" if state.active
-                  else f"{state.name}: {state.message}")
+                  f"/{state.epochs} of each · step {state.step}/{state.total_steps}"
+                  + (" · paused" if state.paused else "") if state.active else f"{state.name}: {state.message}")
     if state.active:
         stop_button(group, stop, key="cmp_stop")  # or, for a tab that did not start it, who may stop it
+        job_controls(group, key="cmp")  # all the models at once: they share one Control
 
 
 # --- side by side ---------------------------------------------------------------------------------

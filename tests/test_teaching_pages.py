@@ -339,3 +339,33 @@ def test_replay_page_marks_the_epoch_after_a_setting_changed(teach_env):
     slider = at.select_slider(key="rp_epoch")
     assert slider.options == ["0", "1", "2 ◆", "3"], slider.options
     assert any("◆ changed while it trained: β 1 → 4 at step 8 (shown from epoch 2)" in c.value for c in at.caption)
+
+
+def test_compare_pauses_and_steps_its_models_as_one(teach_env):
+    from pages.ui.places import registry
+
+    at = _open("pages/compare.py")
+    at.number_input(key="cmp_epochs").set_value(50)
+    at.number_input(key="cmp_train_limit").set_value(300)
+    at.button(key="cmp_start").click().run()
+    _no_exception(at)
+    group = registry().get(at.session_state["cmp_group"])
+    try:
+        at.run()
+        at.button(key="cmp_pause").click().run()
+        _no_exception(at)
+        assert group.control.paused and all(m.control is group.control for m in group.members)
+        deadline = time.monotonic() + 60
+        while not group.control.waiting:
+            assert time.monotonic() < deadline, "the group never held"
+            time.sleep(0.02)
+        step = group.state().step
+        at.button(key="cmp_step").click().run()
+        _no_exception(at)
+        assert group.state().step == step + 1 and group.state().paused
+        assert not [b for b in at.button if b.key == "cmp_change"]  # no one β for models that differ in it
+        at.button(key="cmp_resume").click().run()
+        assert not group.control.paused
+    finally:
+        group.stop()
+        group.join(60)

@@ -38,7 +38,8 @@ def job_controls(job, key: str) -> None:
                         else 0, format_func=SPEEDS.get, key=f"{key}_speed",
                         on_change=lambda: job.set_slow(st.session_state[f"{key}_speed"]),
                         help="Slow motion: one batch every so many ms, each shown on the Explore pages.")
-        changes(job, key)
+        if not hasattr(job, "members"):  # a Compare group's models differ in β and weight by design: no one value
+            changes(job, key)
 
 
 def changes(job, key: str) -> None:
