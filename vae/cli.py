@@ -1,4 +1,4 @@
-"""Headless command line: `python -m vae train | eval | list`.
+"""Headless command line: `python -m vae train | eval | replay | share | list`.
 
 With --json the last line of stdout is exactly one JSON object; progress goes to stderr.
 User mistakes (bad settings, unreadable checkpoints, missing data) exit 2 with one sentence.
@@ -27,6 +27,7 @@ from vae.training.distributed import World, digests, leave, world_from_env
 from vae.analysis.encoding import encode_dataset
 from vae.nets.loss import iw_log_likelihood
 from vae.training.replay import replay_gif
+from vae.browser.share import NotShareable, explorer_html
 from vae.checkpoint.format import changes_of, describe_change
 from vae.checkpoint.replay import MAX_FRAMES, replay_from_extras
 from vae.training.replay import ReplayRecorder
@@ -89,6 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--gif", required=True, help="the GIF to write: decoded manifold and test codes, one frame per epoch")
     r.add_argument("--frame-ms", default="700", help="milliseconds per frame (the last one stays longer)")
     r.add_argument("--json", action="store_true")
+
+    sh = sub.add_parser("share", help="write a model's explorer as one HTML file that opens from disk, offline")
+    sh.add_argument("path")
+    sh.add_argument("--out", required=True, help="the HTML file to write (the pad, the input panel, the manifold "
+                    "and a model card; the codes the checkpoint stores, never an image of the dataset)")
+    sh.add_argument("--json", action="store_true")
 
     ls = sub.add_parser("list", help="list the checkpoints in a folder")
     ls.add_argument("directory", nargs="?", default=str(DEFAULT_CHECKPOINT_DIR))
@@ -353,6 +360,23 @@ def cmd_replay(args) -> dict:
             "epochs": [int(e) for e in replay.epochs], "bytes": len(data)}
 
 
+def cmd_share(args) -> dict:
+    ckpt = ckpt_io.load(args.path)
+    try:
+        page = explorer_html(ckpt)
+    except NotShareable as e:
+        raise UsageError(str(e)) from None
+    out = Path(args.out)
+    if out.is_dir():
+        raise UsageError(f"--out {out} is a folder; give a file name ending in .html.")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(page, encoding="utf-8")
+    except OSError as e:
+        raise UsageError(f"Could not write {out} ({e.strerror or e}); pick a folder you can write to.") from None
+    return {"command": "share", "checkpoint": args.path, "html": str(out), "bytes": len(page.encode())}
+
+
 def cmd_list(args) -> dict:
     infos = ckpt_io.list_checkpoints(args.directory)
     if not args.json:
@@ -380,6 +404,8 @@ def _print_human(result: dict) -> None:
     elif result["command"] == "replay":
         print(f"Wrote {result['gif']}: {result['frames']} frames (epochs {result['epochs'][0]}-{result['epochs'][-1]}), "
               f"{result['bytes'] / 1024:.0f} kB.")
+    elif result["command"] == "share":
+        print(f"Wrote {result['html']} ({result['bytes'] / 1e6:.1f} MB): open it in any browser, from disk, offline.")
     elif result["command"] == "eval":
         iw = f", IW log-likelihood ({result['iw_samples']} samples) {result['iw_ll']:.2f}" if result["iw_ll"] is not None else ""
         print(f"{result['checkpoint']}: test -ELBO {result['test_elbo']:.2f} {_unit(result)} "
@@ -427,7 +453,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         _check_paths(args)
-        result = {"train": cmd_train, "eval": cmd_eval, "replay": cmd_replay, "list": cmd_list}[args.command](args)
+        result = {"train": cmd_train, "eval": cmd_eval, "replay": cmd_replay, "share": cmd_share,
+                  "list": cmd_list}[args.command](args)
     except (ConfigError, UsageError, ckpt_io.CheckpointError, DatasetUnavailable) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

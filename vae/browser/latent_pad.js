@@ -726,3 +726,29 @@ export default function (component) {
   // has left the page.
   return () => setTimeout(() => { if (!root.isConnected) pad.destroy(); }, 0);
 }
+
+// The decoded manifold of a payload's model: an n x n grid of codes over [-radius, radius] on the plane's two
+// dimensions (the others at the plane's base), top row the largest z2, drawn pixel for pixel into `canvas`
+// and shown about `px` CSS pixels wide. For hosts with no server to draw it (an exported page).
+export function drawManifold(canvas, data, { n = 16, radius = 3, px = 560 } = {}) {
+  const { header, section } = parsePayload(data);
+  const model = header.model, decode = compileDecoder(model, weightsOf(model, section("weights")));
+  const [c, h, w] = model.shape, dims = header.plane.dims, ctx = canvas.getContext("2d");
+  const rows = dims.length > 1 ? n : 1;
+  canvas.width = n * w;
+  canvas.height = rows * h;
+  const scale = Math.max(1, Math.floor(px / canvas.width));
+  canvas.style.width = `${canvas.width * scale}px`;
+  canvas.style.height = `${canvas.height * scale}px`;
+  const image = ctx.createImageData(w, h), z = Float32Array.from(header.plane.base);
+  const at = (k, count) => (count === 1 ? 0 : -radius + (2 * radius * k) / (count - 1));
+  for (let r = 0; r < rows; r++) {
+    for (let k = 0; k < n; k++) {
+      z[dims[0]] = at(k, n);
+      if (dims.length > 1) z[dims[1]] = -at(r, rows);
+      paint(image, decode(z), c);
+      ctx.putImageData(image, k * w, r * h);
+    }
+  }
+  canvas.dataset.drawn = String(rows * n);
+}
