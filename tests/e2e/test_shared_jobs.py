@@ -137,7 +137,10 @@ def test_4_with_the_teacher_key_b_stops_it(tabs, state, app_server, console_erro
     # :visible: while a fragment reruns, Streamlit may keep a hidden copy of an element beside the new one.
     stop = b.locator(".st-key-stop button:visible")
     wait_until(lambda: stop.count() >= 1, 30, "B has no Stop with the teacher key", page=b)
-    assert KEY not in b.content() and sidebar.get_by_label("Teacher key", exact=True).count() == 0  # compared, then forgotten
+    # Compared, then forgotten: once the sidebar has redrawn (the Stop above can come first), neither the box nor the
+    # key is anywhere in the page.
+    wait_until(lambda: sidebar.get_by_label("Teacher key", exact=True).count() == 0, 30, "the key box stayed", page=b)
+    assert KEY not in b.content()
     stop.first.click()
     wait_until(lambda: f"{JOB}: stopped" in main_text(b), 60, "B's Stop did not stop the job", page=b)
     a = tabs["a"]
