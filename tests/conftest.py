@@ -3,6 +3,7 @@ import base64
 import io
 import os
 import pickle
+import time
 import zipfile
 from pathlib import Path
 
@@ -203,3 +204,18 @@ def read_only_folder(tmp_path, monkeypatch):
         monkeypatch.setattr(os, "open", refusing)
     yield folder
     folder.chmod(0o755)
+
+
+def thread_cpu_ticks(native_id: int) -> int:
+    """utime + stime of one thread of this process, in clock ticks of 10 ms (Linux /proc)."""
+    fields = Path(f"/proc/self/task/{native_id}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def wait_held(control, timeout: float = 30.0, alive=lambda: True) -> None:
+    """Until the training thread behind `control` (vae/training/control.py) waits at its gate; alive() False
+    (a job that ended) fails at once."""
+    deadline = time.monotonic() + timeout
+    while not control.waiting:
+        assert time.monotonic() < deadline and alive(), "the training thread never held at the gate"
+        time.sleep(0.005)

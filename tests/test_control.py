@@ -4,6 +4,7 @@ leaves steps <= s as they were and weighs the KL by the new β from s + 1; the c
 checkpoint, and a resumed run goes on with the last values; malformed change records are refused."""
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import tiny_dataset
+from tests.conftest import thread_cpu_ticks, tiny_dataset, wait_held
 from vae import checkpoint as ckpt_io
 from vae.config import ConfigError, ModelConfig, TrainConfig
 from vae.checkpoint.format import changes_of, describe_change
@@ -34,34 +35,16 @@ def _in_thread(trainer: Trainer) -> threading.Thread:
     return thread
 
 
-def _wait_held(control: Control, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not control.waiting:
-        assert time.monotonic() < deadline, "the training thread never reached the gate"
-        time.sleep(0.005)
-
-
-def _cpu_ticks(thread_id: int) -> int:
-    """utime + stime of one thread of this process, in clock ticks (Linux /proc)."""
-    fields = Path(f"/proc/self/task/{thread_id}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
-
-
-def test_a_paused_trainer_keeps_its_step_for_5_s_and_uses_no_cpu():
+@contextlib.contextmanager
+def _paused_run(**train):
+    """A trainer held at its first batch, training in a thread; stopped (and the stop seen) on the way out."""
     control = Control()
     control.pause()
-    trainer = _trainer(control)
+    trainer = _trainer(control, **train)
     thread = _in_thread(trainer)
     try:
-        _wait_held(control)
-        step, history = trainer.step, len(trainer.history)
-        linux = Path(f"/proc/self/task/{control.thread_id}/stat").exists()
-        before = _cpu_ticks(control.thread_id) if linux else 0
-        time.sleep(5)
-        assert trainer.step == step and len(trainer.history) == history
-        if linux:  # a tick is 10 ms: a thread that waits on its condition uses none
-            assert _cpu_ticks(control.thread_id) - before <= 1
-        assert control.waiting and thread.is_alive()
+        wait_held(control)
+        yield control, trainer, thread
     finally:
         trainer.stop_event.set()
         control.wake()
@@ -69,32 +52,35 @@ def test_a_paused_trainer_keeps_its_step_for_5_s_and_uses_no_cpu():
     assert not thread.is_alive(), "a stop did not reach the paused thread"
 
 
+def test_a_paused_trainer_keeps_its_step_for_5_s_and_uses_no_cpu():
+    with _paused_run() as (control, trainer, thread):
+        step, history = trainer.step, len(trainer.history)
+        linux = Path(f"/proc/self/task/{control.thread_id}/stat").exists()
+        before = thread_cpu_ticks(control.thread_id) if linux else 0
+        time.sleep(5)
+        assert trainer.step == step and len(trainer.history) == history
+        if linux:  # a tick is 10 ms: a thread that waits on its condition uses none
+            assert thread_cpu_ticks(control.thread_id) - before <= 1
+        assert control.waiting and thread.is_alive()
+
+
 def test_step_runs_exactly_one_batch_and_step_epoch_the_rest_of_the_epoch():
-    control = Control()
-    control.pause()
-    trainer = _trainer(control)
-    thread = _in_thread(trainer)
-    try:
-        _wait_held(control)
+    with _paused_run() as (control, trainer, _):
         for k in range(1, 6):
             control.step()
             time.sleep(0.05)
-            _wait_held(control)
+            wait_held(control)
             assert trainer.step == k
         stepped = [r for r in trainer.history if r["kind"] == "step"]
         assert [r["step"] for r in stepped] == [1, 2, 3, 4, 5] and all(r["stepped"] == 1 for r in stepped)
         control.step_epoch()  # the rest of epoch 1
         time.sleep(0.05)
-        _wait_held(control)
+        wait_held(control)
         assert trainer.step == STEPS_PER_EPOCH and trainer.epoch == 1
         control.step_epoch()  # then a whole epoch
         time.sleep(0.05)
-        _wait_held(control)
+        wait_held(control)
         assert trainer.step == 2 * STEPS_PER_EPOCH and trainer.epoch == 2
-    finally:
-        trainer.stop_event.set()
-        control.wake()
-        thread.join(10)
 
 
 def test_slow_motion_runs_at_the_chosen_pace():
@@ -120,7 +106,7 @@ def test_a_beta_change_at_step_s_leaves_the_past_and_weighs_the_kl_by_the_new_be
     changed = _trainer(control, log_every=1)
     thread = _in_thread(changed)
     try:
-        _wait_held(control)
+        wait_held(control)
         control.step(s)
         while changed.step < s or not control.waiting:
             time.sleep(0.005)
@@ -149,7 +135,7 @@ def test_a_change_survives_a_checkpoint_and_a_resume_goes_on_with_the_last_value
     trainer = _trainer(control, epochs=4)
     thread = _in_thread(trainer)
     try:
-        _wait_held(control)
+        wait_held(control)
         control.change("beta", 4)
         control.change("lr", 3e-3)
         control.change("recon_weight", 0.5)

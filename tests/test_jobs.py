@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import tiny_dataset
+from tests.conftest import thread_cpu_ticks, tiny_dataset, wait_held
 from vae import checkpoint as ckpt_io
 from vae.training import jobs as jobs_mod
 from vae.training import registry as registry_mod
@@ -425,16 +425,8 @@ def test_resume_reads_the_files_own_image_folder_only_where_home_would(tmp_path,
 
 # --- teaching controls (vae/training/control.py) --------------------------------------------------------
 
-def _held(job, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not job.control.waiting:
-        assert time.monotonic() < deadline and job.state().active, "the job never held at the gate"
-        time.sleep(0.01)
-
-
-def _thread_ticks(native_id: int) -> int:
-    fields = Path(f"/proc/self/task/{native_id}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
+def _held(job) -> None:
+    wait_held(job.control, alive=lambda: job.state().active)
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads a thread's CPU time from /proc")
@@ -444,10 +436,10 @@ def test_a_paused_job_holds_its_step_for_5_s_with_no_cpu_and_steps_exactly(tmp_p
     try:
         job.pause()
         _held(job)
-        state, ticks = job.state(), _thread_ticks(job.control.thread_id)
+        state, ticks = job.state(), thread_cpu_ticks(job.control.thread_id)
         time.sleep(5)
         assert job.state().step == state.step and job.state().version == state.version and job.state().paused
-        assert _thread_ticks(job.control.thread_id) - ticks <= 1  # ticks of 10 ms: none used
+        assert thread_cpu_ticks(job.control.thread_id) - ticks <= 1  # ticks of 10 ms: none used
         for k in range(1, 6):
             version = job.state().version
             job.step()

@@ -216,15 +216,25 @@ def test_compare_says_no_collapse_before_the_first_epoch_has_finished(teach_env)
     assert "posterior collapse" not in _text(at) and "before the first epoch has finished" in _text(at)
 
 
-def test_compare_preset_trains_the_three_variants_as_one_job(teach_env):
+def _start_preset(epochs: int, kind: str | None = None):
+    """Compare's one-click preset (the lecture's three, or kind="sweep") on 300 training images: the page and its
+    group job."""
     from pages.ui.places import registry
 
     at = _open("pages/compare.py")
-    at.number_input(key="cmp_epochs").set_value(1)
+    if kind:
+        at.radio(key="cmp_preset_kind").set_value(kind).run()
+    at.number_input(key="cmp_epochs").set_value(epochs)
     at.number_input(key="cmp_train_limit").set_value(300)
     at.button(key="cmp_start").click().run()
     _no_exception(at)
-    group = registry().get(at.session_state["cmp_group"])
+    return at, registry().get(at.session_state["cmp_group"])
+
+
+def test_compare_preset_trains_the_three_variants_as_one_job(teach_env):
+    from pages.ui.places import registry
+
+    at, group = _start_preset(1)
     assert [m.name for m in group.members] == ["lecture-shapes-recon-only", "lecture-shapes-kl-only",
                                                 "lecture-shapes-elbo"]
     assert len(registry().running()) <= 1
@@ -342,14 +352,7 @@ def test_replay_page_marks_the_epoch_after_a_setting_changed(teach_env):
 
 
 def test_compare_pauses_and_steps_its_models_as_one(teach_env):
-    from pages.ui.places import registry
-
-    at = _open("pages/compare.py")
-    at.number_input(key="cmp_epochs").set_value(50)
-    at.number_input(key="cmp_train_limit").set_value(300)
-    at.button(key="cmp_start").click().run()
-    _no_exception(at)
-    group = registry().get(at.session_state["cmp_group"])
+    at, group = _start_preset(50)
     try:
         at.run()
         at.button(key="cmp_pause").click().run()
