@@ -81,12 +81,13 @@ def pad_data(view, encoded, program, dims: tuple[int, ...], base: np.ndarray | N
     input the page sent, where the server encodes), kept in the tab's session: a rerun that changes none of
     them hands the pad the very same bytes (which Streamlit then does not resend)."""
     n = 0 if encoded is None else min(PAD_CODES, len(encoded.mu))
-    encoder, note = browser_encoder(view)
-    answer = None if encoder is not None or posterior is None else (posterior.input, posterior.mu.tobytes())
+    # A page sends an input only to a server that encodes it: the answer is part of what the payload holds.
+    answer = None if posterior is None else (posterior.input, posterior.mu.tobytes())
     key = (view.key, tuple(dims), None if base is None else base.tobytes(), n, view.dataset, answer)
     kept = st.session_state.get("_sl_pad")
     if kept is not None and kept[0] == key:
         return kept[1]
+    encoder, note = browser_encoder(view)  # the encoder's program, built only for a new payload
     codes = sprite = None
     if n:
         codes = PadCodes(encoded.mu[:n], encoded.labels[:n], None)

@@ -141,7 +141,10 @@ class TrainingJob:
 
     def _wait_for_version(self, version: int, wait: float) -> None:
         deadline = time.monotonic() + wait
-        while self.state().version == version and self.state().active and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
+            state = self.state()
+            if state.version != version or not state.active:
+                return
             time.sleep(0.005)
 
     def join(self, timeout: float | None = None) -> None:
