@@ -11,6 +11,7 @@ import math
 import streamlit as st
 
 from pages.ui.current_model import ModelRef, current_view, use_source
+from pages.ui.downloads import model_download
 from pages.ui.places import MAX_UPLOAD_MB, checkpoint_dir, data_dir
 from pages.ui.sitemap import PAGES, page
 from vae import checkpoint as ckpt_io
@@ -48,6 +49,7 @@ def current_model() -> None:
                     f"{view.model_config.latent_dim}. Explore it:")
         for link in EXPLORE_LINKS:
             st.page_link(link.script, label=link.pitch, icon=link.icon)
+        model_download(view, key="home_download")
         if view.notes:
             st.caption(view.notes)
 

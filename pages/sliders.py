@@ -18,6 +18,7 @@ import numpy as np
 import streamlit as st
 
 from pages.ui.class_legend import class_legend
+from pages.ui.downloads import explorer_download
 from pages.ui.encodings import data_source, encoded_test_set, stored_caption
 from pages.ui.explore import EXPLORE_CODES, explore_page, live_fragment, pick_dims
 from pages.ui.latent_pad import latent_pad
@@ -139,6 +140,7 @@ def draw_pad(view, encoded, program, dims: tuple[int, ...], base, held: str) -> 
         st.caption("The test codes are not shown: the test images are not on this machine.")
     else:
         stored_caption(encoded)
+    explorer_download(view, None if encoded is None or encoded.stored else encoded.images)
 
 
 # --- the server fallback ----------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from vae import checkpoint as ckpt_io
@@ -27,11 +28,13 @@ from vae.training.distributed import World, digests, leave, world_from_env
 from vae.analysis.encoding import encode_dataset
 from vae.nets.loss import iw_log_likelihood
 from vae.training.replay import replay_gif
-from vae.browser.share import NotShareable, explorer_html
+from vae.browser.share import SHARED_CODES, NotShareable, explorer_html
+from vae.checkpoint.codes import stored_codes_from_extras
 from vae.checkpoint.format import changes_of, describe_change
 from vae.checkpoint.replay import MAX_FRAMES, replay_from_extras
 from vae.training.replay import ReplayRecorder
 from vae.nets.model import pick_device
+from vae.render.images import to_uint8
 from vae.training.trainer import Trainer, TrainingDiverged, evaluate_model
 
 DEFAULT_CHECKPOINT_DIR = Path("checkpoints")
@@ -94,7 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     sh = sub.add_parser("share", help="write a model's explorer as one HTML file that opens from disk, offline")
     sh.add_argument("path")
     sh.add_argument("--out", required=True, help="the HTML file to write (the pad, the input panel, the manifold "
-                    "and a model card; the codes the checkpoint stores, never an image of the dataset)")
+                    "and a model card; the codes the checkpoint stores, and no image of the dataset unless asked)")
+    sh.add_argument("--with-images", action="store_true", help="also put the thumbnails of the test images whose "
+                    "codes it holds in the file (hovering a dot shows its image); needs the dataset on this machine")
+    sh.add_argument("--data-dir", default=None, help="with --with-images: the folder of the test images")
     sh.add_argument("--json", action="store_true")
 
     ls = sub.add_parser("list", help="list the checkpoints in a folder")
@@ -360,10 +366,20 @@ def cmd_replay(args) -> dict:
             "epochs": [int(e) for e in replay.epochs], "bytes": len(data)}
 
 
+def _shared_images(args, ckpt) -> np.ndarray:
+    """--with-images: the first test images, uint8 (N, C, H, W), in the order the checkpoint stored their codes."""
+    if ckpt.train_config is None or stored_codes_from_extras(ckpt.extras) is None:
+        raise UsageError(f"{args.path} stores no test codes to show images for; share it without --with-images.")
+    test = load_for(ckpt.train_config, "test", _data_dir_of(args, ckpt.train_config),
+                    image_shape=ckpt.model_config.image_shape)
+    return to_uint8(test.float_images()[:SHARED_CODES].numpy())
+
+
 def cmd_share(args) -> dict:
     ckpt = ckpt_io.load(args.path)
+    images = _shared_images(args, ckpt) if args.with_images else None
     try:
-        page = explorer_html(ckpt)
+        page = explorer_html(ckpt, images)
     except NotShareable as e:
         raise UsageError(str(e)) from None
     out = Path(args.out)
@@ -374,7 +390,8 @@ def cmd_share(args) -> dict:
         out.write_text(page, encoding="utf-8")
     except OSError as e:
         raise UsageError(f"Could not write {out} ({e.strerror or e}); pick a folder you can write to.") from None
-    return {"command": "share", "checkpoint": args.path, "html": str(out), "bytes": len(page.encode())}
+    return {"command": "share", "checkpoint": args.path, "html": str(out), "bytes": len(page.encode()),
+            "images": 0 if images is None else min(len(images), SHARED_CODES)}
 
 
 def cmd_list(args) -> dict:

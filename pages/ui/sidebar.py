@@ -8,6 +8,7 @@ import math
 import streamlit as st
 
 from pages.ui.current_model import current_view, following_job, starting_job
+from pages.ui.downloads import model_download
 from pages.ui.job_access import running_jobs, teacher_key_box
 from pages.ui.job_controls import card_controls
 from vae.data import describe_shape
@@ -64,6 +65,7 @@ def _card_body() -> None:
         if view.train_config is not None and view.train_config.warmup_epochs > 0:
             rows["β warm-up"] = f"{view.train_config.warmup_epochs:g} epochs"
         st.markdown("\n".join(f"- {k}: **{v}**" for k, v in rows.items()))
+        model_download(view, key="card_download")
         if view.live:
             job = following_job()
             if job is not None:

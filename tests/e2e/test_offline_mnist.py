@@ -184,6 +184,32 @@ def test_5b_a_hand_drawn_digit_shows_its_posterior_samples_and_elbo(page, state,
 
 
 @pytest.mark.timeout(120)
+def test_5c_the_explorer_and_the_model_download_from_the_page(page, state, app_server, console_errors, tmp_path):
+    """Download this explorer, opened from disk with every request blocked, draws this model; Download model (the
+    sidebar card) gives the checkpoint's own file. No dataset here: the file holds no image."""
+    needs_open(state)
+    with page.expect_download(timeout=60_000) as download:
+        page.get_by_role("button", name="Download this explorer").click()
+    explorer = tmp_path / download.value.suggested_filename
+    download.value.save_as(explorer)
+    assert explorer.name == "default-mnist-2d-explorer.html" and "lx-payload" in explorer.read_text()
+    assert explorer.stat().st_size <= 4_000_000 and '"sprite"' not in explorer.read_text()
+    with page.expect_download(timeout=60_000) as download:
+        page.locator('[data-testid="stSidebar"]').get_by_role("button", name="Download model").click()
+    model = tmp_path / download.value.suggested_filename
+    download.value.save_as(model)
+    assert model.name == "default-mnist-2d.pt" and model.read_bytes() == MNIST_2D.read_bytes()
+    context = page.context.browser.new_context()
+    context.route("**/*", lambda r: r.continue_() if r.request.url == f"file://{explorer}" else r.abort())
+    opened = context.new_page()
+    opened.goto(f"file://{explorer}")
+    opened.wait_for_function(f"() => {PAD} && {PAD}.header && {PAD}.stats.draws > 0")
+    assert opened.evaluate(f"() => {PAD}.header.codes.count") == 1000
+    context.close()
+    assert_clean(page, "/sliders (downloads)", app_server, console_errors)
+
+
+@pytest.mark.timeout(120)
 def test_6_the_replay_and_compare_work(page, state, app_server, console_errors):
     needs_open(state)
     go(page, "replay", "Training replay")

@@ -13,10 +13,12 @@ import time
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import vae.cli as cli
 from tests.conftest import ROOT, tiny_dataset
 from tests.e2e.conftest import chromium, require_browser
+from tests.e2e.test_colour import DOC_SHOTS
 from tests.e2e.test_encoder_panel import SEVEN, _stroke
 from vae import checkpoint as ckpt_io
 from vae.analysis.encoding import decode_codes
@@ -108,7 +110,10 @@ def test_the_exported_explorer_works_from_disk_with_every_request_blocked(browse
     assert page.locator(".lx-card").inner_text().count("\n") >= 5 and not errors, errors
     foreign = [u for u in asked if u != own]
     assert not foreign, f"the page asked for {foreign[:5]}"
-    page.screenshot(path=str(tmp_path / "explorer.png"), full_page=True)
+    if which == "shipped MNIST":  # README's picture of the file, as a student opens it: the pad at the top
+        page.set_viewport_size({"width": 1400, "height": 900})
+        page.evaluate("() => window.scrollTo(0, 0)")
+        page.screenshot(path=str(DOC_SHOTS / "shared-explorer.png"))
     context.close()
 
 
@@ -121,3 +126,27 @@ def test_a_model_the_page_cannot_run_is_refused_in_one_sentence(tmp_path, capsys
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: big cannot be explored in a page on its own") and err.count("\n") == 0, err
     assert not (tmp_path / "big.html").exists()
+
+
+def test_save_picture_downloads_the_decoded_picture_enlarged_pixel_for_pixel(browser, tmp_path):
+    checkpoint = ROOT / "checkpoints" / "default-mnist-2d.pt"
+    path, _ = _shared(tmp_path, checkpoint)
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    page = context.new_page()
+    page.goto(f"file://{path}")
+    page.wait_for_function(f"() => {PAD} && {PAD}.header")
+    box = page.locator(".latent-pad").bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.7, box["y"] + box["height"] * 0.3)
+    point = page.evaluate(f"() => {PAD}.point")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Save picture").click()
+    saved = tmp_path / download.value.suggested_filename
+    download.value.save_as(saved)
+    assert saved.name == "decoded_z1_{:.2f}_z2_{:.2f}.png".format(*point)
+    picture = np.asarray(Image.open(saved).convert("L"), np.float32) / 255  # (28 k, 28 k), k = 232 // 28
+    k = 232 // 28
+    assert picture.shape == (28 * k, 28 * k)
+    want = decode_codes(ckpt_io.load(checkpoint).model.eval(), np.asarray([point], np.float32))[0]  # (28, 28)
+    assert np.abs(picture[::k, ::k] - want).max() <= 1 / 255 + 1e-6
+    np.testing.assert_array_equal(picture, np.kron(picture[::k, ::k], np.ones((k, k), np.float32)))
+    context.close()

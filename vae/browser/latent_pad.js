@@ -36,6 +36,7 @@ const HTML = `<div class="lp-grid">
 <div class="lp-right">
   <canvas class="lp-picture"></canvas>
   <div class="lp-caption"></div>
+  <div class="lp-tools"><button type="button" class="lp-save" title="Save the decoded picture as a PNG">Save picture</button></div>
   <div class="lp-error" hidden></div>
   <div class="lp-hover">
     <div class="lp-thumbs">
@@ -138,7 +139,7 @@ class Pad {
     // Codes stored with the model come without their images: only the reconstruction is shown.
     this.el.original.parentElement.hidden = !sprite;
     this.el.hoverText.dataset.idle = sprite ? "Hover a dot to see its test image and its reconstruction; click it to encode it."
-      : "Hover a dot to see its reconstruction (the test images are not on this machine).";
+      : "Hover a dot to see its reconstruction, decoded here (the test images themselves did not come with the model).";
     if (this.hovered === undefined || this.hovered < 0) this.el.hoverText.textContent = this.el.hoverText.dataset.idle;
     const planeChanged = !this.header || this.header.plane.dims.join() !== header.plane.dims.join();
     this.header = header;
@@ -201,7 +202,7 @@ class Pad {
   }
 
   // The posterior moved (or its samples did): the point's picture (its held code follows mu), the plane's
-  // marks and the pad's data-mu and data-sigma, in this event.
+  // marks, the pad's data-mu and data-sigma and the host's onPosterior, in this event.
   posteriorChanged(eventTime) {
     const q = this.post.q, pad = this.el.pad, dims = this.header.plane.dims;
     if (q) {
@@ -211,6 +212,7 @@ class Pad {
       delete pad.dataset.mu;
       delete pad.dataset.sigma;
     }
+    if (this.onPosterior) this.onPosterior(q ? { mu: Array.from(q.mu), sigma: Array.from(q.sigma) } : null);
     if (!this.size) return;
     this.update(null);
     if (eventTime != null && q) {
@@ -575,7 +577,30 @@ class Pad {
     this.moved(event.timeStamp);
   }
 
+  // The decoded picture enlarged pixel for pixel, as on screen, as a PNG: resolves to a Blob.
+  pictureBlob() {
+    const [, h, w] = this.header.model.shape, scale = Math.max(1, Math.floor(PICTURE_PX / Math.max(h, w)));
+    const out = document.createElement("canvas");
+    out.width = w * scale;
+    out.height = h * scale;
+    const ctx = out.getContext("2d");
+    ctx.imageSmoothingEnabled = false;
+    ctx.drawImage(this.el.picture, 0, 0, out.width, out.height);
+    return new Promise((resolve) => out.toBlob(resolve, "image/png"));
+  }
+
+  // Saves it under a name that gives the point: decoded_z1_0.50_z2_-1.25.png.
+  async savePicture() {
+    const blob = await this.pictureBlob(), link = document.createElement("a"), dims = this.header.plane.dims;
+    const where = dims.map((d, i) => `z${d + 1}_${this.point[i].toFixed(2)}`).join("_");
+    link.href = URL.createObjectURL(blob);
+    link.download = `decoded_${where}.png`;
+    link.click();
+    setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+  }
+
   bind() {
+    this.root.querySelector(".lp-save").addEventListener("click", () => { if (this.header) this.savePicture(); });
     const pad = this.el.pad;
     pad.addEventListener("pointerdown", (e) => {
       if (e.button !== 0 || !this.header) return;
@@ -707,8 +732,11 @@ class Pad {
   }
 }
 
+// component: {data, parentElement, setStateValue} (Streamlit's v2 contract), and optionally onPosterior({mu, sigma}
+// over every dimension, or null once the input is cleared), called on every encode: for a host that wants the drawn
+// input's posterior (the notebook widget). Streamlit has none: a state value per stroke would rerun the page each time.
 export default function (component) {
-  const { data, parentElement, setStateValue } = component;
+  const { data, parentElement, setStateValue, onPosterior } = component;
   let root = parentElement.querySelector(":scope > .lp-root");
   if (!root) {
     root = document.createElement("div");
@@ -717,6 +745,7 @@ export default function (component) {
     new Pad(root);
   }
   const pad = root.latentPad;
+  pad.onPosterior = onPosterior || null;
   try {
     pad.receive(data, setStateValue);
   } catch (e) {

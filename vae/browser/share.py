@@ -1,19 +1,23 @@
 """A model's explorer as one HTML file that opens from disk with no network and no server: the latent pad's own
 module and style (pad.py's pad_js and PAD_CSS, the very files the app serves), the model's payload inlined as
 base64 (the decoder's and the encoder's weights, the codes the checkpoint stores and their labels; no image of
-any dataset), a model card, and a manifold decoded in the page."""
+any dataset unless asked for), a model card, and a manifold decoded in the page."""
 from __future__ import annotations
 
 import base64
 import html
 import json
 import math
+from collections.abc import Sequence
 
-from vae.browser.pad import PAD_CSS, PadCodes, pad_js, pad_payload
-from vae.browser.programs import UnsupportedDecoder, UnsupportedEncoder, decoder_program, encoder_program
-from vae.checkpoint.codes import stored_codes_from_extras
+import numpy as np
+
+from vae.browser.pad import PAD_CSS, PadCodes, pad_js, pad_payload, thumbnail_sprite
+from vae.browser.programs import Program, UnsupportedDecoder, UnsupportedEncoder, decoder_program, encoder_program
+from vae.checkpoint.codes import StoredCodes, stored_codes_from_extras
 from vae.checkpoint.format import Checkpoint
 from vae.data import UnknownDataset, dataset_spec
+from vae.nets.model import VAE
 from vae.render.palette import class_color
 
 LIMIT = 4.0  # the pad spans +/- 4 prior standard deviations, as the app's
@@ -24,21 +28,38 @@ class NotShareable(ValueError):
     """The model cannot be explored in a page; the message is one sentence."""
 
 
-def explorer_payload(ckpt: Checkpoint) -> bytes:
-    """The pad's payload for the checkpoint: both programs, its stored codes and labels, no thumbnails."""
-    model = ckpt.model.eval()
+def shareable(model: VAE, name: str) -> tuple[Program, Program]:
+    """The decoder's and the encoder's programs, or NotShareable: one sentence naming the model."""
     try:
-        decoder, encoder = decoder_program(model), encoder_program(model)
+        return decoder_program(model), encoder_program(model)
     except (UnsupportedDecoder, UnsupportedEncoder) as e:
-        raise NotShareable(f"{ckpt.name} cannot be explored in a page on its own: {e}.") from None
-    stored = stored_codes_from_extras(ckpt.extras)
-    codes = None if stored is None else PadCodes(stored.mu[:SHARED_CODES], stored.labels[:SHARED_CODES], None)
+        raise NotShareable(f"{name} cannot be explored in a page on its own: {e}.") from None
+
+
+def model_payload(model: VAE, *, name: str, key: str, class_names: Sequence[str] = (),
+                  stored: StoredCodes | None = None, images: np.ndarray | None = None) -> bytes:
+    """The pad's payload for a model: both programs, up to SHARED_CODES of its stored codes and labels (none when
+    stored is None), and their thumbnails only when `images` is given: uint8 (N, C, H, W), the first N test images,
+    in the order the codes were stored. key names this version of the weights: the pad swaps weights when it
+    changes. NotShareable, one sentence naming the model, when the page cannot run its programs."""
+    decoder, encoder = shareable(model, name)
+    codes = sprite = None
+    if stored is not None:
+        n = SHARED_CODES if images is None else min(SHARED_CODES, len(images), len(stored))
+        codes = PadCodes(stored.mu[:n], stored.labels[:n], None)
+        sprite = None if images is None else thumbnail_sprite(images[:n])
     d = model.config.latent_dim
     dims = (0,) if d == 1 else (0, 1)
-    return pad_payload(model, decoder, model_key=f"share:{ckpt.name}:{ckpt.created}", dims=dims, base=None,
-                       point=[0.0] * len(dims), limit=LIMIT,
-                       classes=[(n, class_color(i)) for i, n in enumerate(ckpt.class_names)],
-                       codes=codes, encoder=encoder)
+    return pad_payload(model, decoder, model_key=key, dims=dims, base=None, point=[0.0] * len(dims), limit=LIMIT,
+                       classes=[(n, class_color(i)) for i, n in enumerate(class_names)], codes=codes, sprite=sprite,
+                       encoder=encoder)
+
+
+def explorer_payload(ckpt: Checkpoint, images: np.ndarray | None = None) -> bytes:
+    """The pad's payload for the checkpoint (model_payload, with its stored codes and class names, and their test
+    images' thumbnails when `images` is given)."""
+    return model_payload(ckpt.model.eval(), name=ckpt.name, key=f"share:{ckpt.name}:{ckpt.created}",
+                         class_names=ckpt.class_names, stored=stored_codes_from_extras(ckpt.extras), images=images)
 
 
 def model_card(ckpt: Checkpoint) -> list[tuple[str, str]]:
@@ -105,11 +126,14 @@ document.getElementById("lx-manifold-note").textContent =
 MANIFOLD = {"n": 16, "radius": 3.0, "px": 560}
 
 
-def explorer_html(ckpt: Checkpoint) -> str:
-    """The whole page for a checkpoint (NotShareable, in one sentence, for a model whose programs the page cannot
-    run). JSON inside <script> cannot close the tag: '<' is written as \\u003c."""
-    payload = base64.b64encode(explorer_payload(ckpt)).decode()
-    card = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in model_card(ckpt))
+def explorer_html(ckpt: Checkpoint, images: np.ndarray | None = None) -> str:
+    """The whole page for a checkpoint, with the test images' thumbnails only when `images` is given (see
+    explorer_payload); NotShareable, in one sentence, for a model whose programs the page cannot run. JSON inside
+    <script> cannot close the tag: '<' is written as \\u003c."""
+    payload = base64.b64encode(explorer_payload(ckpt, images)).decode()
+    rows = model_card(ckpt) + ([("Test images", f"thumbnails of the first {min(len(images), SHARED_CODES):,} "
+                                                  "(hover a dot)")] if images is not None else [])
+    card = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in rows)
 
     def script_json(value) -> str:
         return json.dumps(value).replace("<", "\\u003c")

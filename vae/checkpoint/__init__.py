@@ -7,7 +7,7 @@ names and the folder's listing; reservation.py: one run writing a file at a time
 training replay and the stored codes it may carry.
 """
 from vae.checkpoint.files import (MAX_ARCHIVE_ENTRIES, MAX_CHECKPOINT_BYTES, TEMP_SUFFIX, build_payload, load,
-                                  remove_stale_temp_files, save)
+                                  payload_bytes, remove_stale_temp_files, save)
 from vae.checkpoint.format import FORMAT, FORMAT_VERSION, Checkpoint, CheckpointError
 from vae.checkpoint.listing import (CheckpointInfo, checkpoint_path, describe, list_checkpoints, reserve_checkpoint,
                                     unique_checkpoint_path)
@@ -16,5 +16,6 @@ from vae.checkpoint.reservation import (CheckpointExists, CheckpointInUse, Reser
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "MAX_ARCHIVE_ENTRIES", "MAX_CHECKPOINT_BYTES", "TEMP_SUFFIX", "Checkpoint",
            "CheckpointError", "CheckpointExists", "CheckpointInUse", "CheckpointInfo", "Reservation", "UnwritableFolder",
-           "build_payload", "checkpoint_path", "describe", "in_use", "list_checkpoints", "load", "remove_stale_temp_files",
+           "build_payload", "checkpoint_path", "describe", "in_use", "list_checkpoints", "load", "payload_bytes",
+           "remove_stale_temp_files",
            "reserve", "reserve_checkpoint", "save", "unique_checkpoint_path"]

@@ -71,6 +71,13 @@ def build_payload(
     return payload
 
 
+def payload_bytes(payload: dict) -> bytes:
+    """A payload as the bytes `save` would write, for a download: what `load` reads back."""
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    return buffer.getvalue()
+
+
 def save(payload: dict, path: str | os.PathLike) -> Path:
     """Writes atomically: a temp file in the same folder, fsync, then os.replace. A failed write (disk full,
     no permission, a quota) is one CheckpointError and leaves no temp file; the old checkpoint stays."""
