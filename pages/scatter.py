@@ -12,6 +12,7 @@ import streamlit as st
 
 from pages.ui.encodings import encoded_test_set, encoded_train_codes, test_set_size
 from pages.ui.explore import EXPLORE_CODES, explore_page, live_fragment, pick_dims
+from pages.ui.view_link import show
 from vae.render.figures import latent_scatter, selected_index
 from vae.analysis.encoding import decode_codes, reconstruct
 from vae.analysis.usage import kl_per_dimension
@@ -104,6 +105,7 @@ def draw(view) -> None:
     n = len(xy)
     index = min(int(st.session_state.get("sc_index") or 0), n - 1)
     st.session_state["sc_index"] = index  # fewer images than before: the pick moves to the last one
+    show("dot", index)
     continuous = color_by != "label" and color_by in encoded.factors
     shading, axis_range, shading_note = label_map(view, encoded, dims, xy) if shade else (None, None, "")
     note += shading_note
@@ -120,7 +122,8 @@ def draw(view) -> None:
         stored = " (stored with the model)" if encoded.stored else ""
         st.caption(f"Posterior means of {n:,} test images{stored}; dashed: the prior N(0, I) at 1σ and 2σ. {note}")
     with side:
-        st.number_input("or pick test image #", 0, n - 1, key="sc_index", help="Clicking a point fills this in.")
+        st.number_input("or pick test image #", 0, n - 1, key="sc_index", help="Clicking a point fills this in.",
+                        persist_state="session")
         details(view, encoded, index)
         if view.model_config.latent_dim > 2:
             kl = kl_per_dimension(encoded.mu, encoded.logvar)

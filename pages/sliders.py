@@ -20,8 +20,9 @@ import streamlit as st
 from pages.ui.class_legend import class_legend
 from pages.ui.downloads import explorer_download
 from pages.ui.encodings import data_source, encoded_test_set, stored_caption
-from pages.ui.explore import EXPLORE_CODES, explore_page, live_fragment, pick_dims
+from pages.ui.explore import EXPLORE_CODES, PAD_LIMIT, explore_page, live_fragment, pick_dims
 from pages.ui.latent_pad import latent_pad
+from pages.ui.view_link import HOLD_IMAGE, show
 from vae.render.palette import class_color
 from vae.analysis.encoding import decode_codes, grid_codes
 from vae.render.images import to_uint8, upscale_factor, upscale_nearest
@@ -29,7 +30,7 @@ from vae.browser.pad import PadCodes, Posterior, pad_payload, server_posterior, 
 from vae.browser.programs import Program, UnsupportedDecoder, UnsupportedEncoder, decoder_program, encoder_program
 from vae.render.pictures import MarkablePanel, scatter_panel
 
-LIMIT = 4.0  # the plane and the sliders span +/- 4 prior standard deviations
+LIMIT = PAD_LIMIT  # the plane and the sliders span +/- 4 prior standard deviations
 PAD_CODES = 1000  # test codes on the pad, each with its thumbnail for hovering
 STEP = 0.05  # the server fallback's sliders
 PICTURE_PX = 336  # the decoded picture is enlarged (nearest neighbour) to about this size: 28 px, 12x
@@ -60,11 +61,13 @@ def held_code(view, encoded, dims: tuple[int, int]) -> tuple[np.ndarray | None, 
     if d <= 2:
         return None, ""
     others = ", ".join(f"z{i + 1}" for i in range(d) if i not in dims)
-    choices = ["0 (the prior's centre)"] + (["the code of a test image"] if encoded is not None else [])
-    hold = st.radio(f"Hold {others} at", choices, horizontal=True, key="sl_hold")
-    if hold == choices[0]:
+    choices = ["0 (the prior's centre)"] + ([HOLD_IMAGE] if encoded is not None else [])
+    hold = st.radio(f"Hold {others} at", choices, horizontal=True, key="sl_hold", persist_state="session")
+    index = None if hold == choices[0] else int(
+        st.number_input("Test image #", 0, len(encoded.mu) - 1, key="sl_base_index", persist_state="session"))
+    show("hold", index)
+    if index is None:
         return np.zeros(d, np.float32), f"{others} held at 0"
-    index = int(st.number_input("Test image #", 0, len(encoded.mu) - 1, 0, key="sl_base_index"))
     return encoded.mu[index], f"{others} held at the code of test image #{index}"
 
 
@@ -123,6 +126,8 @@ def draw_pad(view, encoded, program, dims: tuple[int, ...], base, held: str) -> 
     point, _ = latent_pad(payload, key="latent_pad")
     if point:
         st.session_state["latent_point"] = point
+    released = st.session_state.get("latent_point") or {}
+    show("point", released["z"] if released.get("dims") == list(dims) else None)
     decoder, encoder, rest, dtype = payload_sizes(payload)
     where = (f"Released at z = {fmt_code(point['code'])}. " if point else "Drag the point, or click where it should go. ")
     runs = "The decoder and the encoder run" if encoder else "The decoder runs"
@@ -192,6 +197,7 @@ def draw(view) -> None:
     dims = pick_dims(d, "sl")
     if dims is False:
         return
+    show("plane", dims if d > 2 else None)
     encoded = encoded_test_set(view, EXPLORE_CODES)
     base, held = held_code(view, encoded, dims)
     try:

@@ -14,6 +14,7 @@ import streamlit as st
 
 from pages.ui.encodings import encoded_test_set, test_set_size
 from pages.ui.explore import EXPLORE_CODES, explore_page, live_fragment
+from pages.ui.view_link import PRIOR, START_IMAGE, START_PRIOR, show
 from vae.analysis.disentangle import mutual_info_gap, probe_scores
 from vae.analysis.traversals import traversal_order
 from vae.render.figures import mig_figure, traversal_figure
@@ -30,9 +31,11 @@ SPACINGS = {"linear": "Linear over [-r, r]", "gaussian": "Gaussian quantiles"}
 
 def controls(view, n: int) -> tuple[int | None, float, int, str]:
     """(test image # or None for the prior's centre, radius, steps, spacing)."""
-    start = st.radio("Start from", ["a test image", "the prior's centre"], key="tv_start", horizontal=True,
-                     help="The code every row starts from: a test image's posterior mean, or 0.")
-    index = int(st.number_input("Test image #", 0, n - 1, 0, key="tv_index")) if start == "a test image" and n else None
+    start = st.radio("Start from", [START_IMAGE, START_PRIOR], key="tv_start", horizontal=True,
+                     help="The code every row starts from: a test image's posterior mean, or 0.", persist_state="session")
+    index = int(st.number_input("Test image #", 0, n - 1, key="tv_index", persist_state="session")) if (
+        start == START_IMAGE and n) else None
+    show("start", PRIOR if start == START_PRIOR else index)
     radius = st.slider("Radius r", 1.0, 4.0, 3.0, 0.5, key="tv_radius", help="Each row sweeps its dimension over [-r, r].")
     steps = st.slider("Steps", 5, 15, 9, key="tv_steps")
     spacing = st.radio("Spacing", list(SPACINGS), format_func=SPACINGS.get, key="tv_spacing",

@@ -95,7 +95,8 @@ def test_the_sweep_follows_the_controls(models):
     assert len(grid["layout"]["xaxis"]["ticktext"]) == 5 and grid["data"][0]["source"] != before
     assert ["−3", "−1.5", "0", "1.5", "3"] == grid["layout"]["xaxis"]["ticktext"]
     assert any("the prior's centre (0)" in c.value for c in at.caption)
-    assert [b.proto.label for b in at.get("download_button")] == ["Download PNG", "Download GIF"]
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert labels == ["Download PNG", "Download GIF", "Download model"]  # the sweep's, then the sidebar card's
 
 
 def test_a_model_without_known_factors_says_so_in_one_sentence(models):

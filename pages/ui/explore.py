@@ -12,6 +12,7 @@ from vae.training.view import ModelView
 
 EXPLORE_POLL_SECONDS = 3.0  # a live job publishes weights every epoch (and every few seconds mid-epoch)
 EXPLORE_CODES = 5000  # test images encoded for the explore pages; one cache entry serves them all
+PAD_LIMIT = 4.0  # the latent pad's plane spans +/- this many prior standard deviations
 
 
 def explore_page(title: str, caption: str) -> ModelView:
@@ -54,8 +55,11 @@ def pick_dims(latent_dim: int, key: str, allow_pca: bool = False) -> tuple[int, 
             return None
     options = list(range(latent_dim))
     c1, c2 = st.columns(2)
-    dx = c1.selectbox("Horizontal axis", options, index=0, format_func=lambda d: f"z{d + 1}", key=f"{key}_dim_x")
-    dy = c2.selectbox("Vertical axis", options, index=1, format_func=lambda d: f"z{d + 1}", key=f"{key}_dim_y")
+    # Kept for the session: a page switch and back (or a link, pages/ui/view_link.py) finds the same plane.
+    dx = c1.selectbox("Horizontal axis", options, index=0, format_func=lambda d: f"z{d + 1}", key=f"{key}_dim_x",
+                      persist_state="session")
+    dy = c2.selectbox("Vertical axis", options, index=1, format_func=lambda d: f"z{d + 1}", key=f"{key}_dim_y",
+                      persist_state="session")
     if dx == dy:
         st.warning("Pick two different dimensions for the two axes.")
         return False

@@ -113,8 +113,8 @@ _inside = threading.local()
 
 
 def run_app() -> None:
-    """Page config, the navigation and its links (sent before the heavy imports), the sidebar card, then
-    the page."""
+    """Page config, the navigation and its links (sent before the heavy imports), the view a link records
+    (pages/ui/view_link.py), the sidebar card, then the page."""
     _inside.app = True
     try:
         st.set_page_config(page_title="Latent Explorer", page_icon=str(ICON), layout="wide")
@@ -125,8 +125,11 @@ def run_app() -> None:
         presentation_toggle()
         freeze_import_heap()  # torch and plotly: after the links are out
         from pages.ui.sidebar import sidebar_card
+        from pages.ui.view_link import keep_url, open_link
 
+        open_link(page.url_path)  # a link's model first: the card shows it
         sidebar_card()
+        keep_url()
         page.run()
     finally:
         _inside.app = False
