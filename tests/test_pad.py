@@ -15,7 +15,8 @@ from vae.config import ModelConfig
 from vae.render.images import to_uint8
 from vae.nets.model import VAE
 from vae.browser.ops import LINEAR, OPS, Op
-from vae.browser.pad import PadCodes, pack, pad_payload, sent_input, server_posterior, thumbnail_sprite, unpack
+from vae.browser.pad import (PadCodes, PadDirection, pack, pad_payload, sent_input, server_posterior,
+                             thumbnail_sprite, unpack)
 from vae.browser.programs import (MAX_BROWSER_PARAMS, UnsupportedDecoder, UnsupportedEncoder, choose_dtype,
                                   decoder_program, encoder_program, float16_error, weights_blob)
 
@@ -231,3 +232,40 @@ def test_without_an_encoder_the_payload_says_why_and_carries_the_servers_posteri
 ], ids=["none", "list", "str", "no-pixels", "other-shape", "short", "bad-base64", "bad-number", "huge"])
 def test_what_the_page_sends_for_the_server_to_encode_is_checked_not_trusted(sent):
     assert sent_input(_model(), sent) is None and server_posterior(_model(), sent) is None
+
+
+def _direction_payload(model: VAE, direction) -> bytes:
+    return pad_payload(model, decoder_program(model), model_key="k", dims=(0, 1), base=None, point=(0.0, 0.0),
+                       limit=4.0, classes=[], codes=None, direction=direction)
+
+
+def test_a_direction_travels_in_the_header_with_its_alpha_range():
+    model = _model(latent_dim=3)
+    v = np.array([0.5, -1.25, 2.0], np.float32)
+    header, _ = unpack(_direction_payload(model, PadDirection("1 \u2192 7", v, -1.5, 3.0)))
+    assert header["direction"] == {"name": "1 \u2192 7", "vector": [0.5, -1.25, 2.0], "alpha": [-1.5, 3.0]}
+    assert unpack(_direction_payload(model, PadDirection("d", v)))[0]["direction"]["alpha"] == [-2.0, 2.0]
+
+
+def test_without_a_direction_the_payload_is_byte_for_byte_what_it_was():
+    model = _model(latent_dim=3)
+    plain = pad_payload(model, decoder_program(model), model_key="k", dims=(0, 1), base=None, point=(0.0, 0.0),
+                        limit=4.0, classes=[], codes=None)
+    assert _direction_payload(model, None) == plain
+    assert "direction" not in unpack(plain)[0]
+
+
+@pytest.mark.parametrize("vector, low, high, message", [
+    ([0.0, np.nan, 1.0], -2.0, 2.0, "NaN or infinite"),
+    ([0.0, np.inf, 1.0], -2.0, 2.0, "NaN or infinite"),
+    ([1.0, 2.0], -2.0, 2.0, "3 dimensions"),
+    ([[1.0, 2.0, 3.0]], -2.0, 2.0, "3 dimensions"),
+    ([1.0, 2.0, 3.0], 1.0, 1.0, "min < max"),
+    ([1.0, 2.0, 3.0], 2.0, -2.0, "min < max"),
+    ([1.0, 2.0, 3.0], -np.inf, 2.0, "min < max"),
+], ids=["nan", "inf", "short", "2-d", "empty-range", "reversed-range", "infinite-bound"])
+def test_a_direction_the_page_cannot_walk_is_refused_in_one_sentence(vector, low, high, message):
+    direction = PadDirection("d", np.asarray(vector, np.float32), low, high)
+    with pytest.raises(ValueError, match=message) as error:
+        _direction_payload(_model(latent_dim=3), direction)
+    assert str(error.value).count(". ") == 0 and str(error.value).endswith(".")

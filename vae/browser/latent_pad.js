@@ -16,6 +16,9 @@ const COMMIT_DELAY_MS = 250; // keyboard moves reach Python once the keys rest
 const LATENCY_SAMPLES = 4096;
 const CLICK_SLOP_PX = 4; // a press that moves less than this on a dot takes its test image
 const POSTERIOR_COLOUR = "#C2185B";
+const DIRECTION_COLOUR = "#1E2A33"; // a dark slate: none of the class colours, nor the posterior's magenta
+const ARROW_HEAD_PX = 11;
+const ALPHA_STEP = 0.01;
 
 // --- the view --------------------------------------------------------------------------------------
 
@@ -96,6 +99,8 @@ class Pad {
     this.hovered = -1;
     this.versions = 0;
     this.stats = { draws: 0, distinct: 0, lastSum: null, latencies: [], decodeMs: [] };
+    this.direction = null; // {name, vector (D,), min, max} from the payload's header, or null
+    this.alpha = 0;
     this.memory = (window.__latentPadPoints = window.__latentPadPoints || {});
     this.strokes = { encodes: 0, distinct: 0, lastSum: null, latencies: [], encodeMs: [] };
     this.inputNumber = 0; // inputs sent to a server that encodes them
@@ -106,7 +111,8 @@ class Pad {
     this.bind();
     this.resize = new ResizeObserver(() => this.layout());
     this.resize.observe(this.el.pad);
-    root.latentPad = this; // for tests and benchmarks: decodeAt, point, stats, strokes, versions, post, input
+    root.latentPad = this; // for tests and benchmarks: decodeAt, point, stats, strokes, versions, post, input,
+    // alpha, setAlpha, walkCode
   }
 
   // A new payload: the same one again costs nothing; a new model version swaps the weights in place
@@ -149,6 +155,7 @@ class Pad {
     this.root.dataset.modelKey = header.model.key;
     this.root.dataset.versions = String(this.versions);
     this.buildSliders(planeChanged);
+    this.takeDirection(header.direction, newModel);
     this.buildLegend();
     this.hovered = -1;
     this.post.dims = header.plane.dims;
@@ -236,6 +243,71 @@ class Pad {
   }
 
   decodeAt(z) { return Array.from(this.decoder(Float32Array.from(z))); }
+
+  // The code the picture shows: code() walked alpha along the payload's direction, code() + alpha v.
+  walkCode() {
+    const z = this.code();
+    if (this.direction) this.direction.vector.forEach((v, i) => { z[i] += this.alpha * v; });
+    return z;
+  }
+
+  // --- the direction ---
+
+  // The payload's direction (or none): a new model version or another vector walks back to alpha = 0; the
+  // same direction keeps alpha, within its new range.
+  takeDirection(sent, newModel) {
+    const old = this.direction;
+    this.direction = sent ? { name: sent.name, vector: Float32Array.from(sent.vector), min: sent.alpha[0],
+                              max: sent.alpha[1] } : null;
+    const same = old && this.direction && sameBytes(old.vector, this.direction.vector);
+    const d = this.direction;
+    this.alpha = same && !newModel ? Math.max(d.min, Math.min(d.max, this.alpha)) : 0;
+    this.buildAlpha();
+    if (d) this.root.dataset.direction = d.name;
+    else delete this.root.dataset.direction;
+  }
+
+  // The alpha slider's row under the plane's sliders, made once and dropped when a payload has no direction.
+  buildAlpha() {
+    const d = this.direction;
+    if (!d) {
+      if (this.alphaRow) this.alphaRow.row.remove();
+      this.alphaRow = null;
+      delete this.root.dataset.alpha;
+      return;
+    }
+    if (!this.alphaRow) {
+      const row = document.createElement("label");
+      row.className = "lp-slider lp-alpha";
+      row.innerHTML = `<span class="lp-name"></span><input type="range" class="lp-alpha-range"><output></output>`;
+      const input = row.querySelector("input");
+      input.addEventListener("input", (e) => this.setAlpha(Number(input.value), e.timeStamp));
+      input.addEventListener("change", () => this.commitSoon());
+      this.el.sliders.after(row);
+      this.alphaRow = { row, input, name: row.querySelector(".lp-name"), output: row.querySelector("output") };
+    }
+    const { input, name } = this.alphaRow;
+    name.textContent = `\u03b1 along ${d.name}`;
+    input.setAttribute("aria-label", `\u03b1: how far the picture's code walks along ${d.name}`);
+    Object.assign(input, { min: String(d.min), max: String(d.max), step: String(ALPHA_STEP) });
+  }
+
+  // Walks to alpha (clamped to the slider's range) and shows it: one decode, in this call. eventTime: the
+  // input event's, for the latency stats.
+  setAlpha(a, eventTime = null) {
+    const d = this.direction;
+    if (!d || !Number.isFinite(a)) return;
+    this.alpha = Math.max(d.min, Math.min(d.max, a));
+    if (this.size) this.update(eventTime);
+  }
+
+  syncAlpha() {
+    if (!this.alphaRow) return;
+    const { input, output } = this.alphaRow;
+    if (Number(input.value) !== this.alpha) input.value = String(this.alpha);
+    output.textContent = fmt(this.alpha);
+    this.root.dataset.alpha = String(this.alpha);
+  }
 
   // --- drawing ---
 
@@ -415,6 +487,7 @@ class Pad {
     }
     if (this.post.q) this.drawPosterior(ctx, f);
     const [px, py] = this.toPixels(this.point[0], this.oneD ? 0 : this.point[1], f);
+    this.arrow = this.direction ? this.drawDirection(ctx, f) : null; // its ends in CSS pixels, for tests
     ctx.strokeStyle = "rgba(0, 0, 0, 0.28)"; ctx.lineWidth = 1;
     ctx.beginPath();
     ctx.moveTo(px, f.y0); ctx.lineTo(px, f.y1);
@@ -424,6 +497,54 @@ class Pad {
       ctx.fillStyle = fill;
       ctx.beginPath(); ctx.arc(px, py, r, 0, 2 * Math.PI); ctx.fill();
     }
+  }
+
+  // The direction v on the plane: an arrow from the point to point + v's projection on the plane's dimensions,
+  // named at its head, and a ring at point + alpha v (the walked code the picture shows). A white halo under
+  // each keeps them legible over the codes' dots.
+  drawDirection(ctx, f) {
+    const { vector, name } = this.direction, [dx, dy] = this.header.plane.dims;
+    const step = (a) => [this.point[0] + a * vector[dx], this.oneD ? 0 : this.point[1] + a * vector[dy]];
+    const [x0, y0] = this.toPixels(...step(0), f), [x1, y1] = this.toPixels(...step(1), f);
+    const [rx, ry] = this.toPixels(...step(this.alpha), f);
+    const length = Math.hypot(x1 - x0, y1 - y0), ux = (x1 - x0) / length, uy = (y1 - y0) / length;
+    ctx.save();
+    ctx.beginPath(); ctx.rect(f.x0, f.y0, f.x1 - f.x0, f.y1 - f.y0); ctx.clip();
+    ctx.lineCap = "round"; ctx.lineJoin = "round";
+    if (length > 1) {
+      const head = Math.min(ARROW_HEAD_PX, length * 0.6);
+      const bx = x1 - ux * head, by = y1 - uy * head;
+      const wing = [[bx - uy * head * 0.5, by + ux * head * 0.5], [bx + uy * head * 0.5, by - ux * head * 0.5]];
+      const arrow = () => {
+        ctx.beginPath(); ctx.moveTo(x0, y0); ctx.lineTo(bx, by); ctx.stroke();
+        ctx.beginPath(); ctx.moveTo(x1, y1); ctx.lineTo(...wing[0]); ctx.lineTo(...wing[1]); ctx.closePath();
+      };
+      ctx.strokeStyle = "#FFF"; ctx.fillStyle = "#FFF"; ctx.lineWidth = 7; arrow(); ctx.fill(); ctx.stroke();
+      ctx.strokeStyle = DIRECTION_COLOUR; ctx.fillStyle = DIRECTION_COLOUR; ctx.lineWidth = 3; arrow(); ctx.fill();
+      this.drawDirectionName(ctx, f, name, x1, y1, ux, uy);
+    }
+    ctx.beginPath(); ctx.arc(rx, ry, 6.5, 0, 2 * Math.PI);
+    ctx.fillStyle = "rgba(255, 255, 255, 0.85)"; ctx.fill();
+    ctx.strokeStyle = "#FFF"; ctx.lineWidth = 5; ctx.stroke();
+    ctx.strokeStyle = DIRECTION_COLOUR; ctx.lineWidth = 2.5; ctx.stroke();
+    ctx.restore();
+    return { from: [x0, y0], to: [x1, y1], walked: [rx, ry] };
+  }
+
+  // The direction's name in a dark pill just past the arrow's head (x, y), on the side (ux, uy) it points to,
+  // clear of a class name drawn at the head (a direction between two classes ends at one), kept inside the plot.
+  drawDirectionName(ctx, f, name, x, y, ux, uy) {
+    const { font, scale } = this.colours(), size = 14 * scale, pad = 5 * scale;
+    ctx.font = `bold ${size}px ${font}`; ctx.textAlign = "center"; ctx.textBaseline = "middle";
+    const w = ctx.measureText(name).width + 2 * pad, h = size + pad, gap = 18;
+    const side = Math.abs(ux) >= Math.abs(uy);
+    let cx = x + ux * gap + (side ? Math.sign(ux) * w / 2 : 0), cy = y + uy * gap + (side ? 0 : Math.sign(uy) * h / 2);
+    cx = Math.max(f.x0 + 2 + w / 2, Math.min(f.x1 - 2 - w / 2, cx));
+    cy = Math.max(f.y0 + 2 + h / 2, Math.min(f.y1 - 2 - h / 2, cy));
+    ctx.beginPath(); ctx.roundRect(cx - w / 2, cy - h / 2, w, h, h / 2);
+    ctx.fillStyle = DIRECTION_COLOUR; ctx.fill();
+    ctx.strokeStyle = "#FFF"; ctx.lineWidth = 1.5; ctx.stroke();
+    ctx.fillStyle = "#FFF"; ctx.fillText(name, cx, cy + 1);
   }
 
   // q(z|x) on the plane: mu, the 1 sigma and 2 sigma ellipses (axis-aligned: the posterior is a diagonal
@@ -465,7 +586,7 @@ class Pad {
     const canvas = this.el.picture, ctx = canvas.getContext("2d");
     if (!this.image) this.image = ctx.createImageData(canvas.width, canvas.height);
     const t = performance.now();
-    const pixels = this.decoder(this.code());
+    const pixels = this.decoder(this.walkCode());
     const sum = paint(this.image, pixels, this.channels);
     ctx.putImageData(this.image, 0, 0);
     const s = this.stats;
@@ -485,9 +606,11 @@ class Pad {
     }
     this.drawMarks();
     this.syncSliders();
+    this.syncAlpha();
     const code = this.code(), d = code.length;
-    const shown = Array.from(code.slice(0, 6), fmt).join(", ");
-    this.el.caption.textContent = `decode(z) at z = (${shown}${d > 6 ? ", \u2026" : ""})`;
+    const shown = `z = (${Array.from(code.slice(0, 6), fmt).join(", ")}${d > 6 ? ", \u2026" : ""})`;
+    this.el.caption.textContent = this.direction
+      ? `decode(z + \u03b1\u00b7v) at \u03b1 = ${fmt(this.alpha)}\n${shown}` : `decode(z) at ${shown}`;
     if (eventTime != null) {
       const lat = this.stats.latencies;
       lat.push(performance.now() - eventTime);
@@ -592,7 +715,8 @@ class Pad {
   // Saves it under a name that gives the point: decoded_z1_0.50_z2_-1.25.png.
   async savePicture() {
     const blob = await this.pictureBlob(), link = document.createElement("a"), dims = this.header.plane.dims;
-    const where = dims.map((d, i) => `z${d + 1}_${this.point[i].toFixed(2)}`).join("_");
+    const where = dims.map((d, i) => `z${d + 1}_${this.point[i].toFixed(2)}`).join("_")
+      + (this.direction ? `_alpha_${this.alpha.toFixed(2)}` : "");
     link.href = URL.createObjectURL(blob);
     link.download = `decoded_${where}.png`;
     link.click();
@@ -718,6 +842,7 @@ class Pad {
     clearTimeout(this.commitTimer);
     const value = { dims: this.header.plane.dims, z: this.point.map((v) => Math.round(v * 1e4) / 1e4),
                     code: Array.from(this.code(), (v) => Math.round(v * 1e4) / 1e4) };
+    if (this.direction) value.alpha = Math.round(this.alpha * 1e4) / 1e4;
     const text = JSON.stringify(value);
     if (text === this.committed || !this.setStateValue) return;
     this.committed = text;

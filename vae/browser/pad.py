@@ -16,6 +16,7 @@ import json
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -97,6 +98,30 @@ class Posterior:
     logvar: np.ndarray
 
 
+class PadDirection(NamedTuple):
+    """A direction to walk along from the pad's code: the picture shows decode(code + alpha * vector), alpha on a
+    slider from alpha_min to alpha_max. vector: (D,) float32 over the full latent space; name: e.g. "1 → 7"."""
+
+    name: str
+    vector: np.ndarray
+    alpha_min: float = -2.0
+    alpha_max: float = 2.0
+
+
+def direction_header(direction: PadDirection, latent_dim: int) -> dict:
+    """The header's "direction": {"name", "vector": D floats, "alpha": [min, max]}, once the direction is checked."""
+    vector = np.asarray(direction.vector, np.float32)
+    if vector.shape != (latent_dim,):
+        raise ValueError(f"The direction {direction.name!r} has shape {vector.shape}, but this model's codes have "
+                         f"{latent_dim} dimensions: give one value per latent dimension.")
+    if not np.isfinite(vector).all():
+        raise ValueError(f"The direction {direction.name!r} holds NaN or infinite values: give finite numbers only.")
+    low, high = float(direction.alpha_min), float(direction.alpha_max)
+    if not (np.isfinite(low) and np.isfinite(high) and low < high):
+        raise ValueError(f"The direction's alpha range [{low}, {high}] is empty: give finite bounds with min < max.")
+    return {"name": str(direction.name), "vector": [float(v) for v in vector], "alpha": [low, high]}
+
+
 # The most bytes a drawn input the page sends may have: a 64x64 colour image is 12,288.
 MAX_SENT_PIXELS = 3 * 128 * 128
 
@@ -146,7 +171,8 @@ def likelihood_spec(model: VAE) -> tuple[dict, bytes | None]:
 def pad_payload(model: VAE, program: Program, *, model_key: str, dims: tuple[int, ...],
                 base: np.ndarray | None, point: tuple[float, ...], limit: float, classes: list[tuple[str, str]],
                 codes: PadCodes | None, sprite: bytes | None = None, dtype: str | None = None,
-                encoder: Program | None = None, encoder_note: str = "", posterior: Posterior | None = None) -> bytes:
+                encoder: Program | None = None, encoder_note: str = "", posterior: Posterior | None = None,
+                direction: PadDirection | None = None) -> bytes:
     """Everything the pad needs for one model version and plane, as one payload.
 
     dims: the one or two latent dimensions the pad spans (0-based); base: (D,) the code the other
@@ -155,6 +181,7 @@ def pad_payload(model: VAE, program: Program, *, model_key: str, dims: tuple[int
     thumbnail_sprite of codes.images (made here when None).
     encoder: the encoder's program (programs.encoder_program), or None with encoder_note saying why the server
     encodes instead (then posterior holds its answer for the input the page last sent).
+    direction: a direction the page walks along with its alpha slider (header["direction"]; no key when None).
     """
     d = model.config.latent_dim
     dtype = dtype or choose_dtype(model, program)
@@ -173,6 +200,8 @@ def pad_payload(model: VAE, program: Program, *, model_key: str, dims: tuple[int
         "posterior": None if posterior is None else {"input": posterior.input, "mu": posterior.mu.tolist(),
                                                      "logvar": posterior.logvar.tolist()},
     }
+    if direction is not None:
+        header["direction"] = direction_header(direction, d)
     header["likelihood"], per_pixel = likelihood_spec(model)
     if per_pixel is not None:
         sections["logSigma"] = per_pixel
