@@ -1,4 +1,4 @@
-"""Headless command line: `python -m vae train | eval | replay | share | list`.
+"""Headless command line: `python -m vae train | eval | replay | share | direction | list`.
 
 With --json the last line of stdout is exactly one JSON object; progress goes to stderr.
 User mistakes (bad settings, unreadable checkpoints, missing data) exit 2 with one sentence.
@@ -23,6 +23,8 @@ from vae import checkpoint as ckpt_io
 from vae.config import LIKELIHOOD_NAMES, ConfigError, ModelConfig, Setting, TrainConfig, configs_from, settings_of
 from vae.data import (ALLOWED_DATA_DIRS_ENV, DataFolderRefused, DatasetUnavailable, check_data_dir, load_dataset,
                       load_for, resolve_data_dir)
+from vae.analysis.directions import (DirectionError, attribute_vector, class_groups, class_index,
+                                     compare_directions, decode_walk, factor_groups, factor_vectors)
 from vae.analysis.disentangle import mutual_info_gap, probe_scores
 from vae.training.distributed import World, digests, leave, world_from_env
 from vae.analysis.encoding import encode_dataset
@@ -34,7 +36,7 @@ from vae.checkpoint.format import changes_of, describe_change
 from vae.checkpoint.replay import MAX_FRAMES, replay_from_extras
 from vae.training.replay import ReplayRecorder
 from vae.nets.model import pick_device
-from vae.render.images import to_uint8
+from vae.render.images import png_bytes, tile_images, to_uint8, upscale_nearest
 from vae.training.trainer import Trainer, TrainingDiverged, evaluate_model
 
 DEFAULT_CHECKPOINT_DIR = Path("checkpoints")
@@ -103,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("--data-dir", default=None, help="with --with-images: the folder of the test images")
     sh.add_argument("--json", action="store_true")
 
+    _add_direction_parser(sub)
     ls = sub.add_parser("list", help="list the checkpoints in a folder")
     ls.add_argument("directory", nargs="?", default=str(DEFAULT_CHECKPOINT_DIR))
     ls.add_argument("--json", action="store_true")
@@ -310,13 +313,17 @@ def _samples_per_sec(trainer: Trainer) -> float:
     return len(trainer.x_train) * len(epochs) / seconds if seconds > 0 else math.nan
 
 
+def _test_split(args, ckpt):
+    """The checkpoint's test split from this machine (DatasetUnavailable, one sentence, when it is not here)."""
+    if ckpt.train_config is not None:
+        return load_for(ckpt.train_config, "test", _data_dir_of(args, ckpt.train_config),
+                        image_shape=ckpt.model_config.image_shape)
+    return load_dataset(ckpt.dataset, "test", args.data_dir)
+
+
 def cmd_eval(args) -> dict:
     ckpt = ckpt_io.load(args.path)
-    if ckpt.train_config is not None:
-        test = load_for(ckpt.train_config, "test", _data_dir_of(args, ckpt.train_config),
-                        image_shape=ckpt.model_config.image_shape)
-    else:
-        test = load_dataset(ckpt.dataset, "test", args.data_dir)
+    test = _test_split(args, ckpt)
     limit = _int_arg("--limit", args.limit, 1, 10**7)
     x = test.float_images()[:limit] if limit else test.float_images()
     metrics = evaluate_model(ckpt.model, x)
@@ -394,6 +401,87 @@ def cmd_share(args) -> dict:
             "images": 0 if images is None else min(len(images), SHARED_CODES)}
 
 
+def _add_direction_parser(sub) -> None:
+    d = sub.add_parser("direction", help="an attribute vector between two groups of codes, and the walk along it",
+                       description="v = mean code of group B - mean code of group A, over the test set encoded here, "
+                                   "else over the codes the checkpoint stores.")
+    d.add_argument("path")
+    groups = d.add_mutually_exclusive_group(required=True)
+    groups.add_argument("--classes", nargs=2, metavar=("A", "B"), help="from class A to class B (names or numbers)")
+    groups.add_argument("--factor", metavar="NAME", help="from a known factor's low third to its high third "
+                        "(shapes: shape, scale, rotation, x, y, and hue in colour; CelebA: smiling, male, ...)")
+    d.add_argument("--steps", default="8", help="pictures in the walk, from A's mean code (alpha 0) to B's (alpha 1); "
+                                                "2-64, default 8")
+    d.add_argument("--png", default=None, help="write the decoded walk as one strip of pictures")
+    d.add_argument("--data-dir", default=None)
+    d.add_argument("--json", action="store_true")
+
+
+def _direction_codes(args, ckpt) -> tuple[np.ndarray, np.ndarray, dict, str]:
+    """Posterior means (N, D), labels and factors of the test set encoded here, else of the codes the checkpoint
+    stores, and which of the two it was ("encoded" or "stored")."""
+    try:
+        test = _test_split(args, ckpt)
+    except DatasetUnavailable:
+        stored = stored_codes_from_extras(ckpt.extras)
+        if stored is None:
+            raise
+        return stored.mu, stored.labels, stored.factors, "stored"
+    mu, _ = encode_dataset(ckpt.model, test.float_images())
+    return mu, test.labels.numpy(), {k: v.numpy() for k, v in test.factors.items()}, "encoded"
+
+
+def _direction_groups(args, ckpt, labels, factors) -> tuple[str, str, np.ndarray, np.ndarray]:
+    """The names of groups A and B and their (N,) masks, from --classes or --factor."""
+    if args.classes:
+        a, b = (class_index(ckpt.class_names, c) for c in args.classes)
+        return ckpt.class_names[a], ckpt.class_names[b], *class_groups(labels, a, b)
+    return f"low {args.factor}", f"high {args.factor}", *factor_groups(factors, args.factor)
+
+
+def cmd_direction(args) -> dict:
+    steps = _int_arg("--steps", args.steps, 2, 64)
+    ckpt = ckpt_io.load(args.path)
+    mu, labels, factors, source = _direction_codes(args, ckpt)
+    try:
+        name_a, name_b, in_a, in_b = _direction_groups(args, ckpt, labels, factors)
+        v = attribute_vector(mu, in_a, in_b)
+        cosines = _factor_cosines(mu, factors, args.factor, v) if args.factor else None
+    except DirectionError as e:
+        raise UsageError(str(e)) from None
+    alphas = np.linspace(0.0, 1.0, steps)
+    if args.png:
+        _write_walk(Path(args.png), decode_walk(ckpt.model, mu[in_a].mean(axis=0), v, alphas))
+    result = {"command": "direction", "checkpoint": args.path, "codes": source, "from": name_a, "to": name_b,
+              "group_sizes": [int(in_a.sum()), int(in_b.sum())], "vector": v.tolist(), "norm": float(np.linalg.norm(v)),
+              "alphas": alphas.tolist(), "png": args.png}
+    if cosines is not None:
+        result["cosines"] = cosines
+    return result
+
+
+def _factor_cosines(mu: np.ndarray, factors: dict, name: str, v: np.ndarray) -> dict[str, float]:
+    """The cosine of factor `name`'s vector v with every other varying factor's vector (near 0 when the model
+    keeps the factors apart)."""
+    others = {k: w for k, w in factor_vectors(mu, factors).items() if k.lower() != name.lower()}
+    if not others:
+        return {}
+    return dict(zip(others, map(float, compare_directions({**others, name: v}).cosines[-1, :-1])))
+
+
+def _write_walk(out: Path, pictures: np.ndarray) -> None:
+    """The walk's pictures (S, H, W[, 3]) side by side, enlarged to at least 84 px tall, as a PNG file."""
+    strip = tile_images(pictures[None], gap=2)
+    data = png_bytes(upscale_nearest(strip, max(1, -(-84 // pictures.shape[1]))))
+    if out.is_dir():
+        raise UsageError(f"--png {out} is a folder; give a file name ending in .png.")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(data)
+    except OSError as e:
+        raise UsageError(f"Could not write {out} ({e.strerror or e}); pick a folder you can write to.") from None
+
+
 def cmd_list(args) -> dict:
     infos = ckpt_io.list_checkpoints(args.directory)
     if not args.json:
@@ -423,6 +511,8 @@ def _print_human(result: dict) -> None:
               f"{result['bytes'] / 1024:.0f} kB.")
     elif result["command"] == "share":
         print(f"Wrote {result['html']} ({result['bytes'] / 1e6:.1f} MB): open it in any browser, from disk, offline.")
+    elif result["command"] == "direction":
+        _print_direction(result)
     elif result["command"] == "eval":
         iw = f", IW log-likelihood ({result['iw_samples']} samples) {result['iw_ll']:.2f}" if result["iw_ll"] is not None else ""
         print(f"{result['checkpoint']}: test -ELBO {result['test_elbo']:.2f} {_unit(result)} "
@@ -435,11 +525,24 @@ def _print_human(result: dict) -> None:
                               for f, g in result["mig_per_factor"].items()) + ".")
 
 
+def _print_direction(result: dict) -> None:
+    where = "the test set encoded here" if result["codes"] == "encoded" else "the codes stored with the checkpoint"
+    a, b = result["group_sizes"]
+    print(f"v({result['from']} -> {result['to']}): length {result['norm']:.3f}, from {a:,} codes of {result['from']} "
+          f"and {b:,} of {result['to']} ({where}).")
+    if "cosines" in result:
+        print("Cosine with the other factors' vectors: "
+              + "; ".join(f"{k} {c:+.2f}" for k, c in result["cosines"].items()) + ".")
+    if result["png"]:
+        print(f"Wrote {result['png']}: {len(result['alphas'])} steps from {result['from']}'s mean code to "
+              f"{result['to']}'s.")
+
+
 def _check_paths(args) -> None:
     """Every path given is checked before any work: blank, a NUL byte, and for train the file it will write
     (a folder it can write to, never a shipped default without --force)."""
     for attr, what in (("path", "the checkpoint's path"), ("resume", "--resume"), ("out", "--out"), ("gif", "--gif"),
-                       ("data_dir", "--data-dir"), ("directory", "the folder")):
+                       ("png", "--png"), ("data_dir", "--data-dir"), ("directory", "the folder")):
         value = getattr(args, attr, None)
         if value is not None and not value.strip():
             raise UsageError(f"{what} is blank; give a file name, e.g. checkpoints/default-shapes-2d.pt.")
@@ -471,7 +574,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _check_paths(args)
         result = {"train": cmd_train, "eval": cmd_eval, "replay": cmd_replay, "share": cmd_share,
-                  "list": cmd_list}[args.command](args)
+                  "list": cmd_list, "direction": cmd_direction}[args.command](args)
     except (ConfigError, UsageError, ckpt_io.CheckpointError, DatasetUnavailable) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
