@@ -13,7 +13,8 @@ import streamlit as st
 from pages.ui.encodings import encoded_test_set, encoded_train_codes, test_set_size
 from pages.ui.explore import EXPLORE_CODES, explore_page, live_fragment, pick_dims
 from pages.ui.view_link import show
-from vae.render.figures import latent_scatter, selected_index
+from pages.ui.direction_groups import keep_selection_group, selection_groups
+from vae.render.figures import latent_scatter, selected_index, selected_indices
 from vae.analysis.encoding import decode_codes, reconstruct
 from vae.analysis.usage import kl_per_dimension
 from vae.analysis.geometry import knn_label_map, pca_2d, pca_prior_centre, project_like, square_extent
@@ -23,6 +24,8 @@ FACTOR_TITLES = {"label": "label", "scale": "scale (radius, px)", "rotation": "r
                  "x": "x (column, px)", "y": "y (row, px)"}
 DETAIL_PX = 140  # each image of the detail panel is enlarged to about this size (28 px: 5x)
 LABEL_MAP_CODES, LABEL_MAP_K, LABEL_MAP_CELLS = 5000, 15, 120  # training codes, neighbours, grid cells per side
+# Selecting a group needs only plotly's lasso and box tools (and its reset).
+GROUP_TOOLS_REMOVED = ["zoom2d", "pan2d", "zoomIn2d", "zoomOut2d", "autoScale2d", "toImage"]
 
 
 def pick_from_chart() -> None:
@@ -55,7 +58,24 @@ def controls(view) -> tuple[int, str, tuple[int, int] | None | bool, bool, bool]
                                              f"training codes: where the encoder puts each class.")
     names = st.toggle("Names on the clusters", value=True, key="sc_names",
                       help="Each class's name at the median of its dots: the class reads without its colour.")
-    return count, color_by, pick_dims(view.model_config.latent_dim, "sc", allow_pca=True), shade, names
+    grouping = st.toggle("Select a group", key="sc_grouping",
+                         help="Lasso (or box) a group of codes, then keep it as group A or B of a direction: the "
+                              "Directions page walks from A's mean towards B's.")
+    return count, color_by, pick_dims(view.model_config.latent_dim, "sc", allow_pca=True), shade, names, grouping
+
+
+def group_buttons(indices: list[int]) -> None:
+    """The lassoed codes as group A or B of the Directions page (pages/ui/direction_groups.py keeps them)."""
+    groups = selection_groups()
+    st.markdown(f"**{len(indices):,} codes selected.** " + " · ".join(
+        f"{name}: {len(groups[name]):,}" for name in ("A", "B") if groups.get(name)))
+    a, b = st.columns(2)
+    for column, name in ((a, "A"), (b, "B")):
+        if column.button(f"Use as group {name}", key=f"sc_group_{name}", disabled=not indices):
+            keep_selection_group(name, indices)
+            st.rerun(scope="fragment")
+    if groups.get("A") and groups.get("B"):
+        st.page_link("pages/directions.py", label="Walk from A to B on Directions", icon=":material/north_east:")
 
 
 def label_map(view, encoded, dims, xy: np.ndarray):
@@ -95,7 +115,7 @@ def details(view, encoded, index: int) -> None:
 def draw(view) -> None:
     chart, side = st.columns([3, 1], gap="large")
     with side:
-        count, color_by, dims, shade, names = controls(view)
+        count, color_by, dims, shade, names, grouping = controls(view)
     if dims is False:
         return
     encoded = encoded_test_set(view, count)
@@ -117,11 +137,18 @@ def draw(view) -> None:
         names_at_centres=names,
     )
     with chart:
-        st.plotly_chart(fig, key="sc_chart", on_select=pick_from_chart, selection_mode="points",
-                        config={"displayModeBar": False})
+        if grouping:
+            fig.update_layout(dragmode="lasso")
+            st.plotly_chart(fig, key="sc_group_chart", on_select="rerun", selection_mode=("lasso", "box"),
+                            config={"displaylogo": False, "modeBarButtonsToRemove": GROUP_TOOLS_REMOVED})
+        else:
+            st.plotly_chart(fig, key="sc_chart", on_select=pick_from_chart, selection_mode="points",
+                            config={"displayModeBar": False})
         stored = " (stored with the model)" if encoded.stored else ""
         st.caption(f"Posterior means of {n:,} test images{stored}; dashed: the prior N(0, I) at 1σ and 2σ. {note}")
     with side:
+        if grouping:
+            group_buttons(selected_indices(st.session_state.get("sc_group_chart", {}).get("selection")))
         st.number_input("or pick test image #", 0, n - 1, key="sc_index", help="Clicking a point fills this in.",
                         persist_state="session")
         details(view, encoded, index)

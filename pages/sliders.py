@@ -12,7 +12,6 @@ from pages.ui.shell import enter_app
 
 enter_app()  # first: see pages/ui/shell.py
 
-import os
 
 import numpy as np
 import streamlit as st
@@ -21,13 +20,13 @@ from pages.ui.class_legend import class_legend
 from pages.ui.downloads import explorer_download
 from pages.ui.encodings import data_source, encoded_test_set, stored_caption
 from pages.ui.explore import EXPLORE_CODES, PAD_LIMIT, explore_page, live_fragment, pick_dims
-from pages.ui.latent_pad import latent_pad
+from pages.ui.latent_pad import browser_decoding, browser_encoder, latent_pad
 from pages.ui.view_link import HOLD_IMAGE, show
 from vae.render.palette import class_color
 from vae.analysis.encoding import decode_codes, grid_codes
 from vae.render.images import to_uint8, upscale_factor, upscale_nearest
 from vae.browser.pad import PadCodes, Posterior, pad_payload, server_posterior, thumbnail_sprite, unpack
-from vae.browser.programs import Program, UnsupportedDecoder, UnsupportedEncoder, decoder_program, encoder_program
+from vae.browser.programs import UnsupportedDecoder, decoder_program
 from vae.render.pictures import MarkablePanel, scatter_panel
 
 LIMIT = PAD_LIMIT  # the plane and the sliders span +/- 4 prior standard deviations
@@ -36,23 +35,6 @@ STEP = 0.05  # the server fallback's sliders
 PICTURE_PX = 336  # the decoded picture is enlarged (nearest neighbour) to about this size: 28 px, 12x
 SIDE_POINTS = 2000  # test codes on the fallback's small scatter: enough to see the clusters
 SIDE_PX = 360  # the small scatter's side in pixels
-
-
-def browser_decoding() -> bool:
-    """False when the server sets VAE_BROWSER_DECODE=0: the picture is then drawn on the server, as before
-    the pad (for a browser that cannot run it, or to compare the two)."""
-    return os.environ.get("VAE_BROWSER_DECODE", "1").strip() != "0"
-
-
-def browser_encoder(view) -> tuple[Program | None, str]:
-    """The encoder's program for the page, or None and the sentence saying the server encodes instead
-    (VAE_BROWSER_ENCODE=0, or an encoder the page cannot run)."""
-    try:
-        if os.environ.get("VAE_BROWSER_ENCODE", "1").strip() == "0":
-            raise UnsupportedEncoder("VAE_BROWSER_ENCODE is 0 on this server")
-        return encoder_program(view.model), ""
-    except UnsupportedEncoder as e:
-        return None, f"This model's encoder runs on the server ({e}): the posterior appears when you lift the pen."
 
 
 def held_code(view, encoded, dims: tuple[int, int]) -> tuple[np.ndarray | None, str]:

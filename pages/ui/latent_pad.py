@@ -11,9 +11,12 @@ when the server must encode it (an encoder the page cannot run).
 """
 from __future__ import annotations
 
+import os
+
 import streamlit as st
 
 from vae.browser.pad import PAD_CSS, pad_js
+from vae.browser.programs import Program, UnsupportedEncoder, encoder_program
 
 # Inline source, not paths: st.components.v2 resolves paths only under a packaged component's asset_dir.
 _component = st.components.v2.component(
@@ -29,3 +32,20 @@ def latent_pad(payload: bytes, key: str) -> tuple[dict | None, dict | None]:
     result = _component(key=key, data=payload, default={"point": None, "input": None},
                         on_point_change=lambda: None, on_input_change=lambda: None)
     return result.point, result.input
+
+
+def browser_decoding() -> bool:
+    """False when the server sets VAE_BROWSER_DECODE=0: the picture is then drawn on the server, as before
+    the pad (for a browser that cannot run it, or to compare the two)."""
+    return os.environ.get("VAE_BROWSER_DECODE", "1").strip() != "0"
+
+
+def browser_encoder(view) -> tuple[Program | None, str]:
+    """The encoder's program for the page, or None and the sentence saying the server encodes instead
+    (VAE_BROWSER_ENCODE=0, or an encoder the page cannot run)."""
+    try:
+        if os.environ.get("VAE_BROWSER_ENCODE", "1").strip() == "0":
+            raise UnsupportedEncoder("VAE_BROWSER_ENCODE is 0 on this server")
+        return encoder_program(view.model), ""
+    except UnsupportedEncoder as e:
+        return None, f"This model's encoder runs on the server ({e}): the posterior appears when you lift the pen."

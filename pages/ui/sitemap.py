@@ -42,6 +42,7 @@ PAGES: tuple[PageEntry, ...] = (
               pitch="See where each class lands", tour=True),
     PageEntry("pages/reconstructions.py", "Reconstructions", "Explore", ":material/compare:", tour=True),
     PageEntry("pages/traversals.py", "Traversals", "Explore", ":material/view_week:"),
+    PageEntry("pages/directions.py", "Directions", "Explore", ":material/north_east:"),
     PageEntry("pages/compare.py", "Compare", "Teach", ":material/view_column:"),
     PageEntry("pages/replay.py", "Training replay", "Teach", ":material/replay:"),
 )

@@ -281,6 +281,16 @@ def selected_index(selection: dict | None) -> int | None:
     return None
 
 
+def selected_indices(selection: dict | None) -> list[int]:
+    """The customdata ids of every chosen point (a lasso or box selection), in order, each once."""
+    chosen: dict[int, None] = {}
+    for point in (selection or {}).get("points", []) or []:
+        index = selected_index({"points": [point]})
+        if index is not None:
+            chosen[index] = None
+    return list(chosen)
+
+
 def _png_uri(image: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(png_bytes(image)).decode("ascii")
 
@@ -418,19 +428,34 @@ def kl_per_dim_figure(kl: np.ndarray, active: np.ndarray, height: int = 320) -> 
 
 
 def traversal_figure(tiled: np.ndarray, rows: int, values: np.ndarray, row_labels: list[str],
-                     height: int | None = None) -> go.Figure:
+                     height: int | None = None, x_title: str = "value of the swept dimension") -> go.Figure:
     """A traversal grid as one crisp image: tiled uint8 (rows * h, S * w[, 3]) from tile_images, one row per
     latent dimension (row_labels, top first), one column per swept value (values (S,), the x ticks)."""
     h, w = tiled.shape[0] // rows, tiled.shape[1] // len(values)
     fig = go.Figure(go.Image(source=_png_uri(tiled), hoverinfo="skip"))
     fig.update_xaxes(tickmode="array", tickvals=[(s + 0.5) * w - 0.5 for s in range(len(values))],
-                     ticktext=[format_tick(float(v)) for v in values], title_text="value of the swept dimension",
+                     ticktext=[format_tick(float(v)) for v in values], title_text=x_title,
                      showgrid=False, zeroline=False)
     fig.update_yaxes(tickmode="array", tickvals=[(r + 0.5) * h - 0.5 for r in range(rows)], ticktext=row_labels,
                      showgrid=False, zeroline=False)
     # As tall as the picture is at about 640 px wide, so no band of empty plot is left above and below it.
     fig.update_layout(height=height or int(min(1400, 70 + 640 * tiled.shape[0] / tiled.shape[1])),
                       margin=dict(l=10, r=10, t=10, b=10), dragmode=False)
+    return readable(fig)
+
+
+def cosine_figure(names: list[str], cosines: np.ndarray, height: int | None = None) -> go.Figure:
+    """The cosine between each pair of directions (cosines (K, K) in [-1, 1]), written in the cells; red for
+    directions that agree, blue for opposite ones, white for orthogonal ones."""
+    k = len(names)
+    fig = go.Figure(go.Heatmap(
+        z=cosines, x=names, y=names, zmin=-1.0, zmax=1.0, colorscale="RdBu_r", text=np.round(cosines, 2),
+        texttemplate="%{text:.2f}", colorbar=dict(title=dict(text="cos"), thickness=18),
+        hovertemplate="cos(%{y}, %{x}) = %{z:.3f}<extra></extra>",
+    ))
+    fig.update_yaxes(autorange="reversed", type="category")
+    fig.update_xaxes(type="category")
+    fig.update_layout(height=height or 120 + 48 * k, margin=dict(l=10, r=10, t=10, b=10))
     return readable(fig)
 
 
