@@ -30,7 +30,7 @@ from vae.render.palette import class_color
 PAD_CODES = 1000  # test codes on the pad, as on Latent sliders
 ALPHA_LIMIT = 3.0  # the walk's α range is chosen within +/- this
 SOURCES = {"classes": "two classes", "factor": "a known factor's thirds", "selection": "groups lassoed on the scatter"}
-STARTS = {"A": "group A's mean", "image": "a test image", "prior": "the prior's centre (0)"}
+STARTS = {"A": "group A's mean", "image": "a test image", "pad": "the pad's point", "prior": "the prior's centre (0)"}
 PICTURE_PX = 110  # each analogy picture's side
 # The pad here is about one direction: its samples from the prior (Latent sliders has them) would push the rest down.
 PAD_STYLE = "<style>.st-key-dir_pad_box .lp-prior { display: none; }</style>"
@@ -74,8 +74,17 @@ def _class_choice(encoded) -> tuple[np.ndarray, np.ndarray, str, str]:
     return in_a, in_b, names[a], names[b]
 
 
-def walk_controls(n: int) -> tuple[str, int, tuple[float, float], int]:
-    start = st.radio("Walk from", list(STARTS), format_func=STARTS.get, horizontal=True, key="dir_start")
+def pad_code(latent_dim: int) -> np.ndarray | None:
+    """The full code at the pad's point, as it last sent it (on release), or None."""
+    point = (st.session_state.get("dir_pad") or {}).get("point") or {}
+    code = point.get("code")
+    return np.asarray(code, np.float32) if isinstance(code, list) and len(code) == latent_dim else None
+
+
+def walk_controls(n: int, pad_start: bool) -> tuple[str, int, tuple[float, float], int]:
+    starts = [k for k in STARTS if k != "pad" or pad_start]
+    start = st.radio("Walk from", starts, format_func=STARTS.get, horizontal=True, key="dir_start",
+                     help="The pad's point: where you last released it (Point to μ puts it on a drawn input's code).")
     index = int(st.number_input("Test image #", 0, n - 1, 0, key="dir_index")) if start == "image" else 0
     alphas = st.slider("α from, to", -ALPHA_LIMIT, ALPHA_LIMIT, (-0.5, 1.5), 0.25, key="dir_alpha",
                        help="The walk decodes z + α·v: α = 0 is the start, α = 1 one whole vector further.")
@@ -182,15 +191,16 @@ def draw(view) -> None:
         if groups is None:
             return
         in_a, in_b, name_a, name_b = groups
-        start_kind, index, alphas, steps = walk_controls(len(encoded.mu))
+        at_pad = pad_code(view.model_config.latent_dim)
+        start_kind, index, alphas, steps = walk_controls(len(encoded.mu), at_pad is not None)
     try:
         v = attribute_vector(encoded.mu, in_a, in_b)
     except DirectionError as e:
         controls.warning(str(e))
         return
     name = f"{name_a} → {name_b}"
-    start = {"A": encoded.mu[in_a].mean(0), "image": encoded.mu[index],
-             "prior": np.zeros(view.model_config.latent_dim, np.float32)}[start_kind].astype(np.float32)
+    start = {"A": lambda: encoded.mu[in_a].mean(0), "image": lambda: encoded.mu[index], "pad": lambda: at_pad,
+             "prior": lambda: np.zeros(view.model_config.latent_dim)}[start_kind]().astype(np.float32)
     with walk:
         draw_walk(view, v, start, np.linspace(*alphas, steps, dtype=np.float32), name)
         st.caption(f"v = mean of {in_b.sum():,} codes of {name_b} − mean of {in_a.sum():,} codes of {name_a}; "

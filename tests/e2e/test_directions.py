@@ -13,6 +13,7 @@ from bench.harness import ROOT, serve_app
 
 from .conftest import assert_clean, require_browser, wait_for_app_idle, wait_until
 from .test_colour import doc_screenshot
+from .test_encoder_panel import SEVEN, _stroke
 from .test_teacher_loop import MAIN, go, main_text, plot_drawn
 
 pytestmark = pytest.mark.e2e
@@ -89,6 +90,17 @@ def test_two_classes_give_the_strip_the_arrow_and_an_alpha_that_decodes_in_the_p
     drawn = page.evaluate(f"() => {PAD}.stats.distinct") - before
     assert drawn >= 30, f"{drawn} distinct pictures in a 2 s drag of alpha"
     assert "1 → 7" in main_text(page) and "|v| = " in main_text(page)
+    # A drawn input's code as the start: Point to mu, then the strip walks from the pad's point.
+    page.locator(f"{MAIN} .latent-draw").scroll_into_view_if_needed()
+    _stroke(page, SEVEN)
+    wait_until(lambda: page.evaluate(f"() => !!{PAD}.post.q"), 10, "the drawn 7 got no posterior", page=page)
+    page.locator(f"{MAIN} button.lp-to-mu").click()
+    mu = page.evaluate(f"() => Array.from({PAD}.post.q.mu)")
+    assert page.evaluate(f"() => {PAD}.point") == pytest.approx(mu, abs=1e-6)
+    wait_until(lambda: page.get_by_text("the pad's point", exact=True).count() > 0, 20,
+               "the pad's released point is not offered as a start", page=page)
+    page.get_by_text("the pad's point", exact=True).click()
+    wait_until(lambda: "From the pad's point." in main_text(page), 20, "the walk did not start from the pad", page=page)
     page.locator(f"{MAIN} .lp-root").scroll_into_view_if_needed()
     doc_screenshot(page, "directions")
     assert not foreign, f"the page asked for {foreign[:5]}"

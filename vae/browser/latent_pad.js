@@ -39,7 +39,8 @@ const HTML = `<div class="lp-grid">
 <div class="lp-right">
   <canvas class="lp-picture"></canvas>
   <div class="lp-caption"></div>
-  <div class="lp-tools"><button type="button" class="lp-save" title="Save the decoded picture as a PNG">Save picture</button></div>
+  <div class="lp-tools"><button type="button" class="lp-save" title="Save the decoded picture as a PNG">Save picture</button>
+    <button type="button" class="lp-to-mu" disabled title="Move the point to the drawn input's posterior mean">Point to \u03bc</button></div>
   <div class="lp-error" hidden></div>
   <div class="lp-hover">
     <div class="lp-thumbs">
@@ -220,6 +221,7 @@ class Pad {
       delete pad.dataset.sigma;
     }
     if (this.onPosterior) this.onPosterior(q ? { mu: Array.from(q.mu), sigma: Array.from(q.sigma) } : null);
+    this.root.querySelector(".lp-to-mu").disabled = !q;
     if (!this.size) return;
     this.update(null);
     if (eventTime != null && q) {
@@ -691,6 +693,17 @@ class Pad {
     this.update(eventTime);
   }
 
+  // The point to the drawn input's posterior mean on the plane (the held dimensions follow mu already): a walk
+  // along a direction then starts from the input's code.
+  pointToMu(eventTime) {
+    const q = this.post.q;
+    if (!q || !this.header) return;
+    const lim = this.header.plane.limit;
+    this.point = this.header.plane.dims.map((i) => Math.max(-lim, Math.min(lim, q.mu[i])));
+    this.moved(eventTime);
+    this.commitSoon();
+  }
+
   pointerTo(event) {
     const f = this.frame(), r = this.el.pad.getBoundingClientRect();
     const clamp = (v) => Math.max(-f.lim, Math.min(f.lim, v));
@@ -725,6 +738,7 @@ class Pad {
 
   bind() {
     this.root.querySelector(".lp-save").addEventListener("click", () => { if (this.header) this.savePicture(); });
+    this.root.querySelector(".lp-to-mu").addEventListener("click", (e) => this.pointToMu(e.timeStamp));
     const pad = this.el.pad;
     pad.addEventListener("pointerdown", (e) => {
       if (e.button !== 0 || !this.header) return;
