@@ -1,4 +1,6 @@
-"""Headless command line: `python -m vae train | eval | replay | share | direction | list`.
+"""Headless command line: `python -m vae train | eval | replay | share | direction | list`. Training, evaluation and
+the listing are here; the commands that make something to look at (replay, share, direction) are pictures.py's, and
+what every command reads from its arguments is args.py's.
 
 With --json the last line of stdout is exactly one JSON object; progress goes to stderr.
 User mistakes (bad settings, unreadable checkpoints, missing data) exit 2 with one sentence.
@@ -16,34 +18,24 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from vae import checkpoint as ckpt_io
-from vae.config import LIKELIHOOD_NAMES, ConfigError, ModelConfig, Setting, TrainConfig, configs_from, settings_of
-from vae.data import (ALLOWED_DATA_DIRS_ENV, DataFolderRefused, DatasetUnavailable, check_data_dir, load_dataset,
-                      load_for, resolve_data_dir)
-from vae.analysis.directions import (DirectionError, attribute_vector, class_groups, class_index,
-                                     compare_directions, decode_walk, factor_groups, factor_vectors)
 from vae.analysis.disentangle import mutual_info_gap, probe_scores
-from vae.training.distributed import World, digests, leave, world_from_env
 from vae.analysis.encoding import encode_dataset
-from vae.nets.loss import iw_log_likelihood
-from vae.training.replay import replay_gif
-from vae.browser.share import SHARED_CODES, NotShareable, explorer_html
-from vae.checkpoint.codes import stored_codes_from_extras
 from vae.checkpoint.format import changes_of, describe_change
-from vae.checkpoint.replay import MAX_FRAMES, replay_from_extras
-from vae.training.replay import ReplayRecorder
+from vae.checkpoint.replay import MAX_FRAMES
+from vae.cli.args import UsageError, data_dir_of, int_arg, test_split
+from vae.cli.pictures import add_direction_parser, cmd_direction, cmd_replay, cmd_share, print_direction
+from vae.config import LIKELIHOOD_NAMES, ConfigError, ModelConfig, Setting, TrainConfig, configs_from, settings_of
+from vae.data import DatasetUnavailable, load_for
+from vae.nets.loss import iw_log_likelihood
 from vae.nets.model import pick_device
-from vae.render.images import png_bytes, tile_images, to_uint8, upscale_nearest
+from vae.training.distributed import World, digests, leave, world_from_env
+from vae.training.replay import ReplayRecorder
 from vae.training.trainer import Trainer, TrainingDiverged, evaluate_model
 
 DEFAULT_CHECKPOINT_DIR = Path("checkpoints")
-
-
-class UsageError(Exception):
-    """A user mistake: printed as one line, exit status 2."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -105,23 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("--data-dir", default=None, help="with --with-images: the folder of the test images")
     sh.add_argument("--json", action="store_true")
 
-    _add_direction_parser(sub)
+    add_direction_parser(sub)
     ls = sub.add_parser("list", help="list the checkpoints in a folder")
     ls.add_argument("directory", nargs="?", default=str(DEFAULT_CHECKPOINT_DIR))
     ls.add_argument("--json", action="store_true")
     return parser
-
-
-def _int_arg(name: str, value: str | None, lo: int, hi: int) -> int | None:
-    if value is None:
-        return None
-    try:
-        n = int(value)
-    except ValueError:
-        raise UsageError(f"{name} must be a whole number, not {value!r}.") from None
-    if not lo <= n <= hi:
-        raise UsageError(f"{name} must be from {lo} to {hi}; you gave {n}.")
-    return n
 
 
 def setting_options() -> dict[str, Setting]:
@@ -177,22 +157,6 @@ def _reserve_output(args, train_cfg: TrainConfig, model_cfg: ModelConfig) -> ckp
     return ckpt_io.unique_checkpoint_path(f"{train_cfg.dataset}-{model_cfg.latent_dim}d", DEFAULT_CHECKPOINT_DIR)
 
 
-def _data_dir_of(args, cfg: TrainConfig) -> str:
-    """Where a checkpoint's data is read: --data-dir when given; else the folder the file names when it passes
-    the allow-list Home applies (a file may name any folder, '/' included); else the configured data folder,
-    or, for the user's own images, which are nowhere else, one sentence."""
-    if args.data_dir:
-        return args.data_dir
-    try:
-        return str(check_data_dir(cfg.data_dir or ""))
-    except DataFolderRefused:
-        if cfg.dataset != "folder":
-            return str(resolve_data_dir(None))  # not None: load_for would read the file's folder then
-    where = resolve_data_dir(cfg.data_dir) if cfg.data_dir else "a folder it does not name"
-    raise UsageError(f"This checkpoint's images were in {where}, which is not an allowed data folder; pass --data-dir "
-                     f"with the folder of its images (or allow that one with ${ALLOWED_DATA_DIRS_ENV}).")
-
-
 def _prepare_trainer(args) -> tuple[Trainer, Path, ckpt_io.Reservation | None]:
     """The trainer, its checkpoint's path and, in the process that saves it, the checkpoint's reservation,
     taken before any data loads."""
@@ -202,7 +166,7 @@ def _prepare_trainer(args) -> tuple[Trainer, Path, ckpt_io.Reservation | None]:
             raise UsageError(f"{args.resume} has no training settings to resume from; train a new model instead.")
         model_cfg = resumed.model_config
         epochs = args.epochs if args.epochs is not None else TrainConfig().epochs
-        data_dir = _data_dir_of(args, resumed.train_config)
+        data_dir = data_dir_of(args, resumed.train_config)
         train_cfg = TrainConfig(**{**resumed.train_config.to_dict(), "epochs": epochs, "data_dir": data_dir})
     else:
         model_cfg, train_cfg = configs_from_args(args)
@@ -239,7 +203,7 @@ def _load_splits(args, train_cfg: TrainConfig, model_cfg: ModelConfig, world: Wo
 
 
 def cmd_train(args) -> dict:
-    frames = _int_arg("--replay-frames", args.replay_frames, 2, MAX_FRAMES) or MAX_FRAMES
+    frames = int_arg("--replay-frames", args.replay_frames, 2, MAX_FRAMES) or MAX_FRAMES
     trainer, out, reservation = _prepare_trainer(args)
     world = trainer.world
     lost = (f"another training process ended or the launcher stopped the run, so rank {world.rank} stopped too; "
@@ -313,21 +277,13 @@ def _samples_per_sec(trainer: Trainer) -> float:
     return len(trainer.x_train) * len(epochs) / seconds if seconds > 0 else math.nan
 
 
-def _test_split(args, ckpt):
-    """The checkpoint's test split from this machine (DatasetUnavailable, one sentence, when it is not here)."""
-    if ckpt.train_config is not None:
-        return load_for(ckpt.train_config, "test", _data_dir_of(args, ckpt.train_config),
-                        image_shape=ckpt.model_config.image_shape)
-    return load_dataset(ckpt.dataset, "test", args.data_dir)
-
-
 def cmd_eval(args) -> dict:
     ckpt = ckpt_io.load(args.path)
-    test = _test_split(args, ckpt)
-    limit = _int_arg("--limit", args.limit, 1, 10**7)
+    test = test_split(args, ckpt)
+    limit = int_arg("--limit", args.limit, 1, 10**7)
     x = test.float_images()[:limit] if limit else test.float_images()
     metrics = evaluate_model(ckpt.model, x)
-    k = _int_arg("--iw-samples", args.iw_samples, 0, 100_000)
+    k = int_arg("--iw-samples", args.iw_samples, 0, 100_000)
     iw = None
     if k:
         g = torch.Generator().manual_seed(0)
@@ -355,131 +311,6 @@ def _factor_scores(ckpt, test, x: torch.Tensor) -> dict:
     return {"mig": mig.mig, "mig_per_factor": dict(zip(mig.factors, map(float, mig.gaps))),
             "best_dimension": {f: int(d) + 1 for f, d in zip(mig.factors, mig.best_dims)},
             "probe_r2": probe_scores(mu, factors)}
-
-
-def cmd_replay(args) -> dict:
-    ckpt = ckpt_io.load(args.path)
-    replay = replay_from_extras(ckpt.extras)
-    if replay is None:
-        raise UsageError(f"{args.path} holds no training replay; train the model again (without --no-replay).")
-    data = replay_gif(replay, ckpt.class_names, title=ckpt.name, frame_ms=_int_arg("--frame-ms", args.frame_ms, 20, 60_000))
-    out = Path(args.gif)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_bytes(data)
-    except OSError as e:
-        raise UsageError(f"Could not write {out} ({e.strerror or e}); pick a folder you can write to.") from None
-    return {"command": "replay", "checkpoint": args.path, "gif": str(out), "frames": len(replay),
-            "epochs": [int(e) for e in replay.epochs], "bytes": len(data)}
-
-
-def _shared_images(args, ckpt) -> np.ndarray:
-    """--with-images: the first test images, uint8 (N, C, H, W), in the order the checkpoint stored their codes."""
-    if ckpt.train_config is None or stored_codes_from_extras(ckpt.extras) is None:
-        raise UsageError(f"{args.path} stores no test codes to show images for; share it without --with-images.")
-    test = load_for(ckpt.train_config, "test", _data_dir_of(args, ckpt.train_config),
-                    image_shape=ckpt.model_config.image_shape)
-    return to_uint8(test.float_images()[:SHARED_CODES].numpy())
-
-
-def cmd_share(args) -> dict:
-    ckpt = ckpt_io.load(args.path)
-    images = _shared_images(args, ckpt) if args.with_images else None
-    try:
-        page = explorer_html(ckpt, images)
-    except NotShareable as e:
-        raise UsageError(str(e)) from None
-    out = Path(args.out)
-    if out.is_dir():
-        raise UsageError(f"--out {out} is a folder; give a file name ending in .html.")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(page, encoding="utf-8")
-    except OSError as e:
-        raise UsageError(f"Could not write {out} ({e.strerror or e}); pick a folder you can write to.") from None
-    return {"command": "share", "checkpoint": args.path, "html": str(out), "bytes": len(page.encode()),
-            "images": 0 if images is None else min(len(images), SHARED_CODES)}
-
-
-def _add_direction_parser(sub) -> None:
-    d = sub.add_parser("direction", help="an attribute vector between two groups of codes, and the walk along it",
-                       description="v = mean code of group B - mean code of group A, over the test set encoded here, "
-                                   "else over the codes the checkpoint stores.")
-    d.add_argument("path")
-    groups = d.add_mutually_exclusive_group(required=True)
-    groups.add_argument("--classes", nargs=2, metavar=("A", "B"), help="from class A to class B (names or numbers)")
-    groups.add_argument("--factor", metavar="NAME", help="from a known factor's low third to its high third "
-                        "(shapes: shape, scale, rotation, x, y, and hue in colour; CelebA: smiling, male, ...)")
-    d.add_argument("--steps", default="8", help="pictures in the walk, from A's mean code (alpha 0) to B's (alpha 1); "
-                                                "2-64, default 8")
-    d.add_argument("--png", default=None, help="write the decoded walk as one strip of pictures")
-    d.add_argument("--data-dir", default=None)
-    d.add_argument("--json", action="store_true")
-
-
-def _direction_codes(args, ckpt) -> tuple[np.ndarray, np.ndarray, dict, str]:
-    """Posterior means (N, D), labels and factors of the test set encoded here, else of the codes the checkpoint
-    stores, and which of the two it was ("encoded" or "stored")."""
-    try:
-        test = _test_split(args, ckpt)
-    except DatasetUnavailable:
-        stored = stored_codes_from_extras(ckpt.extras)
-        if stored is None:
-            raise
-        return stored.mu, stored.labels, stored.factors, "stored"
-    mu, _ = encode_dataset(ckpt.model, test.float_images())
-    return mu, test.labels.numpy(), {k: v.numpy() for k, v in test.factors.items()}, "encoded"
-
-
-def _direction_groups(args, ckpt, labels, factors) -> tuple[str, str, np.ndarray, np.ndarray]:
-    """The names of groups A and B and their (N,) masks, from --classes or --factor."""
-    if args.classes:
-        a, b = (class_index(ckpt.class_names, c) for c in args.classes)
-        return ckpt.class_names[a], ckpt.class_names[b], *class_groups(labels, a, b)
-    return f"low {args.factor}", f"high {args.factor}", *factor_groups(factors, args.factor)
-
-
-def cmd_direction(args) -> dict:
-    steps = _int_arg("--steps", args.steps, 2, 64)
-    ckpt = ckpt_io.load(args.path)
-    mu, labels, factors, source = _direction_codes(args, ckpt)
-    try:
-        name_a, name_b, in_a, in_b = _direction_groups(args, ckpt, labels, factors)
-        v = attribute_vector(mu, in_a, in_b)
-        cosines = _factor_cosines(mu, factors, args.factor, v) if args.factor else None
-    except DirectionError as e:
-        raise UsageError(str(e)) from None
-    alphas = np.linspace(0.0, 1.0, steps)
-    if args.png:
-        _write_walk(Path(args.png), decode_walk(ckpt.model, mu[in_a].mean(axis=0), v, alphas))
-    result = {"command": "direction", "checkpoint": args.path, "codes": source, "from": name_a, "to": name_b,
-              "group_sizes": [int(in_a.sum()), int(in_b.sum())], "vector": v.tolist(), "norm": float(np.linalg.norm(v)),
-              "alphas": alphas.tolist(), "png": args.png}
-    if cosines is not None:
-        result["cosines"] = cosines
-    return result
-
-
-def _factor_cosines(mu: np.ndarray, factors: dict, name: str, v: np.ndarray) -> dict[str, float]:
-    """The cosine of factor `name`'s vector v with every other varying factor's vector (near 0 when the model
-    keeps the factors apart)."""
-    others = {k: w for k, w in factor_vectors(mu, factors).items() if k.lower() != name.lower()}
-    if not others:
-        return {}
-    return dict(zip(others, map(float, compare_directions({**others, name: v}).cosines[-1, :-1])))
-
-
-def _write_walk(out: Path, pictures: np.ndarray) -> None:
-    """The walk's pictures (S, H, W[, 3]) side by side, enlarged to at least 84 px tall, as a PNG file."""
-    strip = tile_images(pictures[None], gap=2)
-    data = png_bytes(upscale_nearest(strip, max(1, -(-84 // pictures.shape[1]))))
-    if out.is_dir():
-        raise UsageError(f"--png {out} is a folder; give a file name ending in .png.")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_bytes(data)
-    except OSError as e:
-        raise UsageError(f"Could not write {out} ({e.strerror or e}); pick a folder you can write to.") from None
 
 
 def cmd_list(args) -> dict:
@@ -512,7 +343,7 @@ def _print_human(result: dict) -> None:
     elif result["command"] == "share":
         print(f"Wrote {result['html']} ({result['bytes'] / 1e6:.1f} MB): open it in any browser, from disk, offline.")
     elif result["command"] == "direction":
-        _print_direction(result)
+        print_direction(result)
     elif result["command"] == "eval":
         iw = f", IW log-likelihood ({result['iw_samples']} samples) {result['iw_ll']:.2f}" if result["iw_ll"] is not None else ""
         print(f"{result['checkpoint']}: test -ELBO {result['test_elbo']:.2f} {_unit(result)} "
@@ -523,19 +354,6 @@ def _print_human(result: dict) -> None:
             print(f"MIG {result['mig']:.3f} over {result['test_images']:,} test codes. Per factor: "
                   + "; ".join(f"{f} gap {g:.3f} (z{result['best_dimension'][f]}), probe R^2 {result['probe_r2'][f]:.3f}"
                               for f, g in result["mig_per_factor"].items()) + ".")
-
-
-def _print_direction(result: dict) -> None:
-    where = "the test set encoded here" if result["codes"] == "encoded" else "the codes stored with the checkpoint"
-    a, b = result["group_sizes"]
-    print(f"v({result['from']} -> {result['to']}): length {result['norm']:.3f}, from {a:,} codes of {result['from']} "
-          f"and {b:,} of {result['to']} ({where}).")
-    if "cosines" in result:
-        print("Cosine with the other factors' vectors: "
-              + "; ".join(f"{k} {c:+.2f}" for k, c in result["cosines"].items()) + ".")
-    if result["png"]:
-        print(f"Wrote {result['png']}: {len(result['alphas'])} steps from {result['from']}'s mean code to "
-              f"{result['to']}'s.")
 
 
 def _check_paths(args) -> None:
@@ -554,7 +372,7 @@ def _check_paths(args) -> None:
 
 def _check_output(out: Path, force: bool) -> None:
     """The checkpoint train will write: its folder must take a file, and a shipped default is kept."""
-    shipped = (Path(__file__).resolve().parents[1] / "checkpoints").resolve()
+    shipped = (Path(__file__).resolve().parents[2] / "checkpoints").resolve()
     target = out.expanduser().resolve()
     if target.parent == shipped and target.name.startswith("default-") and not force:
         raise UsageError(f"{out} is a shipped default model; choose another --out, or pass --force to overwrite it.")
