@@ -17,6 +17,11 @@ from vae.config import ModelConfig, TrainConfig
 from vae.data import InMemoryDataset
 from vae.training.trainer import Trainer
 
+# Under pytest-xdist (README's test command runs the tests outside tests/e2e on two workers, one per core) each
+# worker's torch keeps to one thread, so the two do not fight over both cores.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 

@@ -63,6 +63,15 @@ def app_server(tmp_path_factory) -> AppServer:
         yield server
 
 
+def pytest_collection_modifyitems(config, items):
+    """Every test in tests/e2e is a browser test (README's test command runs them apart, after the others), whether
+    or not its module says so."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(item.path).parents:
+            item.add_marker(pytest.mark.e2e)
+
+
 # --- the browser ------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
