@@ -15,7 +15,7 @@ from vae import checkpoint as ckpt_io
 
 from .conftest import assert_clean, wait_for_app_idle, wait_until
 from .test_colour import doc_screenshot
-from .test_latent_pad import PAD, pad_state
+from .test_latent_pad import pad_state
 from .test_teacher_loop import go, main_text
 
 pytestmark = pytest.mark.e2e
