@@ -15,14 +15,14 @@ import streamlit as st
 from pages.ui.direction_groups import selection_groups
 from pages.ui.encodings import encoded_test_set
 from pages.ui.explore import EXPLORE_CODES, PAD_LIMIT, explore_page, live_fragment
-from pages.ui.latent_pad import browser_decoding, browser_encoder, latent_pad
+from pages.ui.latent_pad import browser_decoder, browser_encoder, latent_pad
 from vae.analysis.directions import (DirectionError, analogy, attribute_vector, class_groups, compare_directions,
                                      factor_groups, factor_vectors, group_mask, majority_label, nearest_labels,
                                      plane_of, walk_codes)
 from vae.analysis.disentangle import mutual_info_gap
 from vae.analysis.encoding import decode_codes
 from vae.browser.pad import PadCodes, PadDirection, pad_payload
-from vae.browser.programs import UnsupportedDecoder, decoder_program
+from vae.browser.programs import UnsupportedDecoder
 from vae.render.figures import cosine_figure, traversal_figure
 from vae.render.images import tile_images, to_uint8, upscale_factor, upscale_nearest
 from vae.render.palette import class_color
@@ -106,17 +106,15 @@ def draw_walk(view, v: np.ndarray, start: np.ndarray, alphas: np.ndarray, title:
 def draw_pad(view, encoded, v: np.ndarray, start: np.ndarray, name: str, alphas: tuple[float, float]) -> None:
     """The latent pad on the plane where v is longest, the other dimensions held at the start, with v as an arrow
     and α as a slider decoded in the page."""
-    try:
-        if not browser_decoding():
-            raise UnsupportedDecoder("VAE_BROWSER_DECODE is 0 on this server")
-        program = decoder_program(view.model)
-    except UnsupportedDecoder as e:
-        st.info(f"The walk above is all this page can show of this model: {e}.")
-        return
     dims = plane_of(v)
     key = (view.key, v.tobytes(), start.tobytes(), alphas, dims)
     kept = st.session_state.get("_dir_pad")
-    if kept is None or kept[0] != key:
+    if kept is None or kept[0] != key:  # the programs only for a new payload: a kept one's decoder runs here
+        try:
+            program = browser_decoder(view)
+        except UnsupportedDecoder as e:
+            st.info(f"The walk above is all this page can show of this model: {e}.")
+            return
         encoder, note = browser_encoder(view)
         n = min(PAD_CODES, len(encoded.mu))
         payload = pad_payload(view.model, program, model_key=view.key, dims=dims, base=start,

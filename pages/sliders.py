@@ -20,13 +20,13 @@ from pages.ui.class_legend import class_legend
 from pages.ui.downloads import explorer_download
 from pages.ui.encodings import data_source, encoded_test_set, stored_caption
 from pages.ui.explore import EXPLORE_CODES, PAD_LIMIT, explore_page, live_fragment, pick_dims
-from pages.ui.latent_pad import browser_decoding, browser_encoder, latent_pad
+from pages.ui.latent_pad import browser_decoder, browser_encoder, latent_pad
 from pages.ui.view_link import HOLD_IMAGE, show
 from vae.render.palette import class_color
 from vae.analysis.encoding import decode_codes, grid_codes
 from vae.render.images import to_uint8, upscale_factor, upscale_nearest
 from vae.browser.pad import PadCodes, Posterior, pad_payload, server_posterior, thumbnail_sprite, unpack
-from vae.browser.programs import UnsupportedDecoder, decoder_program
+from vae.browser.programs import UnsupportedDecoder
 from vae.render.pictures import MarkablePanel, scatter_panel
 
 LIMIT = PAD_LIMIT  # the plane and the sliders span +/- 4 prior standard deviations
@@ -183,9 +183,7 @@ def draw(view) -> None:
     encoded = encoded_test_set(view, EXPLORE_CODES)
     base, held = held_code(view, encoded, dims)
     try:
-        if not browser_decoding():
-            raise UnsupportedDecoder("VAE_BROWSER_DECODE is 0 on this server")
-        program = decoder_program(view.model)
+        program = browser_decoder(view)
     except UnsupportedDecoder as e:
         st.info(f"This model's picture is drawn on the server, when you release a slider: {e}.")
         draw_server_sliders(view, encoded, dims, base, held)

@@ -16,7 +16,8 @@ import os
 import streamlit as st
 
 from vae.browser.pad import PAD_CSS, pad_js
-from vae.browser.programs import Program, UnsupportedEncoder, encoder_program
+from vae.browser.programs import (Program, UnsupportedDecoder, UnsupportedEncoder, decoder_program,
+                                  encoder_program)
 
 # Inline source, not paths: st.components.v2 resolves paths only under a packaged component's asset_dir.
 _component = st.components.v2.component(
@@ -34,10 +35,13 @@ def latent_pad(payload: bytes, key: str) -> tuple[dict | None, dict | None]:
     return result.point, result.input
 
 
-def browser_decoding() -> bool:
-    """False when the server sets VAE_BROWSER_DECODE=0: the picture is then drawn on the server, as before
-    the pad (for a browser that cannot run it, or to compare the two)."""
-    return os.environ.get("VAE_BROWSER_DECODE", "1").strip() != "0"
+def browser_decoder(view) -> Program:
+    """The decoder's program for the page; UnsupportedDecoder, saying why, when the server sets
+    VAE_BROWSER_DECODE=0 (the picture is then drawn on the server, as before the pad: for a browser that cannot
+    run it, or to compare the two) or the page cannot run this decoder."""
+    if os.environ.get("VAE_BROWSER_DECODE", "1").strip() == "0":
+        raise UnsupportedDecoder("VAE_BROWSER_DECODE is 0 on this server")
+    return decoder_program(view.model)
 
 
 def browser_encoder(view) -> tuple[Program | None, str]:

@@ -12,6 +12,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -70,6 +71,19 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if here in Path(item.path).parents:
             item.add_marker(pytest.mark.e2e)
+
+
+def local_only(refused: list[str]):
+    """A context.route handler for a classroom's dead network: requests to 127.0.0.1 (and data: and blob: URLs)
+    go through; any other fails as a disconnected network would, its URL appended to `refused`."""
+    def route(r):
+        if urlsplit(r.request.url).hostname == "127.0.0.1" or r.request.url.startswith(("data:", "blob:")):
+            r.continue_()
+        else:
+            refused.append(r.request.url)
+            r.abort("internetdisconnected")
+
+    return route
 
 
 # --- the browser ------------------------------------------------------------------------------------

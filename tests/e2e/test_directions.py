@@ -4,14 +4,13 @@ move; two groups lassoed on the Latent scatter make a direction too. Writes docs
 from __future__ import annotations
 
 import time
-from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
 
 from bench.harness import ROOT, serve_app
 
-from .conftest import assert_clean, require_browser, wait_for_app_idle, wait_until
+from .conftest import assert_clean, local_only, require_browser, wait_for_app_idle, wait_until
 from .test_colour import doc_screenshot
 from .test_encoder_panel import SEVEN, _stroke
 from .test_teacher_loop import MAIN, go, main_text, plot_drawn
@@ -36,14 +35,7 @@ def foreign():
 
 @pytest.fixture(scope="module")
 def page(open_page, foreign):
-    def route(r):
-        if urlsplit(r.request.url).hostname == "127.0.0.1" or r.request.url.startswith(("data:", "blob:")):
-            r.continue_()
-        else:
-            foreign.append(r.request.url)
-            r.abort("internetdisconnected")
-
-    return open_page("", before=lambda context, _tab: context.route("**/*", route))
+    return open_page("", before=lambda context, _tab: context.route("**/*", local_only(foreign)))
 
 
 def choose(page, label: str, option: str) -> None:

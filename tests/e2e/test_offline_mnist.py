@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -18,7 +17,7 @@ import pytest
 
 from bench.harness import DEFAULT_SHAPES, ROOT, serve_app
 
-from .conftest import assert_clean, require_browser, wait_for_app_idle, wait_until
+from .conftest import assert_clean, local_only, require_browser, wait_for_app_idle, wait_until
 from .test_colour import DOC_SHOTS, click_scatter_point_and_wait, doc_screenshot
 from .test_encoder_panel import _stroke
 from .test_latent_pad import PAD
@@ -50,14 +49,7 @@ def blocked():
 @pytest.fixture(scope="module")
 def page(open_page, blocked):
     """A fresh tab whose requests outside 127.0.0.1 fail, as on a classroom's dead network."""
-    def route(r):
-        if urlsplit(r.request.url).hostname == "127.0.0.1" or r.request.url.startswith(("data:", "blob:")):
-            r.continue_()
-        else:
-            blocked.append(r.request.url)
-            r.abort("internetdisconnected")
-
-    return open_page("", before=lambda context, _tab: context.route("**/*", route))
+    return open_page("", before=lambda context, _tab: context.route("**/*", local_only(blocked)))
 
 
 def sidebar_card(page) -> str:

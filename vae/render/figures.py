@@ -263,32 +263,28 @@ def label_map_trace(xs: np.ndarray, ys: np.ndarray, grid_labels: np.ndarray, cla
     )
 
 
-def selected_index(selection: dict | None) -> int | None:
-    """The customdata id of the first chosen point in st.plotly_chart's selection state, or None.
+def _point_id(point: dict) -> int | None:
+    """A chosen point's customdata id: a scalar, or a list whose first entry is the id; None without one (the
+    prior circles) or for one that is not a whole number."""
+    data = point.get("customdata")
+    if isinstance(data, (list, tuple)):
+        data = data[0] if data else None
+    try:
+        return None if data is None else int(data)
+    except (TypeError, ValueError):
+        return None
 
-    Points arrive as dicts (streamlit's snake_case keys); customdata is a scalar, or a list whose
-    first entry is the id. Points without customdata (the prior circles) are skipped.
-    """
-    for point in (selection or {}).get("points", []) or []:
-        data = point.get("customdata")
-        if isinstance(data, (list, tuple)):
-            data = data[0] if data else None
-        if data is not None:
-            try:
-                return int(data)
-            except (TypeError, ValueError):
-                continue
-    return None
+
+def selected_index(selection: dict | None) -> int | None:
+    """The customdata id of the first chosen point in st.plotly_chart's selection state, or None. Points arrive
+    as dicts (streamlit's snake_case keys); points without an id are skipped."""
+    return next(iter(selected_indices(selection)), None)
 
 
 def selected_indices(selection: dict | None) -> list[int]:
     """The customdata ids of every chosen point (a lasso or box selection), in order, each once."""
-    chosen: dict[int, None] = {}
-    for point in (selection or {}).get("points", []) or []:
-        index = selected_index({"points": [point]})
-        if index is not None:
-            chosen[index] = None
-    return list(chosen)
+    ids = (_point_id(point) for point in (selection or {}).get("points", []) or [])
+    return list(dict.fromkeys(i for i in ids if i is not None))
 
 
 def _png_uri(image: np.ndarray) -> str:
